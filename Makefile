@@ -1,0 +1,47 @@
+# Everything needs only python3, make and git: the first target run builds .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NB     := notebooks
+
+.PHONY: quickstart test lint format bench lab clean
+
+## Run notebooks/quickstart.ipynb headless against a fresh store; print its run table.
+quickstart: $(STAMP)
+	rm -rf $(NB)/.nbtrack
+	JPY_SESSION_NAME=$(CURDIR)/$(NB)/quickstart.ipynb $(BIN)/jupyter nbconvert --to notebook \
+	  --execute $(NB)/quickstart.ipynb --output quickstart.executed.ipynb \
+	  --ExecutePreprocessor.timeout=600
+	$(BIN)/jupyter nbconvert --to html $(NB)/quickstart.executed.ipynb --output quickstart.executed
+	@echo "executed notebook: $(NB)/quickstart.executed.ipynb (HTML: $(NB)/quickstart.executed.html)"
+	$(BIN)/nbtrack --store $(NB)/.nbtrack runs
+
+## Run the whole test suite (kernels, notebooks, MLflow differential, crash tests).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+## Side-by-side benchmarks against MLflow (sqlite); prints medians and ratios.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_core.py
+
+## Open the notebooks in JupyterLab.
+lab: $(STAMP)
+	cd $(NB) && ../$(BIN)/jupyter lab
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(NB)/.nbtrack $(NB)/*.executed.* .pytest_cache

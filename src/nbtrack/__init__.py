@@ -1,0 +1,174 @@
+"""nbtrack: experiment tracking that lives inside Jupyter.
+
+In a notebook::
+
+    %load_ext nbtrack
+    %track experiment churn
+
+    %%track --name rf-baseline --metrics acc
+    n_estimators = 200            # literal assignments become params
+    acc = fit_and_score(n_estimators)
+
+Anywhere, with MLflow's names (``import nbtrack as mlflow`` works)::
+
+    import nbtrack
+    with nbtrack.start_run(run_name="baseline"):
+        nbtrack.log_param("lr", 0.1)
+        for epoch in range(10):
+            nbtrack.log_metric("loss", 1 / (epoch + 1), step=epoch)
+    nbtrack.search_runs("metrics.loss < 0.2")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbtrack.entities import (
+    Experiment,
+    Metric,
+    MetricHistory,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from nbtrack.errors import MlflowException, NbtrackError
+from nbtrack.tracking.fluent import (
+    ActiveRun,
+    active_run,
+    create_experiment,
+    delete_experiment,
+    delete_run,
+    delete_tag,
+    end_run,
+    flush,
+    get_artifact_uri,
+    get_experiment,
+    get_experiment_by_name,
+    get_metric_history,
+    get_run,
+    get_tracking_uri,
+    last_active_run,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    restore_experiment,
+    restore_run,
+    search_experiments,
+    search_runs,
+    set_experiment,
+    set_experiment_tag,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+    status,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActiveRun",
+    "Experiment",
+    "Metric",
+    "MetricHistory",
+    "MlflowException",
+    "NbtrackError",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "ViewType",
+    "__version__",
+    "active_run",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "delete_tag",
+    "doctor",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_metric_history",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "load_ipython_extension",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "restore_experiment",
+    "restore_run",
+    "run_details",
+    "runs_table",
+    "search_experiments",
+    "search_runs",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+    "status",
+    "track_cells",
+    "unload_ipython_extension",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbtrack``."""
+    from nbtrack.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from nbtrack.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def track_cells(on: bool = True) -> None:
+    """``%track on|off``: while on, each cell that logs something is a child run."""
+    from nbtrack.magics import track_cells as track
+
+    track(on)
+
+
+def runs_table(filter_string: str = "", **kwargs: Any) -> Any:
+    """``%track runs FILTER``: a table of the active experiment's runs."""
+    from nbtrack.widgets import runs_table as table
+
+    return table(filter_string, **kwargs)
+
+
+def run_details(run: str) -> Any:
+    """``%track show RUN``: one run in full, including the cell that made it."""
+    from nbtrack.widgets import run_details as details
+
+    return details(run)
+
+
+def doctor(rebuild: bool = False, progress: bool = True) -> Any:
+    """Check the current store, mend what is safe, report the rest (``nbtrack doctor``)."""
+    from nbtrack.store import doctor as check
+    from nbtrack.tracking.fluent import _store
+
+    return check(_store(), rebuild_catalog=rebuild, progress=progress)

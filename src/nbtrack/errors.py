@@ -1,0 +1,62 @@
+"""The exceptions nbtrack raises, one hierarchy for the whole package.
+
+::
+
+    NbtrackError (alias MlflowException)
+    ├── InvalidParameterError      bad key, value or argument; nothing was written  (ValueError)
+    │   └── InvalidFilterError     a search filter or order_by that does not parse
+    ├── NotFoundError              unknown run, experiment, artifact  (LookupError)
+    ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
+    └── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+
+Each carries an MLflow-style ``error_code`` so code written against MLflow's
+``MlflowException.error_code`` keeps working.
+"""
+
+from __future__ import annotations
+
+INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
+RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
+BAD_REQUEST = "BAD_REQUEST"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class NbtrackError(Exception):
+    """Base class of every error nbtrack raises on purpose."""
+
+    error_code = INTERNAL_ERROR
+
+    def __init__(self, message: str, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if error_code is not None:
+            self.error_code = error_code
+
+
+class InvalidParameterError(NbtrackError, ValueError):
+    """An argument broke a rule; the message names the key or value and the rule."""
+
+    error_code = INVALID_PARAMETER_VALUE
+
+
+class InvalidFilterError(InvalidParameterError):
+    """A search filter or order_by clause that does not parse or type-check."""
+
+
+class NotFoundError(NbtrackError, LookupError):
+    """A run, experiment or artifact that does not exist in this store."""
+
+    error_code = RESOURCE_DOES_NOT_EXIST
+
+
+class RunStateError(NbtrackError):
+    """The call does not fit the current run state, e.g. a second active run."""
+
+    error_code = BAD_REQUEST
+
+
+class StoreError(NbtrackError):
+    """The store on disk cannot be used as asked (lock timeout, unknown schema)."""
+
+
+MlflowException = NbtrackError

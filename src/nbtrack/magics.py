@@ -1,0 +1,304 @@
+"""The IPython extension: ``%%track`` makes a cell a run; ``%track`` manages tracking.
+
+Each line magic has a Python equivalent (``nbtrack.status()``, ``set_experiment``,
+``set_tracking_uri``, ``track_cells``, ``runs_table``), so scripts need no magic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import numbers
+import shlex
+import traceback
+import warnings
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display
+
+from nbtrack.capture.notebook import notebook_path
+from nbtrack.capture.params import literal_assignments
+from nbtrack.tracking import fluent
+from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
+from nbtrack.widgets.static import StaticView, run_card_html, run_card_text
+
+_LINE_USAGE = """\
+%track                         status: store, experiment, active run
+%track experiment NAME         set (and create) the active experiment
+%track store PATH              use the store in PATH
+%track on | off                make every cell that logs something a child run
+%track runs [FILTER]           table of runs matching an MLflow filter
+%track show RUN                one run in detail (RUN: id, id prefix, name or 'last')"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit
+        raise UsageError(f"%%track: {message}\n{self.format_usage()}")
+
+
+def _cell_parser() -> _Parser:
+    parser = _Parser(prog="%%track", add_help=False)
+    parser.add_argument("--name", help="run name")
+    parser.add_argument("--experiment", help="experiment for this run")
+    parser.add_argument("--tag", action="append", default=[], metavar="K=V")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V")
+    parser.add_argument("--metrics", default="", metavar="A,B", help="names logged after")
+    parser.add_argument("--no-params", action="store_true", help="no params from the code")
+    return parser
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"%%track {option} expects KEY=VALUE, got {item!r}.")
+        pairs[key.strip()] = value
+    return pairs
+
+
+@magics_class
+class TrackMagics(Magics):
+    """``%track`` / ``%%track``; holds the per-kernel state of cell tracking."""
+
+    def __init__(self, shell) -> None:
+        super().__init__(shell)
+        self.cell_id: str | None = None
+        self.cell_source = ""
+        self.execution_count = 0
+        self.cells_tracked = False
+        self._session_run: fluent.ActiveRun | None = None
+        self._cell_run: fluent.ActiveRun | None = None
+
+    # -- events -----------------------------------------------------------------------
+
+    def pre_run_cell(self, info) -> None:
+        self.cell_id = getattr(info, "cell_id", None)
+        self.cell_source = getattr(info, "raw_cell", "") or ""
+        # IPython counts the cell before running it, so read the number now.
+        self.execution_count = self.shell.execution_count
+
+    def post_run_cell(self, result) -> None:
+        run, self._cell_run = self._cell_run, None
+        if run is not None and fluent.active_run() is run:
+            error = result.error_in_exec or result.error_before_exec
+            fluent.end_run(_status_for(error))
+        fluent.flush_buffers()
+
+    # -- %%track -----------------------------------------------------------------------
+
+    @line_cell_magic
+    def track(self, line: str, cell: str | None = None) -> Any:
+        """Track a cell as a run (``%%track``), or manage tracking (``%track``)."""
+        __tracebackhide__ = True
+        if cell is None:
+            return self._line(line)
+        return self._track_cell(line, cell)
+
+    def _track_cell(self, line: str, cell: str) -> Any:
+        __tracebackhide__ = True
+        args = _cell_parser().parse_args(shlex.split(line))
+        run = self._start_cell_run(args, cell)
+        try:
+            value = self._execute(cell)
+        except BaseException as error:
+            self._finish_cell_run(run, args, cell, error)
+            raise
+        self._finish_cell_run(run, args, cell, None)
+        return value
+
+    def _start_cell_run(self, args: argparse.Namespace, cell: str) -> fluent.ActiveRun:
+        tags = _pairs(args.tag, "--tag")
+        params = _pairs(args.param, "--param")
+        experiment_id = None
+        if args.experiment:
+            experiment_id = fluent.set_experiment(args.experiment).experiment_id
+        parent = fluent.active_run() or self._session()
+        run = fluent.start_run(
+            run_name=args.name or _default_name(self.execution_count),
+            experiment_id=experiment_id,
+            nested=parent is not None,
+            parent_run_id=parent.run_id if parent is not None else None,
+            tags=tags,
+        )
+        run._store.append(run.run_id, [self._cell_record(cell)])
+        if params:
+            fluent.log_params(params)
+        return run
+
+    def _cell_record(self, cell: str) -> dict[str, Any]:
+        return {
+            "op": "cell",
+            "source": cell,
+            "execution_count": self.execution_count,
+            "cell_id": self.cell_id,
+            "notebook": notebook_path(),
+        }
+
+    def _execute(self, cell: str) -> Any:
+        """Run the cell body in the user namespace and return its last expression's value."""
+        __tracebackhide__ = True
+        shell = self.shell
+        code = shell.transform_cell(cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(code))
+        filename = shell.compile.cache(code, self.execution_count, raw_code=cell)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        namespace = shell.user_ns
+        exec(shell.compile(tree, filename, "exec"), shell.user_global_ns, namespace)
+        if last is not None:
+            return eval(shell.compile(last, filename, "eval"), shell.user_global_ns, namespace)
+        return None
+
+    def _finish_cell_run(self, run, args, cell: str, error: BaseException | None) -> None:
+        store = run._store
+        if not args.no_params:
+            _log_code_params(run, cell, skip=_names(args.metrics))
+        if error is None:
+            _log_named_metrics(self.shell.user_ns, args.metrics)
+        else:
+            store.append(run.run_id, _error_records(error))
+        fluent._end_run_and_children(run.run_id, _status_for(error))
+        row = store.get_run(run.run_id)
+        display(StaticView(run_card_html(row), run_card_text(row)))
+
+    # -- %track on|off ------------------------------------------------------------------
+
+    def track_cells(self, on: bool) -> None:
+        self.cells_tracked = on
+        fluent.set_run_factory(self._cell_run_factory if on else None)
+        if not on and self._session_run is not None:
+            session, self._session_run = self._session_run, None
+            session._store.finish_run(session.run_id, "FINISHED")
+
+    def _session(self) -> fluent.ActiveRun | None:
+        if not self.cells_tracked:
+            return None
+        if self._session_run is None:
+            session = fluent.start_run(run_name="notebook-session", tags={"nbtrack.session": "1"})
+            fluent._active.remove(session)  # the session is a parent, never the active run
+            self._session_run = session
+        return self._session_run
+
+    def _cell_run_factory(self) -> fluent.ActiveRun:
+        session = self._session()
+        run = fluent.start_run(
+            run_name=_default_name(self.execution_count), parent_run_id=session.run_id
+        )
+        run._store.append(run.run_id, [self._cell_record(self.cell_source)])
+        self._cell_run = run
+        return run
+
+    # -- %track ... ---------------------------------------------------------------------
+
+    def _line(self, line: str) -> Any:
+        words = shlex.split(line)
+        command, rest = (words[0], words[1:]) if words else ("", [])
+        if command == "":
+            return fluent.status()
+        if command in ("on", "off") and not rest:
+            self.track_cells(command == "on")
+            return fluent.status()
+        if command == "experiment" and len(rest) == 1:
+            experiment = fluent.set_experiment(rest[0])
+            print(f"experiment: {experiment.name} (id {experiment.experiment_id})")
+            return None
+        if command == "store" and len(rest) == 1:
+            fluent.set_tracking_uri(rest[0])
+            print(f"store: {fluent.get_tracking_uri()}")
+            return None
+        if command == "runs":
+            from nbtrack.widgets import runs_table
+
+            return runs_table(line.split(None, 1)[1] if rest else "")
+        if command == "show" and len(rest) == 1:
+            from nbtrack.widgets import run_details
+
+            return run_details(rest[0])
+        raise UsageError(f"%track: unknown command {line!r}.\n{_LINE_USAGE}")
+
+
+def _status_for(error: BaseException | None) -> str:
+    if error is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+
+
+def _default_name(execution_count: int) -> str:
+    return f"cell-{execution_count}"
+
+
+def _names(csv: str) -> list[str]:
+    return [name for name in (n.strip() for n in csv.split(",")) if name]
+
+
+def _log_code_params(run: fluent.ActiveRun, cell: str, skip: list[str]) -> None:
+    """Log the cell's literal assignments, except --metrics names and keys already logged."""
+    logged = run._store.get_run(run.run_id).get("params", {})
+    found = {
+        name: str(value)
+        for name, value in literal_assignments(cell).items()
+        if name not in logged and name not in skip and len(str(value)) <= MAX_PARAM_VALUE_LENGTH
+    }
+    if found:
+        run._store.log_params(run.run_id, found)
+
+
+def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
+    for name in _names(names):
+        if name not in namespace:
+            warnings.warn(
+                f"%%track --metrics: {name!r} is not defined after the cell.", stacklevel=2
+            )
+            continue
+        value = namespace[name]
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            fluent.log_metric(name, value)
+        else:
+            warnings.warn(
+                f"%%track --metrics: {name!r} is {type(value).__name__}, not a number; skipped.",
+                stacklevel=2,
+            )
+
+
+def _error_records(error: BaseException) -> list[dict[str, Any]]:
+    summary = f"{type(error).__name__}: {error}".strip().rstrip(":")
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return [
+        {"op": "set", "fields": {"error": summary[:1000]}},
+        {"op": "traceback", "text": text},
+    ]
+
+
+_magics: TrackMagics | None = None
+
+
+def load_ipython_extension(shell) -> None:
+    """``%load_ext nbtrack``: register the magics and the cell events."""
+    global _magics
+    if _magics is not None and _magics.shell is shell:
+        return
+    _magics = TrackMagics(shell)
+    shell.register_magics(_magics)
+    shell.events.register("pre_run_cell", _magics.pre_run_cell)
+    shell.events.register("post_run_cell", _magics.post_run_cell)
+
+
+def unload_ipython_extension(shell) -> None:
+    global _magics
+    if _magics is None:
+        return
+    _magics.track_cells(False)
+    shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
+    shell.events.unregister("post_run_cell", _magics.post_run_cell)
+    _magics = None
+
+
+def track_cells(on: bool = True) -> None:
+    """Python equivalent of ``%track on`` / ``%track off`` (needs a loaded extension)."""
+    if _magics is None:
+        raise UsageError("Run %load_ext nbtrack first; cell tracking needs the extension.")
+    _magics.track_cells(on)

@@ -1,0 +1,157 @@
+"""Append-only JSON-lines files: the journals that hold the truth of every run.
+
+A record is one ``orjson`` line ending in ``\\n``, written by a single ``os.write`` on a
+file opened with ``O_APPEND``, so earlier bytes are never rewritten and a crash can only
+leave the *last* line incomplete. Readers skip such a torn tail with a warning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+class TornRecordWarning(UserWarning):
+    """A journal ended in, or contained, a record that was not completely written."""
+
+
+def encode_float(value: float) -> float | str:
+    """JSON has no NaN or infinities (orjson would write ``null``), so spell them as strings."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def decode_float(value: float | str | None) -> float:
+    """Undo :func:`encode_float`."""
+    return _NONFINITE[value] if type(value) is str else value
+
+
+def encode_floats(values: list[float] | tuple[float, ...]) -> list[float | str] | None:
+    """Return ``values`` with non-finite entries spelled out, or None when all are finite."""
+    # A sum is finite only if every term is (overflow just takes the slow path), and it
+    # runs in C: the common all-finite batch costs one pass and no allocation.
+    if math.isfinite(sum(values)):
+        return None
+    return [encode_float(v) for v in values]
+
+
+def dumps(record: dict[str, Any]) -> bytes:
+    """Serialize one record as a journal line."""
+    return orjson.dumps(record) + b"\n"
+
+
+class Journal:
+    """An append-only record file, opened for writing.
+
+    Parameters
+    ----------
+    path
+        The file; created if missing. Call :func:`repair_tail` first when an earlier
+        writer may have crashed mid-record, so new records never follow a broken line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._write(dumps(record))
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._write(b"".join(dumps(r) for r in records))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # os.write may write less than asked for large buffers
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def sync(self) -> None:
+        """Make every appended record durable (survives power loss, not only a crash)."""
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: str | os.PathLike[str], prefix: bytes | None = None) -> Iterator[dict]:
+    """Yield the complete records of a journal, warning about and skipping broken ones.
+
+    ``prefix``, when given, skips lines that do not start with it before parsing them,
+    which lets a reader pick one kind of record out of a large journal cheaply.
+    """
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below; generator keeps it open
+    except FileNotFoundError:
+        return
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                _warn_torn(path, number, "an incomplete last record (crash mid-write)")
+                return
+            if prefix is not None and not line.startswith(prefix):
+                continue
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                _warn_torn(path, number, "a record that is not valid JSON")
+
+
+def valid_length(data: bytes) -> int:
+    """The length of the prefix of ``data`` made of complete lines."""
+    return data.rfind(b"\n") + 1
+
+
+def repair_tail(path: str | os.PathLike[str]) -> None:
+    """Cut an incomplete last record off a journal nobody is writing to right now."""
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            # Find the last newline by reading backwards in blocks; records are small.
+            end = size
+            while end > 0:
+                start = max(0, end - 65536)
+                handle.seek(start)
+                block = handle.read(end - start)
+                cut = block.rfind(b"\n")
+                if cut >= 0:
+                    handle.truncate(start + cut + 1)
+                    break
+                end = start
+            else:
+                handle.truncate(0)
+            _warn_torn(path, None, "an incomplete last record, which was removed")
+    except FileNotFoundError:
+        return
+
+
+def _warn_torn(path: object, line: int | None, what: str) -> None:
+    where = f" at line {line}" if line is not None else ""
+    warnings.warn(
+        f"journal {path}{where} has {what}; it was skipped. Earlier records are intact.",
+        TornRecordWarning,
+        stacklevel=3,
+    )

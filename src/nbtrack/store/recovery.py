@@ -1,0 +1,206 @@
+"""Checking and mending a store: dead runs, a lagging catalog, torn journals, a full rebuild.
+
+The journals are the truth and the catalog is derived from them, so every repair here
+re-derives catalog rows from journals; nothing rewrites a journal except cutting off a
+torn last record of a run whose writer is gone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbtrack.store.artifacts import sha256_file
+from nbtrack.store.journal import read_records, repair_tail
+from nbtrack.store.procs import is_alive
+from nbtrack.store.records import to_patch
+from nbtrack.store.rows import apply_patch
+
+if TYPE_CHECKING:
+    from nbtrack.store.store import Store
+
+
+@dataclass
+class DoctorReport:
+    """What :func:`doctor` found and did."""
+
+    runs_checked: int = 0
+    indexed: list[str] = field(default_factory=list)  # journals the catalog lacked
+    orphan_rows: list[str] = field(default_factory=list)  # catalog rows without a journal
+    drifted: list[str] = field(default_factory=list)  # rows that differ from their journal
+    torn: list[str] = field(default_factory=list)  # journals with a torn last record
+    killed: list[str] = field(default_factory=list)  # RUNNING runs whose process died
+    unverifiable: list[str] = field(default_factory=list)  # RUNNING on another host
+    artifact_problems: list[str] = field(default_factory=list)
+    rebuilt: bool = False
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is left that needs a human or ``--rebuild``."""
+        return not (self.orphan_rows or self.drifted or self.artifact_problems)
+
+    def __str__(self) -> str:
+        lines = [f"checked {self.runs_checked} runs"]
+        for label, items in [
+            ("indexed runs the catalog was missing", self.indexed),
+            ("marked KILLED (their process is gone)", self.killed),
+            ("mended torn last journal records", self.torn),
+            ("still RUNNING on another host (cannot verify)", self.unverifiable),
+            ("catalog rows without a journal", self.orphan_rows),
+            ("catalog rows that differ from their journal", self.drifted),
+            ("artifact problems", self.artifact_problems),
+        ]:
+            if items:
+                lines.append(f"{label}: {len(items)}")
+                lines.extend(f"  {item}" for item in items[:20])
+                if len(items) > 20:
+                    lines.append(f"  ... and {len(items) - 20} more")
+        if self.rebuilt:
+            lines.append("catalog rebuilt from the journals")
+        if not self.healthy:
+            lines.append("run `nbtrack doctor --rebuild` to re-derive the catalog")
+        else:
+            lines.append("store is healthy")
+        return "\n".join(lines)
+
+
+def fold_run(store: Store, run_id: str) -> dict[str, Any] | None:
+    """A run's catalog row, derived from its journal alone (None if it has no create)."""
+    row: dict[str, Any] = {}
+    for record in read_records(store.journal_path(run_id)):
+        patch = to_patch(record)
+        if patch is not None:
+            apply_patch(row, patch)
+    if "run_id" not in row:
+        return None
+    row["artifact_uri"] = store.artifact_uri(run_id)
+    return row
+
+
+def fold_experiments(store: Store) -> dict[str, dict[str, Any]]:
+    experiments: dict[str, dict[str, Any]] = {}
+    for record in read_records(store.experiments_journal):
+        apply_patch(experiments.setdefault(record["id"], {}), record["patch"])
+    return experiments
+
+
+def index_run(store: Store, run_id: str) -> None:
+    """Put a run the catalog does not know (its process died before committing) in it."""
+    row = fold_run(store, run_id)
+    if row is not None:
+        store.catalog.stage("runs", run_id, {"set": row})
+        store.catalog.commit()
+
+
+def reap_dead_runs(store: Store) -> list[str]:
+    """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids."""
+    killed = []
+    for row in store.runs():
+        if row.get("status") != "RUNNING" or store.writer(row["run_id"]) is not None:
+            continue
+        if is_alive(row.get("process")) is False:
+            run_id = row["run_id"]
+            try:  # the last moment the dead process wrote anything
+                end_time = int(os.stat(store.journal_path(run_id)).st_mtime * 1000)
+            except FileNotFoundError:
+                end_time = None
+            store.finish_run(run_id, "KILLED", end_time=end_time)
+            killed.append(run_id)
+    return killed
+
+
+def rebuild(store: Store, progress: bool = True) -> int:
+    """Re-derive the whole catalog from the journals; return the number of runs indexed."""
+    from tqdm.auto import tqdm
+
+    with store.lock:
+        store.flush(durable=False)
+        runs = {}
+        run_ids = store.run_ids_on_disk()
+        for run_id in tqdm(run_ids, desc="rebuilding catalog", unit="run", disable=not progress):
+            row = fold_run(store, run_id)
+            if row is not None:
+                runs[run_id] = row
+        store.catalog.write({"experiments": fold_experiments(store), "runs": runs})
+    return len(runs)
+
+
+def doctor(store: Store, rebuild_catalog: bool = False, progress: bool = True) -> DoctorReport:
+    """Check a store, mend what is safe to mend, and report the rest."""
+    from tqdm.auto import tqdm
+
+    report = DoctorReport()
+    on_disk = set(store.run_ids_on_disk())
+    indexed = {row["run_id"]: row for row in store.runs()}
+    report.orphan_rows = sorted(set(indexed) - on_disk)
+    for run_id in tqdm(sorted(on_disk), desc="checking runs", unit="run", disable=not progress):
+        report.runs_checked += 1
+        _check_run(store, run_id, indexed.get(run_id), report)
+    report.killed = reap_dead_runs(store)
+    report.unverifiable = [
+        r["run_id"]
+        for r in store.runs()
+        if r.get("status") == "RUNNING"
+        and store.writer(r["run_id"]) is None
+        and is_alive(r.get("process")) is None
+    ]
+    if rebuild_catalog:
+        rebuild(store, progress=progress)
+        report.rebuilt, report.orphan_rows, report.drifted = True, [], []
+    return report
+
+
+def _check_run(store: Store, run_id: str, row: dict | None, report: DoctorReport) -> None:
+    journal = store.journal_path(run_id)
+    if _has_torn_tail(journal) and (
+        store.writer(run_id) is None and (row is None or is_alive(row.get("process")) is False)
+    ):
+        repair_tail(journal)
+        report.torn.append(run_id)
+    folded = fold_run(store, run_id)
+    if folded is None:
+        return
+    if row is None:
+        index_run(store, run_id)
+        report.indexed.append(run_id)
+    elif _summary(folded) != _summary(row) and store.writer(run_id) is None:
+        report.drifted.append(run_id)
+    report.artifact_problems.extend(_check_artifacts(store, run_id))
+
+
+def _summary(row: dict[str, Any]) -> tuple:
+    metrics = {k: tuple(v) for k, v in row.get("metrics", {}).items() if v[0] == v[0]}
+    keys = ("status", "lifecycle_stage", "end_time", "run_name")
+    return (
+        tuple(row.get(k) for k in keys),
+        row.get("params", {}),
+        row.get("tags", {}),
+        metrics,
+    )
+
+
+def _has_torn_tail(path: os.PathLike[str]) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            handle.seek(size - 1)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def _check_artifacts(store: Store, run_id: str) -> list[str]:
+    problems = []
+    entries = {}
+    for record in read_records(store.journal_path(run_id), prefix=b'{"op":"artifact"'):
+        entries[record["path"]] = record
+    for path, entry in entries.items():
+        file = store.artifact_dir(run_id) / path
+        if not file.is_file():
+            problems.append(f"{run_id}: artifact {path} is missing")
+        elif sha256_file(file) != entry["sha256"]:
+            problems.append(f"{run_id}: artifact {path} changed since it was logged")
+    return problems

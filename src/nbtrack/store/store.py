@@ -1,0 +1,414 @@
+"""The store: a folder of per-run journals (the truth) indexed by a TinyDB catalog.
+
+::
+
+    <root>/
+      catalog.json, catalog.log   the index (see catalog.py); rebuildable from the rest
+      experiments.jsonl           experiment records, appended under the store lock
+      runs/<run_id>/journal.jsonl every record of one run, append-only
+      runs/<run_id>/artifacts/    the run's files
+      store.lock                  the inter-process lock
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from array import array
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tinydb import TinyDB
+from tinydb.table import Table
+
+from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
+from nbtrack.store import artifacts, recovery
+from nbtrack.store.catalog import CatalogStorage
+from nbtrack.store.journal import Journal, read_records, repair_tail
+from nbtrack.store.locking import StoreLock
+from nbtrack.store.procs import current_process, is_alive
+from nbtrack.store.records import Point, metric_records, metric_values, to_patch
+from nbtrack.store.writer import Flusher, RunWriter
+
+RUNS = "runs"
+EXPERIMENTS = "experiments"
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+JOURNAL_NAME = "journal.jsonl"
+ACTIVE, DELETED = "active", "deleted"
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+class _StrIdTable(Table):
+    document_id_class = str  # run ids and experiment ids are strings
+
+
+class Store:
+    """Open (creating if needed) the store in ``root``.
+
+    Opening a store on the host where a RUNNING run's process has died marks that
+    run KILLED, so a crashed kernel never leaves a run that looks alive.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        (self.root / RUNS).mkdir(parents=True, exist_ok=True)
+        self.lock = StoreLock(self.root / "store.lock")
+        self.catalog = CatalogStorage(self.root, self.lock)
+        self._writers: dict[str, RunWriter] = {}
+        self._writers_lock = threading.Lock()
+        self._flusher: Flusher | None = None
+        self._db: TinyDB | None = None
+        self._ensure_initialized()
+        recovery.reap_dead_runs(self)
+
+    @property
+    def uri(self) -> str:
+        return self.root.as_uri()
+
+    @property
+    def db(self) -> TinyDB:
+        """The catalog as a TinyDB database, for ad-hoc queries (read-only use)."""
+        if self._db is None:
+            TinyDB.table_class = _StrIdTable
+            self._db = TinyDB(storage=lambda: self.catalog)
+        return self._db
+
+    def _ensure_initialized(self) -> None:
+        if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is not None:
+            return
+        with self.lock:
+            if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is not None:
+                return
+            if self.run_ids_on_disk() or self.experiments_journal.exists():
+                recovery.rebuild(self, progress=False)  # a store whose catalog was lost
+            if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is None:
+                default = _new_experiment(DEFAULT_EXPERIMENT_NAME, DEFAULT_EXPERIMENT_ID)
+                self._append_experiment(DEFAULT_EXPERIMENT_ID, default)
+            self.catalog.write(self.catalog.read() or {})
+
+    # -- paths --------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / RUNS / run_id
+
+    def journal_path(self, run_id: str) -> Path:
+        return self.root / RUNS / run_id / JOURNAL_NAME
+
+    def artifact_dir(self, run_id: str) -> Path:
+        return self.root / RUNS / run_id / "artifacts"
+
+    @property
+    def experiments_journal(self) -> Path:
+        return self.root / "experiments.jsonl"
+
+    def run_ids_on_disk(self) -> list[str]:
+        runs = self.root / RUNS
+        return [p.name for p in os.scandir(runs) if (Path(p.path) / JOURNAL_NAME).exists()]
+
+    # -- experiments ----------------------------------------------------------------------
+
+    def experiments(self) -> list[dict[str, Any]]:
+        return sorted(self.catalog.documents(EXPERIMENTS), key=lambda e: int(e["experiment_id"]))
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        experiment = self.catalog.get(EXPERIMENTS, str(experiment_id))
+        if experiment is None:
+            raise NotFoundError(f"No experiment with id '{experiment_id}' in {self.root}.")
+        return experiment
+
+    def get_experiment_by_name(self, name: str) -> dict[str, Any] | None:
+        for experiment in self.catalog.documents(EXPERIMENTS):
+            if experiment["name"] == name:
+                return dict(experiment)
+        return None
+
+    def create_experiment(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """Create an experiment and return its id; names are unique, deleted ones included."""
+        with self.lock:
+            existing = self.get_experiment_by_name(name)
+            if existing is not None:
+                state = " (deleted; restore it or pick another name)" * (
+                    existing["lifecycle_stage"] == DELETED
+                )
+                raise InvalidParameterError(
+                    f"Experiment '{name}' already exists{state} with id "
+                    f"'{existing['experiment_id']}'."
+                )
+            ids = [int(e["experiment_id"]) for e in self.catalog.documents(EXPERIMENTS)]
+            experiment_id = str(max(ids, default=-1) + 1)
+            self._append_experiment(experiment_id, _new_experiment(name, experiment_id, tags))
+        return experiment_id
+
+    def update_experiment(self, experiment_id: str, **fields: Any) -> None:
+        """Change an experiment's name, lifecycle_stage or tags (``tags=`` merges)."""
+        with self.lock:
+            self.get_experiment(experiment_id)
+            if "name" in fields:
+                other = self.get_experiment_by_name(fields["name"])
+                if other is not None and other["experiment_id"] != experiment_id:
+                    raise InvalidParameterError(f"Experiment '{fields['name']}' already exists.")
+            tags = fields.pop("tags", None)
+            patch: dict[str, Any] = {"set": {**fields, "last_update_time": _now_ms()}}
+            if tags:
+                patch["tags"] = tags
+            self._append_experiment(experiment_id, patch)
+
+    def _append_experiment(self, experiment_id: str, patch: dict[str, Any]) -> None:
+        with self.lock:
+            repair_tail(self.experiments_journal)
+            with Journal(self.experiments_journal) as journal:
+                journal.append({"id": experiment_id, "patch": patch})
+            self.catalog.stage(EXPERIMENTS, experiment_id, patch)
+            self.catalog.commit()
+
+    # -- runs: creating and writing ---------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str,
+        user_id: str,
+        tags: dict[str, str],
+        start_time: int | None = None,
+    ) -> RunWriter:
+        """Start a RUNNING run and return its writer."""
+        experiment = self.get_experiment(experiment_id)
+        if experiment["lifecycle_stage"] != ACTIVE:
+            raise RunStateError(
+                f"Experiment '{experiment['name']}' is deleted; restore it to add runs."
+            )
+        run_id = uuid.uuid4().hex
+        self.run_dir(run_id).mkdir()
+        row = {
+            "run_id": run_id,
+            "experiment_id": experiment["experiment_id"],
+            "run_name": run_name,
+            "status": "RUNNING",
+            "start_time": start_time if start_time is not None else _now_ms(),
+            "end_time": None,
+            "lifecycle_stage": ACTIVE,
+            "user_id": user_id,
+            "tags": tags,
+            "process": current_process(),
+        }
+        writer = self._open_writer(run_id)
+        writer.write({"op": "create", "run": row})
+        self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
+        self.catalog.commit()  # other kernels see the RUNNING run at once
+        return writer
+
+    def resume_run(self, run_id: str) -> RunWriter:
+        """Reopen an existing run for logging and mark it RUNNING again (MLflow's resume)."""
+        row = self.get_run(run_id)
+        if row["lifecycle_stage"] != ACTIVE:
+            raise RunStateError(f"Run '{run_id}' is deleted; restore it before resuming.")
+        if (
+            row["status"] == "RUNNING"
+            and is_alive(row.get("process"))
+            and run_id not in (self._writers)
+        ):
+            raise RunStateError(f"Run '{run_id}' is already RUNNING in another live process.")
+        writer = self._open_writer(run_id)
+        fields = {"status": "RUNNING", "end_time": None, "process": current_process()}
+        writer.write({"op": "set", "fields": fields})
+        self.catalog.commit()
+        return writer
+
+    def writer(self, run_id: str) -> RunWriter | None:
+        """This process's open writer for a run, if any."""
+        return self._writers.get(run_id)
+
+    def finish_run(self, run_id: str, status: str, end_time: int | None = None) -> None:
+        """Set a terminal status, make the journal durable and release the writer."""
+        fields = {"status": status, "end_time": end_time if end_time is not None else _now_ms()}
+        self.append(run_id, [{"op": "set", "fields": fields}])
+        with self._writers_lock:
+            writer = self._writers.pop(run_id, None)
+        if writer is not None:
+            writer.close()
+        self.catalog.commit()
+
+    def append(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Append records to a run, through its open writer or directly to its journal."""
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            for record in records:
+                writer.write(record)
+            return
+        row = self.get_run(run_id)
+        if row["lifecycle_stage"] != ACTIVE and any(r["op"] != "set" for r in records):
+            raise RunStateError(f"Run '{run_id}' is deleted; restore it before logging to it.")
+        if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
+            repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
+        with Journal(self.journal_path(run_id)) as journal:
+            journal.append_many(records)
+        for record in records:
+            patch = to_patch(record)
+            if patch is not None:
+                self.catalog.stage(RUNS, run_id, patch)
+        self.catalog.commit()
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """Log params; a key already logged may be logged again only with the same value."""
+        current = self.get_run(run_id).get("params", {})
+        for key, value in params.items():
+            if key in current and current[key] != value:
+                raise InvalidParameterError(
+                    f"Changing param values is not allowed. Param with key='{key}' was already "
+                    f"logged with value='{current[key]}' for run ID='{run_id}'. Attempted "
+                    f"logging new value '{value}'."
+                )
+        new = {k: v for k, v in params.items() if k not in current}
+        if new:
+            self.append(run_id, [{"op": "params", "params": new}])
+
+    def log_points(self, run_id: str, points: list[Point]) -> None:
+        """Write metric points now (the buffered path is ``writer(run_id).points``)."""
+        if points:
+            self.append(run_id, metric_records(points))
+
+    def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> None:
+        """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts."""
+        row = self.get_run(run_id)
+        if row["lifecycle_stage"] != ACTIVE:
+            raise RunStateError(f"Run '{run_id}' is deleted; restore it before logging to it.")
+        target = artifacts.destination(self.artifact_dir(run_id), relative)
+        if isinstance(source, bytes):
+            size, sha256 = artifacts.write_bytes(target, source)
+        else:
+            size, sha256 = artifacts.copy_in(source, target)
+        record = {"op": "artifact", "path": relative, "size": size, "sha256": sha256}
+        self.append(run_id, [record])
+
+    def _open_writer(self, run_id: str) -> RunWriter:
+        with self._writers_lock:
+            writer = self._writers.get(run_id)
+            if writer is None:
+                writer = self._writers[run_id] = RunWriter(self, run_id)
+            if self._flusher is None:
+                self._flusher = Flusher(self._open_writers, self.catalog.commit)
+        return writer
+
+    def _open_writers(self) -> list[RunWriter]:
+        with self._writers_lock:
+            return list(self._writers.values())
+
+    # -- runs: reading ------------------------------------------------------------------
+
+    def artifact_uri(self, run_id: str) -> str:
+        return self.artifact_dir(run_id).as_uri()
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's catalog row (a copy)."""
+        row = self.catalog.get(RUNS, run_id)
+        if row is None and _is_run_id(run_id) and self.journal_path(run_id).exists():
+            recovery.index_run(self, run_id)  # the journal is the truth; the index lagged
+            row = self.catalog.get(RUNS, run_id)
+        if row is None:
+            raise NotFoundError(f"Run with id={run_id} not found in {self.root}.")
+        return row
+
+    def resolve_run(self, ref: str) -> dict[str, Any]:
+        """Find a run by id, unique id prefix, name (the newest run of that name) or 'last'."""
+        if _is_run_id(ref):
+            return self.get_run(ref)
+        rows = [r for r in self.runs() if r.get("lifecycle_stage") == ACTIVE]
+        if ref == "last":
+            matches = rows
+        else:
+            matches = [r for r in rows if r.get("run_name") == ref]
+            if not matches and len(ref) >= 4:
+                matches = [r for r in rows if r["run_id"].startswith(ref)]
+                if len(matches) > 1:
+                    raise InvalidParameterError(
+                        f"Run id prefix {ref!r} matches {len(matches)} runs; give more of it."
+                    )
+        if not matches:
+            raise NotFoundError(
+                f"No run {ref!r} in {self.root}: give a run id, an id prefix of 4+ characters, "
+                "a run name, or 'last'."
+            )
+        return dict(max(matches, key=lambda r: r.get("start_time", 0)))
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run's row, deleted ones included; treat them as read-only."""
+        return self.catalog.documents(RUNS)
+
+    def metric_history(self, run_id: str, key: str) -> tuple[array, array, array]:
+        """All points of one metric as columns (steps, values, timestamps), in logged order."""
+        self.get_run(run_id)
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.flush()
+        steps, values, times = array("q"), array("d"), array("q")
+        prefix = b'{"op":"metrics","key":' + orjson.dumps(key) + b","
+        for record in read_records(self.journal_path(run_id), prefix=prefix):
+            steps.extend(record["step"])
+            values.extend(metric_values(record))
+            times.extend(record["time"])
+        return steps, values, times
+
+    def read_journal(self, run_id: str) -> list[dict[str, Any]]:
+        """Every complete record of a run's journal, after writing what is buffered."""
+        self.get_run(run_id)
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.flush()
+        return list(read_records(self.journal_path(run_id)))
+
+    def set_lifecycle(self, run_id: str, stage: str) -> None:
+        """Soft-delete (``deleted``) or restore (``active``) a run."""
+        self.append(run_id, [{"op": "set", "fields": {"lifecycle_stage": stage}}])
+
+    # -- durability -------------------------------------------------------------------------
+
+    def flush(self, durable: bool = True) -> None:
+        """Write every buffered point and catalog change; fsync journals when durable."""
+        for writer in self._open_writers():
+            writer.flush(durable=durable)
+        self.catalog.commit()
+
+    def close(self) -> None:
+        """Flush everything and stop the background thread; open runs stay RUNNING."""
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
+        self.flush()
+        with self._writers_lock:
+            writers, self._writers = list(self._writers.values()), {}
+        for writer in writers:
+            writer.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+
+def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None = None) -> dict:
+    now = _now_ms()
+    fields = {
+        "experiment_id": experiment_id,
+        "name": name,
+        "lifecycle_stage": ACTIVE,
+        "creation_time": now,
+        "last_update_time": now,
+    }
+    return {"set": fields, "tags": dict(tags or {})}
+
+
+def _is_run_id(run_id: str) -> bool:
+    return len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

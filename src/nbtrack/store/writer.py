@@ -1,0 +1,103 @@
+"""Open runs: the journal each appends to, its metric buffer, and the thread that flushes it.
+
+``log_metric`` in a training loop must cost about a list append, so points go to
+``RunWriter.points`` and reach the journal in batches: when asked (cell end, run end,
+``flush()``), and from a background thread at least once a second or whenever a
+buffer has grown large.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nbtrack.store.journal import Journal
+from nbtrack.store.records import Point, metric_records, to_patch
+
+if TYPE_CHECKING:
+    from nbtrack.store.store import Store
+
+FLUSH_INTERVAL_SECONDS = 1.0
+FLUSH_TICK_SECONDS = 0.2
+FLUSH_AT_POINTS = 100_000  # bounds the buffer's memory in very hot loops
+
+
+class RunWriter:
+    """A run opened for logging by this process.
+
+    ``points`` is the metric buffer: callers append ``(key, value, step, time_ms)``
+    tuples to it directly. Everything else is written to the journal at once.
+    """
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.run_id = run_id
+        self.points: list[Point] = []
+        self._store = store
+        self._journal = Journal(store.journal_path(run_id))
+        self._lock = threading.Lock()
+        self.last_flush = time.monotonic()
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record to the journal and its patch to the catalog row."""
+        with self._lock:
+            self._journal.append(record)
+        self._stage(record)
+
+    def flush(self, durable: bool = False) -> int:
+        """Write buffered points; with ``durable``, fsync the journal. Returns points written."""
+        with self._lock:
+            # Appends from other threads may land while we write: take a prefix and
+            # delete exactly that prefix, never swap the list out from under them.
+            count = len(self.points)
+            records = metric_records(self.points[:count]) if count else []
+            self._journal.append_many(records)
+            del self.points[:count]
+            if durable:
+                self._journal.sync()
+            self.last_flush = time.monotonic()
+        for record in records:
+            self._stage(record)
+        return count
+
+    def close(self) -> None:
+        self.flush(durable=True)
+        with self._lock:
+            self._journal.close()
+
+    def _stage(self, record: dict[str, Any]) -> None:
+        patch = to_patch(record)
+        if patch is not None:
+            self._store.catalog.stage("runs", self.run_id, patch)
+
+
+class Flusher:
+    """A daemon thread that keeps buffers short and the catalog current for other processes."""
+
+    def __init__(self, writers: Callable[[], list[RunWriter]], commit: Callable[[], None]):
+        self._writers = writers
+        self._commit = commit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nbtrack-flusher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last_commit = time.monotonic()
+        while not self._stop.wait(FLUSH_TICK_SECONDS):
+            now = time.monotonic()
+            try:
+                for writer in self._writers():
+                    due = now - writer.last_flush >= FLUSH_INTERVAL_SECONDS
+                    if len(writer.points) >= FLUSH_AT_POINTS or (due and writer.points):
+                        writer.flush()
+                if now - last_commit >= FLUSH_INTERVAL_SECONDS:
+                    self._commit()
+                    last_commit = now
+            except Exception as exc:  # keep flushing later; never kill the thread silently
+                warnings.warn(f"nbtrack could not flush in the background: {exc!r}", stacklevel=1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,680 @@
+"""The fluent tracking API: module-level functions over one active run, named as MLflow's.
+
+``log_metric`` is the hot path: it appends a tuple to the active run's buffer after
+checks that cost a set lookup and a type test, and the store writes buffers in batches.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import getpass
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from time import time as _time
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote, urlparse
+
+from nbtrack.capture import notebook
+from nbtrack.entities import (
+    Experiment,
+    MetricHistory,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    ViewType,
+    experiment_from_row,
+    run_from_row,
+)
+from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
+from nbtrack.store import DEFAULT_EXPERIMENT_ID, RunWriter, Store
+from nbtrack.store.records import Point
+from nbtrack.tracking.names import random_run_name
+from nbtrack.validation import (
+    check_experiment_name,
+    check_key,
+    check_param_value,
+    check_tag_value,
+    metric_step,
+    metric_timestamp,
+    metric_value,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+DEFAULT_STORE_DIR = ".nbtrack"
+
+_active: list[ActiveRun] = []  # the active run stack; nested runs sit above their parent
+_metric_keys: set[str] = set()  # keys already validated, so the hot path skips the regex
+_stores: dict[Path, Store] = {}
+_state_lock = threading.RLock()
+_tracking_uri: str | None = None
+_experiment_id: str | None = None
+_run_factory: Callable[[], ActiveRun | None] | None = None
+_last_run_id: str | None = None
+
+
+class ActiveRun:
+    """The run being logged to; as a context manager it ends the run on exit.
+
+    On a clean exit the run is FINISHED; on an exception FAILED; on KeyboardInterrupt
+    KILLED. ``info`` and ``data`` are read from the store each time, so they are current.
+    """
+
+    def __init__(self, store: Store, writer: RunWriter) -> None:
+        self._store = store
+        self._writer = writer
+        self.run_id = writer.run_id
+        self.points: list[Point] = writer.points
+
+    @property
+    def info(self) -> RunInfo:
+        return self._snapshot().info
+
+    @property
+    def data(self) -> RunData:
+        return self._snapshot().data
+
+    def _snapshot(self) -> Run:
+        return run_from_row(self._store.get_run(self.run_id))
+
+    def to_dictionary(self) -> dict[str, Any]:
+        return self._snapshot().to_dictionary()
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        _end_run_and_children(self.run_id, status)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun: run_id={self.run_id}>"
+
+
+# -- where runs are stored ---------------------------------------------------------------
+
+
+def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
+    """Use the store in a folder (a path or a ``file:`` URI); it is created on first use."""
+    global _tracking_uri
+    path = _path_from_uri(uri)
+    if _active:
+        raise RunStateError(
+            f"Run '{_active[-1].run_id}' is active; end it before switching to store {path}."
+        )
+    _tracking_uri = path.as_uri()
+
+
+def get_tracking_uri() -> str:
+    """The current store as a ``file:`` URI."""
+    return _store_path().as_uri()
+
+
+def _store_path() -> Path:
+    if _tracking_uri is not None:
+        return _path_from_uri(_tracking_uri)
+    for variable in ("NBTRACK_TRACKING_URI", "NBTRACK_DIR"):
+        if os.environ.get(variable):
+            return _path_from_uri(os.environ[variable])
+    return Path(DEFAULT_STORE_DIR).resolve()
+
+
+def _path_from_uri(uri: str | os.PathLike[str]) -> Path:
+    text = os.fspath(uri)
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.netloc + parsed.path) or ".").expanduser().resolve()
+    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter scheme is a Windows drive
+        raise InvalidParameterError(
+            f"Tracking URI {text!r} is not supported: nbtrack stores runs in a folder. "
+            "Pass a folder path or a file: URI."
+        )
+    return Path(text).expanduser().resolve()
+
+
+def _store() -> Store:
+    path = _store_path()
+    store = _stores.get(path)
+    if store is None:
+        with _state_lock:
+            store = _stores.get(path)
+            if store is None:
+                store = _stores[path] = Store(path)
+    return store
+
+
+# -- experiments -------------------------------------------------------------------------
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment active, creating it by name if it does not exist."""
+    global _experiment_id
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameterError("Pass exactly one of experiment_name or experiment_id.")
+    store = _store()
+    if experiment_id is not None:
+        row = store.get_experiment(str(experiment_id))
+    else:
+        check_experiment_name(experiment_name)
+        row = store.get_experiment_by_name(experiment_name)
+        if row is None:
+            row = store.get_experiment(store.create_experiment(experiment_name))
+    if row["lifecycle_stage"] != "active":
+        raise RunStateError(
+            f"Experiment '{row['name']}' is deleted; restore it with restore_experiment() "
+            "or choose another name."
+        )
+    _experiment_id = row["experiment_id"]
+    return _experiment(row)
+
+
+def create_experiment(name: str, tags: dict[str, Any] | None = None) -> str:
+    """Create an experiment and return its id."""
+    check_experiment_name(name)
+    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+    return _store().create_experiment(name, clean)
+
+
+def get_experiment(experiment_id: str) -> Experiment:
+    return _experiment(_store().get_experiment(str(experiment_id)))
+
+
+def get_experiment_by_name(name: str) -> Experiment | None:
+    row = _store().get_experiment_by_name(name)
+    return _experiment(row) if row is not None else None
+
+
+def search_experiments(view_type: int = ViewType.ACTIVE_ONLY) -> list[Experiment]:
+    rows = _store().experiments()
+    return [_experiment(r) for r in rows if _visible(r["lifecycle_stage"], view_type)]
+
+
+def delete_experiment(experiment_id: str) -> None:
+    _store().update_experiment(str(experiment_id), lifecycle_stage="deleted")
+
+
+def restore_experiment(experiment_id: str) -> None:
+    _store().update_experiment(str(experiment_id), lifecycle_stage="active")
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    check_key(key, "tag")
+    tags = {key: check_tag_value(key, value)}
+    _store().update_experiment(_current_experiment_id(), tags=tags)
+
+
+def _experiment(row: dict[str, Any]) -> Experiment:
+    return experiment_from_row(row, (_store().root / "runs").as_uri())
+
+
+def _current_experiment_id() -> str:
+    if _experiment_id is not None:
+        return _experiment_id
+    name = os.environ.get("NBTRACK_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        return set_experiment(name).experiment_id
+    return DEFAULT_EXPERIMENT_ID
+
+
+# -- starting and ending runs --------------------------------------------------------------
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    log_system_metrics: bool | None = None,
+) -> ActiveRun:
+    """Start a new run (or resume ``run_id``) and make it active.
+
+    Raises
+    ------
+    RunStateError
+        If a run is already active and ``nested`` is False.
+    """
+    global _last_run_id
+    if _active and not nested:
+        raise RunStateError(
+            f"Run with UUID {_active[-1].run_id} is already active. To start a new run, "
+            "first end the current run with nbtrack.end_run(). To start a nested run, call "
+            "start_run() with nested=True."
+        )
+    run_id = run_id or (None if _active else os.environ.get("NBTRACK_RUN_ID"))
+    user_tags = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+    store = _store()
+    if run_id is not None:
+        active = ActiveRun(store, store.resume_run(run_id))
+        if user_tags:
+            store.append(run_id, [{"op": "tags", "tags": user_tags}])
+    else:
+        if parent_run_id is None and nested and _active:
+            parent_run_id = _active[-1].run_id
+        name = run_name or user_tags.get("mlflow.runName") or random_run_name()
+        system = _system_tags(name, parent_run_id, description)
+        writer = store.create_run(
+            str(experiment_id) if experiment_id is not None else _current_experiment_id(),
+            run_name=name,
+            user_id=system["mlflow.user"],
+            tags={**system, **user_tags},
+        )
+        active = ActiveRun(store, writer)
+    _active.append(active)
+    _last_run_id = active.run_id
+    return active
+
+
+def _system_tags(name: str, parent_run_id: str | None, description: str | None) -> dict:
+    source_name, source_type = notebook.source()
+    tags = {
+        "mlflow.runName": name,
+        "mlflow.user": _user(),
+        "mlflow.source.name": source_name,
+        "mlflow.source.type": source_type,
+    }
+    if parent_run_id is not None:
+        tags["mlflow.parentRunId"] = parent_run_id
+    if description:
+        tags["mlflow.note.content"] = check_tag_value("mlflow.note.content", description)
+    return tags
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End the innermost active run with ``status`` (FINISHED by default)."""
+    if status not in RunStatus.all_status() or status == RunStatus.RUNNING:
+        raise InvalidParameterError(f"end_run(status={status!r}): use FINISHED, FAILED or KILLED.")
+    if _active:
+        _end(_active.pop(), status)
+
+
+def _end_run_and_children(run_id: str, status: str) -> None:
+    ids = [run.run_id for run in _active]
+    if run_id not in ids:
+        return  # already ended, e.g. by end_run() inside the block
+    while _active:
+        run = _active.pop()
+        _end(run, status)
+        if run.run_id == run_id:
+            return
+
+
+def _end(run: ActiveRun, status: str) -> None:
+    run._store.finish_run(run.run_id, status)
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run, or None."""
+    return _active[-1] if _active else None
+
+
+def last_active_run() -> Run | None:
+    """The run started most recently in this process, active or ended."""
+    if _active:
+        return _active[-1]._snapshot()
+    return get_run(_last_run_id) if _last_run_id is not None else None
+
+
+def set_run_factory(factory: Callable[[], ActiveRun | None] | None) -> None:
+    """Let a frontend decide which run starts when logging finds none active.
+
+    The magics use it so that, under ``%track on``, logging in a cell starts that cell's
+    child run instead of a run that outlives the cell.
+    """
+    global _run_factory
+    _run_factory = factory
+
+
+def _get_or_start_run() -> ActiveRun:
+    if _active:
+        return _active[-1]
+    if _run_factory is not None:
+        run = _run_factory()
+        if run is not None:
+            return run
+    return start_run()
+
+
+def _run_for(run_id: str | None) -> ActiveRun | None:
+    """The active run to log to: ``run_id``'s if it is active here, else None."""
+    if run_id is None:
+        return _get_or_start_run()
+    for run in _active:
+        if run.run_id == run_id:
+            return run
+    return None
+
+
+# -- logging -------------------------------------------------------------------------------
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    synchronous: bool | None = None,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+    **_ignored: Any,
+) -> None:
+    """Log one metric point; costs about a list append (written in batches)."""
+    if key not in _metric_keys:
+        _metric_keys.add(check_key(key, "metric"))
+    if type(value) is not float:
+        value = metric_value(key, value)
+    point = (
+        key,
+        value,
+        0 if step is None else (step if type(step) is int else metric_step(key, step)),
+        _time() * 1000 if timestamp is None else metric_timestamp(key, timestamp),
+    )
+    if run_id is None:
+        (_active[-1] if _active else _get_or_start_run()).points.append(point)
+    else:
+        _log_points(run_id, [point])
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    synchronous: bool | None = None,
+    run_id: str | None = None,
+    timestamp: int | None = None,
+    **_ignored: Any,
+) -> None:
+    """Log several metrics at one step; all are checked before any is logged."""
+    step = 0 if step is None else metric_step("step", step)
+    when = _time() * 1000 if timestamp is None else metric_timestamp("timestamp", timestamp)
+    points = [(check_key(k, "metric"), metric_value(k, v), step, when) for k, v in metrics.items()]
+    if run_id is None:
+        _get_or_start_run().points.extend(points)
+    else:
+        _log_points(run_id, points)
+
+
+def _log_points(run_id: str, points: list[Point]) -> None:
+    run = _run_for(run_id)
+    if run is not None:
+        run.points.extend(points)
+    else:
+        _store().log_points(run_id, points)
+
+
+def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
+    """Log a param (stored as ``str(value)``); returns ``value`` as MLflow does."""
+    text = check_param_value(check_key(key, "param"), value)
+    run = _get_or_start_run()
+    run._store.log_params(run.run_id, {key: text})
+    return value
+
+
+def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id=None) -> None:
+    """Log several params; all are checked before any is written."""
+    clean = {check_key(k, "param"): check_param_value(k, v) for k, v in params.items()}
+    store, target = _target(run_id)
+    store.log_params(target, clean)
+
+
+def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
+    set_tags({key: value})
+
+
+def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
+    """Set tags on the active run (starting one if needed); later values replace earlier."""
+    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in tags.items()}
+    store, run_id = _target(None)
+    store.append(run_id, [{"op": "tags", "tags": clean}])
+
+
+def delete_tag(key: str) -> None:
+    """Remove a tag from the active run; an error if it has no such tag."""
+    store, run_id = _target(None)
+    if key not in store.get_run(run_id).get("tags", {}):
+        raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
+    store.append(run_id, [{"op": "untag", "key": key}])
+
+
+def _target(run_id: str | None) -> tuple[Store, str]:
+    if run_id is None:
+        run = _get_or_start_run()
+        return run._store, run.run_id
+    return _store(), run_id
+
+
+# -- artifacts -------------------------------------------------------------------------------
+
+
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id=None
+) -> None:
+    """Copy a file into the run's artifacts (under ``artifact_path`` if given)."""
+    from nbtrack.store.artifacts import relative_path
+
+    source = Path(local_path)
+    if not source.is_file():
+        raise InvalidParameterError(f"log_artifact: {source} is not a file.")
+    folder = relative_path(artifact_path) if artifact_path else ""
+    store, target = _target(run_id)
+    store.add_artifact(target, _join(folder, source.name), source)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id=None
+) -> None:
+    """Copy every file under a directory into the run's artifacts."""
+    from nbtrack.store.artifacts import copy_tree_entries, relative_path
+
+    folder = relative_path(artifact_path) if artifact_path else ""
+    store, target = _target(run_id)
+    for source, relative in copy_tree_entries(Path(local_dir)):
+        store.add_artifact(target, _join(folder, relative), source)
+
+
+def log_text(text: str, artifact_file: str, run_id=None) -> None:
+    """Save ``text`` as a UTF-8 file artifact."""
+    from nbtrack.store.artifacts import relative_path
+
+    relative = relative_path(artifact_file, "artifact_file")
+    store, target = _target(run_id)
+    store.add_artifact(target, relative, str(text).encode("utf-8"))
+
+
+def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id=None) -> None:
+    """Save a dict as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
+    if artifact_file.endswith((".yaml", ".yml")):
+        import yaml
+
+        text = yaml.safe_dump(dictionary, indent=2, default_flow_style=False, sort_keys=False)
+    else:
+        import json
+
+        text = json.dumps(dictionary, indent=2)
+    log_text(text, artifact_file, run_id=run_id)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    from nbtrack.store.artifacts import relative_path
+
+    run = _get_or_start_run()
+    base = run._store.artifact_uri(run.run_id)
+    return f"{base}/{relative_path(artifact_path)}" if artifact_path else base
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def get_run(run_id: str) -> Run:
+    return run_from_row(_store().get_run(run_id))
+
+
+def get_metric_history(run_id: str, key: str) -> MetricHistory:
+    """Every point logged for ``key`` in the run, oldest first."""
+    steps, values, timestamps = _store().metric_history(run_id, key)
+    return MetricHistory(key, steps, values, timestamps)
+
+
+def delete_run(run_id: str) -> None:
+    """Soft-delete a run: hidden from searches, kept on disk, restorable."""
+    _store().set_lifecycle(run_id, "deleted")
+
+
+def restore_run(run_id: str) -> None:
+    _store().set_lifecycle(run_id, "active")
+
+
+def flush() -> None:
+    """Return once every point logged so far is durable on disk."""
+    for store in list(_stores.values()):
+        store.flush(durable=True)
+
+
+def flush_buffers() -> None:
+    """Write the active runs' buffered points (not fsynced): what a cell's end does."""
+    for run in _active:
+        run._writer.flush()
+
+
+class TrackingStatus(NamedTuple):
+    """What ``%track`` prints: where runs go and what is active."""
+
+    store: str
+    experiment: str
+    active_run: str | None
+    cells_tracked: bool
+
+    def __repr__(self) -> str:
+        return "\n".join(
+            [
+                f"store:      {self.store}",
+                f"experiment: {self.experiment}",
+                f"active run: {self.active_run or '-'}",
+                f"track every cell: {'on' if self.cells_tracked else 'off'}",
+            ]
+        )
+
+
+def status() -> TrackingStatus:
+    """The store, active experiment and active run (``%track`` with no arguments)."""
+    experiment = get_experiment(_current_experiment_id())
+    run = active_run()
+    return TrackingStatus(
+        store=get_tracking_uri(),
+        experiment=f"{experiment.name} (id {experiment.experiment_id})",
+        active_run=f"{run.info.run_name} ({run.run_id})" if run else None,
+        cells_tracked=_run_factory is not None,
+    )
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = 100_000,
+    order_by: Sequence[str] | None = None,
+    output_format: str = "pandas",
+    search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+) -> pd.DataFrame | list[Run]:
+    """Search runs with MLflow's filter grammar; a DataFrame like MLflow's by default."""
+    found = search_rows(
+        experiment_ids,
+        filter_string,
+        run_view_type,
+        max_results,
+        order_by,
+        search_all_experiments,
+        experiment_names,
+    )
+    if output_format == "list":
+        return [run_from_row(r) for r in found]
+    if output_format != "pandas":
+        raise InvalidParameterError(f"output_format={output_format!r}: use 'pandas' or 'list'.")
+    from nbtrack.tracking.frames import runs_dataframe
+
+    return runs_dataframe(found)
+
+
+def search_rows(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    order_by: Sequence[str] | None = None,
+    search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`search_runs` returning catalog rows, for the panels and the CLI."""
+    from nbtrack import search
+
+    rows = _rows_in(_experiment_ids(experiment_ids, experiment_names, search_all_experiments))
+    rows = [r for r in rows if _visible(r.get("lifecycle_stage", "active"), run_view_type)]
+    return search.search(rows, filter_string, order_by, max_results)
+
+
+def _experiment_ids(
+    ids: Sequence[str] | None, names: Sequence[str] | None, search_all: bool
+) -> set[str] | None:
+    if ids and names:
+        raise InvalidParameterError("Pass experiment_ids or experiment_names, not both.")
+    if ids:
+        return {str(i) for i in ids}
+    if names:
+        store = _store()
+        found = [store.get_experiment_by_name(n) for n in names]
+        return {e["experiment_id"] for e in found if e is not None}
+    if search_all:
+        return None
+    return {_current_experiment_id()}
+
+
+def _rows_in(experiment_ids: set[str] | None) -> Iterator[dict[str, Any]]:
+    rows = _store().runs()
+    if experiment_ids is None:
+        return iter(rows)
+    return (r for r in rows if r["experiment_id"] in experiment_ids)
+
+
+def _visible(stage: str, view_type: int) -> bool:
+    if view_type == ViewType.ALL:
+        return True
+    return (stage == "active") == (view_type == ViewType.ACTIVE_ONLY)
+
+
+# -- process exit ----------------------------------------------------------------------------
+
+
+@atexit.register
+def _at_exit() -> None:
+    """End runs left active as FINISHED (as MLflow does) and make everything durable."""
+    while _active:
+        with contextlib.suppress(Exception):  # keep ending the others; exit must not fail
+            _end(_active.pop(), RunStatus.FINISHED)
+    for store in list(_stores.values()):
+        store.close()

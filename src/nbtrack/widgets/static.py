@@ -1,0 +1,199 @@
+"""Static renderings of runs: escaped HTML (no scripts) and readable plain text.
+
+These are what a saved notebook shows without a kernel, so every user-controlled
+string goes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+_STATUS_COLORS = {
+    "RUNNING": "#1f6feb",
+    "FINISHED": "#1a7f37",
+    "FAILED": "#cf222e",
+    "KILLED": "#9a6700",
+    "SCHEDULED": "#6e7781",
+}
+_MAX_ITEMS = 8
+
+
+def format_value(value: Any) -> str:
+    """Metric values to 4 significant digits; everything else as text."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_duration(row: dict[str, Any]) -> str:
+    start, end = row.get("start_time"), row.get("end_time")
+    if start is None or end is None:
+        return "-"
+    seconds = (end - start) / 1000
+    if seconds < 60:
+        return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def format_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        .astimezone()
+        .strftime("%Y-%m-%d %H:%M:%S")
+    )
+
+
+def latest_metrics(row: dict[str, Any]) -> dict[str, float]:
+    return {k: p[0] for k, p in sorted(row.get("metrics", {}).items())}
+
+
+def user_tags(row: dict[str, Any]) -> dict[str, str]:
+    """Tags a person set, without MLflow's and nbtrack's system tags."""
+    return {
+        k: v
+        for k, v in sorted(row.get("tags", {}).items())
+        if not k.startswith(("mlflow.", "nbtrack."))
+    }
+
+
+def _pairs(mapping: dict[str, Any], limit: int = _MAX_ITEMS) -> str:
+    items = [f"{k}={format_value(v)}" for k, v in list(mapping.items())[:limit]]
+    if len(mapping) > limit:
+        items.append(f"+{len(mapping) - limit} more")
+    return ", ".join(items)
+
+
+def _badge(status: str) -> str:
+    color = _STATUS_COLORS.get(status, "#6e7781")
+    return (
+        f'<span style="background:{color};color:#fff;border-radius:3px;padding:0 5px;'
+        f'font-size:11px">{html.escape(status)}</span>'
+    )
+
+
+def run_card_html(row: dict[str, Any]) -> str:
+    """A one-line summary of a run for under a ``%%track`` cell."""
+    e = html.escape
+    parts = [
+        f"<b>{e(row.get('run_name', ''))}</b>",
+        _badge(row.get("status", "")),
+        f"<span>{e(format_duration(row))}</span>",
+    ]
+    params, metrics = row.get("params", {}), latest_metrics(row)
+    if params:
+        parts.append(f"<span><i>params</i> {e(_pairs(params))}</span>")
+    if metrics:
+        parts.append(f"<span><i>metrics</i> {e(_pairs(metrics))}</span>")
+    if row.get("error"):
+        parts.append(f'<span style="color:#cf222e">{e(row["error"][:200])}</span>')
+    parts.append(f'<code style="color:#6e7781">{e(row["run_id"][:8])}</code>')
+    return (
+        '<div class="nbtrack-run-card" style="font-family:sans-serif;font-size:12px;'
+        "border-left:3px solid #8250df;padding:2px 8px;display:flex;gap:10px;"
+        'flex-wrap:wrap;align-items:center">' + "".join(parts) + "</div>"
+    )
+
+
+def run_card_text(row: dict[str, Any]) -> str:
+    parts = [
+        f"[nbtrack] {row.get('run_name', '')}",
+        row.get("status", ""),
+        format_duration(row),
+    ]
+    if row.get("params"):
+        parts.append("params: " + _pairs(row["params"]))
+    metrics = latest_metrics(row)
+    if metrics:
+        parts.append("metrics: " + _pairs(metrics))
+    if row.get("error"):
+        parts.append(row["error"][:200])
+    parts.append(row["run_id"][:8])
+    return " | ".join(parts)
+
+
+def _table_columns(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    params = sorted({k for r in rows for k in r.get("params", {})})
+    metrics = sorted({k for r in rows for k in r.get("metrics", {})})
+    return params, metrics
+
+
+def runs_table_text(rows: Sequence[dict[str, Any]]) -> str:
+    """A fixed-width table of runs: what a terminal, or JupyterLab without a kernel, shows."""
+    params, metrics = _table_columns(rows)
+    header = ["run_id", "name", "status", "start", "duration"]
+    header += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+    body = [
+        [
+            r["run_id"][:8],
+            r.get("run_name", ""),
+            r.get("status", ""),
+            format_time(r.get("start_time")),
+            format_duration(r),
+            *(r.get("params", {}).get(k, "") for k in params),
+            *(format_value(p[0]) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
+        ]
+        for r in rows
+    ]
+    table = [header, *body]
+    widths = [min(30, max(len(str(line[i])) for line in table)) for i in range(len(header))]
+    lines = [
+        "  ".join(_clip(str(c), w).ljust(w) for c, w in zip(line, widths, strict=True))
+        for line in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"({len(rows)} run{'s' if len(rows) != 1 else ''})")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def runs_table_html(rows: Sequence[dict[str, Any]]) -> str:
+    """The runs as a plain HTML table (no scripts, so sanitizers keep it)."""
+    e = html.escape
+    params, metrics = _table_columns(rows)
+    head = ["name", "status", "start", "duration"]
+    head += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + ["tags", "run_id"]
+    out = [
+        '<table class="nbtrack-runs" style="font-size:12px;border-collapse:collapse">',
+        "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>",
+    ]
+    for r in rows:
+        cells = [
+            e(r.get("run_name", "")),
+            _badge(r.get("status", "")),
+            e(format_time(r.get("start_time"))),
+            e(format_duration(r)),
+            *(e(r.get("params", {}).get(k, "")) for k in params),
+            *(e(format_value(p[0])) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
+            e(_pairs(user_tags(r))),
+            f"<code>{e(r['run_id'][:8])}</code>",
+        ]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append(f"</tbody></table><div style='font-size:11px'>{len(rows)} runs</div>")
+    return "".join(out)
+
+
+class StaticView:
+    """Something with both an HTML and a plain-text rendering, for IPython's display()."""
+
+    def __init__(self, html_text: str, plain_text: str) -> None:
+        self.html = html_text
+        self.text = plain_text
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        return {"text/html": self.html, "text/plain": self.text}
+
+    def __repr__(self) -> str:
+        return self.text
