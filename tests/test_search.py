@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import time
 from pathlib import Path
 
 import pytest
@@ -664,7 +663,8 @@ def test_search_module_imports_nothing_heavy():
     }
 
 
-def test_ten_thousand_rows_search_fast():
+def test_ten_thousand_rows_filter_and_order():
+    # Speed is measured in benchmarks/, never asserted here; this checks the result at scale.
     rows = [
         _row(
             f"r{i}",
@@ -674,28 +674,16 @@ def test_ten_thousand_rows_search_fast():
         )
         for i in range(10_000)
     ]
-    predicate = compile_filter("metrics.acc > 0.5 and params.model = 'rf'")
-
-    def best_of_three(call) -> float:
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            call()
-            timings.append(time.perf_counter() - started)
-        return min(timings)
-
-    # Measured about 6 ms and 9 ms on a slow 2-core VM; the bounds only catch regressions.
-    assert best_of_three(lambda: [row for row in rows if predicate(row)]) < 0.05
-    full = best_of_three(
-        lambda: search(rows, "metrics.acc > 0.5 and params.model = 'rf'", ["metrics.acc DESC"])
-    )
-    assert full < 0.1
+    expected = [
+        r for r in rows if r["metrics"].get("acc", [0])[0] > 0.5 and r["params"]["model"] == "rf"
+    ]
     result = search(rows, "metrics.acc > 0.5 and params.model = 'rf'", ["metrics.acc DESC"])
     accs = [row["metrics"]["acc"][0] for row in result]
-    assert accs == sorted(accs, reverse=True) and min(accs) > 0.5 and len(result) > 1000
+    assert accs == sorted(accs, reverse=True)
+    assert {r["run_id"] for r in result} == {r["run_id"] for r in expected}
 
 
-# --- cross-checks against real MLflow (sqlite store) -----------------------------------------------
+# --- cross-checks against real MLflow (sqlite store) ---------------------------------------
 
 CROSS_RUNS = [
     # name, start_time, metrics, params, tags, terminal status (None stays RUNNING)
