@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import numbers
 import shlex
 import traceback
@@ -38,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"%%track: {message}\n{self.format_usage()}")
 
 
+@functools.cache
 def _cell_parser() -> _Parser:
     parser = _Parser(prog="%%track", add_help=False)
     parser.add_argument("--name", help="run name")

@@ -122,6 +122,8 @@ class CatalogStorage(Storage):
 
     def commit(self) -> None:
         """Append every staged patch to the change log, compacting when it has grown."""
+        if not self._staged:
+            return
         with self._lock:
             self.refresh()
             with self._mutex:

@@ -101,6 +101,12 @@ def reap_dead_runs(store: Store) -> list[str]:
             continue
         if is_alive(row.get("process")) is False:
             run_id = row["run_id"]
+            truth = fold_run(store, run_id)
+            if truth is not None and truth.get("status") != "RUNNING":
+                # It ended, but died before its catalog commit: index what it wrote.
+                store.catalog.stage("runs", run_id, {"set": truth})
+                store.catalog.commit()
+                continue
             try:  # the last moment the dead process wrote anything
                 end_time = int(os.stat(store.journal_path(run_id)).st_mtime * 1000)
             except FileNotFoundError:

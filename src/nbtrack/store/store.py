@@ -59,6 +59,7 @@ class Store:
         self.lock = StoreLock(self.root / "store.lock")
         self.catalog = CatalogStorage(self.root, self.lock)
         self._writers: dict[str, RunWriter] = {}
+        self._unsynced: set[Path] = set()  # closed journals not yet fsynced
         self._writers_lock = threading.Lock()
         self._flusher: Flusher | None = None
         self._db: TinyDB | None = None
@@ -224,14 +225,18 @@ class Store:
         return self._writers.get(run_id)
 
     def finish_run(self, run_id: str, status: str, end_time: int | None = None) -> None:
-        """Set a terminal status, make the journal durable and release the writer."""
+        """Set a terminal status and release the writer.
+
+        The journal is complete on return (safe against a crash of this process); it is
+        fsynced by the background thread within a second, or at once by :meth:`flush`.
+        Other processes see the new status at the next catalog commit (the same second).
+        """
         fields = {"status": status, "end_time": end_time if end_time is not None else _now_ms()}
         self.append(run_id, [{"op": "set", "fields": fields}])
         with self._writers_lock:
             writer = self._writers.pop(run_id, None)
-        if writer is not None:
-            writer.close()
-        self.catalog.commit()
+            if writer is not None:
+                self._unsynced.add(writer.close())
 
     def append(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Append records to a run, through its open writer or directly to its journal."""
@@ -291,7 +296,7 @@ class Store:
             if writer is None:
                 writer = self._writers[run_id] = RunWriter(self, run_id)
             if self._flusher is None:
-                self._flusher = Flusher(self._open_writers, self.catalog.commit)
+                self._flusher = Flusher(self._open_writers, self._housekeeping)
         return writer
 
     def _open_writers(self) -> list[RunWriter]:
@@ -371,7 +376,24 @@ class Store:
         """Write every buffered point and catalog change; fsync journals when durable."""
         for writer in self._open_writers():
             writer.flush(durable=durable)
+        if durable:
+            self._sync_closed_journals()
         self.catalog.commit()
+
+    def _housekeeping(self) -> None:
+        """What the background thread does each second besides flushing buffers."""
+        self._sync_closed_journals()
+        self.catalog.commit()
+
+    def _sync_closed_journals(self) -> None:
+        with self._writers_lock:
+            paths, self._unsynced = self._unsynced, set()
+        for path in paths:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         """Flush everything and stop the background thread; open runs stay RUNNING."""
@@ -382,7 +404,7 @@ class Store:
         with self._writers_lock:
             writers, self._writers = list(self._writers.values()), {}
         for writer in writers:
-            writer.close()
+            writer.close(durable=True)
 
     def __enter__(self) -> Store:
         return self

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.journal import Journal
@@ -62,10 +63,12 @@ class RunWriter:
             self._stage(record)
         return count
 
-    def close(self) -> None:
-        self.flush(durable=True)
+    def close(self, durable: bool = False) -> Path:
+        """Write what is buffered and close the journal; return its path."""
+        self.flush(durable=durable)
         with self._lock:
             self._journal.close()
+        return self._journal.path
 
     def _stage(self, record: dict[str, Any]) -> None:
         patch = to_patch(record)
@@ -76,9 +79,9 @@ class RunWriter:
 class Flusher:
     """A daemon thread that keeps buffers short and the catalog current for other processes."""
 
-    def __init__(self, writers: Callable[[], list[RunWriter]], commit: Callable[[], None]):
+    def __init__(self, writers: Callable[[], list[RunWriter]], every_second: Callable[[], None]):
         self._writers = writers
-        self._commit = commit
+        self._every_second = every_second
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nbtrack-flusher", daemon=True)
         self._thread.start()
@@ -93,7 +96,7 @@ class Flusher:
                     if len(writer.points) >= FLUSH_AT_POINTS or (due and writer.points):
                         writer.flush()
                 if now - last_commit >= FLUSH_INTERVAL_SECONDS:
-                    self._commit()
+                    self._every_second()
                     last_commit = now
             except Exception as exc:  # keep flushing later; never kill the thread silently
                 warnings.warn(f"nbtrack could not flush in the background: {exc!r}", stacklevel=1)

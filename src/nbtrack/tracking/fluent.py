@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import getpass
 import os
 import threading
@@ -54,7 +55,7 @@ _active: list[ActiveRun] = []  # the active run stack; nested runs sit above the
 _metric_keys: set[str] = set()  # keys already validated, so the hot path skips the regex
 _stores: dict[Path, Store] = {}
 _state_lock = threading.RLock()
-_tracking_uri: str | None = None
+_tracking_uri: Path | None = None  # set by set_tracking_uri, resolved once
 _experiment_id: str | None = None
 _run_factory: Callable[[], ActiveRun | None] | None = None
 _last_run_id: str | None = None
@@ -114,7 +115,7 @@ def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
         raise RunStateError(
             f"Run '{_active[-1].run_id}' is active; end it before switching to store {path}."
         )
-    _tracking_uri = path.as_uri()
+    _tracking_uri = path
 
 
 def get_tracking_uri() -> str:
@@ -124,7 +125,7 @@ def get_tracking_uri() -> str:
 
 def _store_path() -> Path:
     if _tracking_uri is not None:
-        return _path_from_uri(_tracking_uri)
+        return _tracking_uri
     for variable in ("NBTRACK_TRACKING_URI", "NBTRACK_DIR"):
         if os.environ.get(variable):
             return _path_from_uri(os.environ[variable])
@@ -296,6 +297,7 @@ def _system_tags(name: str, parent_run_id: str | None, description: str | None) 
     return tags
 
 
+@functools.cache
 def _user() -> str:
     try:
         return getpass.getuser()
