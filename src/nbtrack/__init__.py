@@ -21,7 +21,7 @@ Anywhere, with MLflow's names (``import nbtrack as mlflow`` works)::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nbtrack.entities import (
     Experiment,
@@ -72,6 +72,9 @@ from nbtrack.tracking.fluent import (
     start_run,
     status,
 )
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

@@ -45,7 +45,9 @@ def check_key(key: Any, kind: str) -> str:
 def _resolves_elsewhere(key: str) -> bool:
     # Keys can become file names, so "a/../b" and "./a" must not alias other keys.
     normalized = posixpath.normpath(key)
-    return normalized != key or normalized.startswith("..") or key.startswith("/")
+    return (
+        normalized != key or normalized == "." or normalized.startswith("..") or key.startswith("/")
+    )
 
 
 def check_param_value(key: str, value: Any) -> str:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 from typing import Any
 
-from nbtrack.capture.redact import redact
+from nbtrack.capture.redact import REDACTED, is_secret_name
+
+# Expressions whose variables live in a scope of their own.
+_OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def literal_assignments(source: str) -> dict[str, Any]:
@@ -13,8 +17,10 @@ def literal_assignments(source: str) -> dict[str, Any]:
 
     Literals are what :func:`ast.literal_eval` accepts: numbers, strings, bools, None and
     lists, tuples, sets and dicts of them. ``a, b = 1, 2`` binds both names; names
-    starting with ``_`` are private and skipped; secret-looking names are redacted.
-    A later assignment to a name wins, as it would when the cell runs.
+    starting with ``_`` are private and skipped. Any later statement that rebinds a
+    name otherwise (``a += 1``, ``a = f()``, ``for a in ...``, ``del a``, an import)
+    drops it, since its value is no longer known from the code. Secret-looking names,
+    and secret-looking keys inside dict values, are redacted.
     """
     try:
         tree = ast.parse(source)
@@ -22,25 +28,61 @@ def literal_assignments(source: str) -> dict[str, Any]:
         return {}
     found: dict[str, Any] = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                _bind(target, node.value, found)
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            _bind(node.target, node.value, found)
-    return {name: redact(name, value) for name, value in found.items()}
+        literal = _literal_bindings(node)
+        for name in _bound_names(node):
+            found.pop(name, None)
+        found.update(literal)
+    return {name: _redact(name, value) for name, value in found.items() if name[0] != "_"}
 
 
-def _bind(target: ast.expr, value: ast.expr, found: dict[str, Any]) -> None:
+def _literal_bindings(node: ast.stmt) -> dict[str, Any]:
+    bindings: dict[str, Any] = {}
+    if isinstance(node, ast.Assign):
+        for target in node.targets:
+            _bind(target, node.value, bindings)
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        _bind(node.target, node.value, bindings)
+    return bindings
+
+
+def _bind(target: ast.expr, value: ast.expr, bindings: dict[str, Any]) -> None:
     if isinstance(target, ast.Name):
-        if not target.id.startswith("_"):
-            try:
-                found[target.id] = ast.literal_eval(value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                found.pop(target.id, None)  # no longer a literal after this statement
+        with contextlib.suppress(ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            bindings[target.id] = ast.literal_eval(value)
     elif (
         isinstance(target, (ast.Tuple, ast.List))
         and isinstance(value, (ast.Tuple, ast.List))
         and len(target.elts) == len(value.elts)
     ):
         for sub_target, sub_value in zip(target.elts, value.elts, strict=True):
-            _bind(sub_target, sub_value, found)
+            _bind(sub_target, sub_value, bindings)
+
+
+def _bound_names(statement: ast.stmt) -> set[str]:
+    """Every name a top-level statement binds or deletes in the module's scope."""
+    names: set[str] = set()
+    pending: list[ast.AST] = [statement]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)  # its body is a scope of its own
+            pending.extend(node.decorator_list)
+            continue
+        if isinstance(node, _OWN_SCOPES):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        pending.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def _redact(name: str, value: Any) -> Any:
+    if is_secret_name(name):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _redact(k, v) if isinstance(k, str) else v for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return type(value)(_redact("", v) for v in value)
+    return value

@@ -110,6 +110,12 @@ class CatalogStorage(Storage):
             doc = self._tables.get(table, {}).get(doc_id)
             return _copy_doc(doc) if doc is not None else None
 
+    def value(self, table: str, doc_id: str, field: str, default: Any = None) -> Any:
+        """One field of a document, without copying the document."""
+        self.refresh()
+        with self._mutex:
+            return self._tables.get(table, {}).get(doc_id, {}).get(field, default)
+
     def documents(self, table: str) -> list[dict[str, Any]]:
         """The documents of a table as they are now; treat them as read-only."""
         self.refresh()

@@ -42,8 +42,18 @@ ACTIVE, DELETED = "active", "deleted"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
-class _StrIdTable(Table):
-    document_id_class = str  # run ids and experiment ids are strings
+class _CatalogTable(Table):
+    """A TinyDB table over the catalog: string ids, and no query cache, because the
+    catalog changes underneath TinyDB (staged patches, other processes' commits)."""
+
+    document_id_class = str
+
+    def __init__(self, storage, name: str, cache_size: int = 0, persist_empty: bool = False):
+        super().__init__(storage, name, cache_size=0, persist_empty=persist_empty)
+
+
+class _CatalogDB(TinyDB):
+    table_class = _CatalogTable
 
 
 class Store:
@@ -74,8 +84,7 @@ class Store:
     def db(self) -> TinyDB:
         """The catalog as a TinyDB database, for ad-hoc queries (read-only use)."""
         if self._db is None:
-            TinyDB.table_class = _StrIdTable
-            self._db = TinyDB(storage=lambda: self.catalog)
+            self._db = _CatalogDB(storage=lambda: self.catalog)
         return self._db
 
     def _ensure_initialized(self) -> None:
@@ -232,6 +241,9 @@ class Store:
         Other processes see the new status at the next catalog commit (the same second).
         """
         fields = {"status": status, "end_time": end_time if end_time is not None else _now_ms()}
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.flush()  # the last points precede the status that ends the run
         self.append(run_id, [{"op": "set", "fields": fields}])
         with self._writers_lock:
             writer = self._writers.pop(run_id, None)
@@ -240,14 +252,14 @@ class Store:
 
     def append(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Append records to a run, through its open writer or directly to its journal."""
+        if any(r["op"] != "set" for r in records):
+            self._check_active(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             for record in records:
                 writer.write(record)
             return
         row = self.get_run(run_id)
-        if row["lifecycle_stage"] != ACTIVE and any(r["op"] != "set" for r in records):
-            raise RunStateError(f"Run '{run_id}' is deleted; restore it before logging to it.")
         if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
             repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
         with Journal(self.journal_path(run_id)) as journal:
@@ -257,6 +269,12 @@ class Store:
             if patch is not None:
                 self.catalog.stage(RUNS, run_id, patch)
         self.catalog.commit()
+
+    def _check_active(self, run_id: str) -> None:
+        if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:
+            raise RunStateError(
+                f"Run '{run_id}' is deleted; restore it (restore_run) before logging to it."
+            )
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Log params; a key already logged may be logged again only with the same value."""
@@ -279,9 +297,8 @@ class Store:
 
     def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> None:
         """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts."""
-        row = self.get_run(run_id)
-        if row["lifecycle_stage"] != ACTIVE:
-            raise RunStateError(f"Run '{run_id}' is deleted; restore it before logging to it.")
+        relative = artifacts.relative_path(relative)
+        self._check_active(run_id)
         target = artifacts.destination(self.artifact_dir(run_id), relative)
         if isinstance(source, bytes):
             size, sha256 = artifacts.write_bytes(target, source)

@@ -12,6 +12,7 @@ import functools
 import getpass
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from time import time as _time
@@ -87,6 +88,11 @@ class ActiveRun:
 
     def to_dictionary(self) -> dict[str, Any]:
         return self._snapshot().to_dictionary()
+
+    def _use_buffer(self, buffer: list[Point]) -> None:
+        """Swap the metric buffer (after writing what the old one holds)."""
+        self._writer.flush()
+        self._writer.points = self.points = buffer
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -166,11 +172,12 @@ def set_experiment(
     global _experiment_id
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterError("Pass exactly one of experiment_name or experiment_id.")
+    if experiment_name is not None:
+        check_experiment_name(experiment_name)
     store = _store()
     if experiment_id is not None:
         row = store.get_experiment(str(experiment_id))
     else:
-        check_experiment_name(experiment_name)
         row = store.get_experiment_by_name(experiment_name)
         if row is None:
             row = store.get_experiment(store.create_experiment(experiment_name))
@@ -183,9 +190,21 @@ def set_experiment(
     return _experiment(row)
 
 
-def create_experiment(name: str, tags: dict[str, Any] | None = None) -> str:
-    """Create an experiment and return its id."""
+def create_experiment(
+    name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+) -> str:
+    """Create an experiment and return its id.
+
+    ``artifact_location`` is accepted for MLflow compatibility and ignored with a warning:
+    nbtrack keeps every artifact inside its store, beside the run that logged it.
+    """
     check_experiment_name(name)
+    if artifact_location is not None:
+        warnings.warn(
+            f"create_experiment(artifact_location={artifact_location!r}) is ignored: nbtrack "
+            "keeps artifacts inside the store.",
+            stacklevel=2,
+        )
     clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
     return _store().create_experiment(name, clean)
 
@@ -545,10 +564,32 @@ def get_metric_history(run_id: str, key: str) -> MetricHistory:
 def delete_run(run_id: str) -> None:
     """Soft-delete a run: hidden from searches, kept on disk, restorable."""
     _store().set_lifecycle(run_id, "deleted")
+    for run in _active:
+        if run.run_id == run_id:  # refuse its metrics at once, as MLflow does
+            run._use_buffer(_DeletedRunBuffer(run_id))
 
 
 def restore_run(run_id: str) -> None:
     _store().set_lifecycle(run_id, "active")
+    for run in _active:
+        if run.run_id == run_id:
+            run._use_buffer([])
+
+
+class _DeletedRunBuffer(list):
+    """The metric buffer of a deleted run: every append is refused."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def append(self, point: Point) -> None:
+        raise RunStateError(
+            f"Run '{self.run_id}' is deleted; restore it (restore_run) before logging to it."
+        )
+
+    def extend(self, points: object) -> None:
+        self.append(None)  # type: ignore[arg-type]
 
 
 def flush() -> None:

@@ -1,0 +1,276 @@
+"""The catalog's TinyDB storage: staged and committed patches, merging, compaction, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from tinydb import TinyDB, where
+from tinydb.storages import MemoryStorage
+
+from nbtrack.errors import StoreError
+from nbtrack.store import catalog as catalog_module
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, CatalogStorage
+from nbtrack.store.locking import StoreLock
+
+
+def _catalog(root: Path) -> CatalogStorage:
+    """A catalog with its own lock object, as a second process would have."""
+    root.mkdir(parents=True, exist_ok=True)
+    return CatalogStorage(root, StoreLock(root / "store.lock"))
+
+
+def _meta(root: Path) -> dict:
+    return orjson.loads((root / SNAPSHOT_NAME).read_bytes())["_meta"]["1"]
+
+
+def test_stage_is_visible_at_once_and_commit_to_another_reader(tmp_path: Path) -> None:
+    writer, reader = _catalog(tmp_path), _catalog(tmp_path)
+    assert reader.get("runs", "r1") is None
+
+    writer.stage("runs", "r1", {"set": {"status": "RUNNING"}, "params": {"lr": "0.1"}})
+    assert writer.get("runs", "r1") == {"status": "RUNNING", "params": {"lr": "0.1"}}
+    assert writer.has_staged
+    assert reader.get("runs", "r1") is None  # not committed yet
+
+    writer.commit()
+    assert not writer.has_staged
+    assert reader.get("runs", "r1") == {"status": "RUNNING", "params": {"lr": "0.1"}}
+    assert (tmp_path / CHANGELOG_NAME).stat().st_size > 0
+
+    # A third reader that starts from nothing sees the same.
+    assert _catalog(tmp_path).documents("runs") == [{"status": "RUNNING", "params": {"lr": "0.1"}}]
+
+
+def test_get_returns_a_copy(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path)
+    catalog.stage("runs", "r1", {"params": {"a": "1"}})
+    copy = catalog.get("runs", "r1")
+    copy["params"]["a"] = "changed"
+    copy["status"] = "X"
+    assert catalog.get("runs", "r1") == {"params": {"a": "1"}}
+
+
+def test_two_writers_patching_one_document_merge_field_wise(tmp_path: Path) -> None:
+    first, second = _catalog(tmp_path), _catalog(tmp_path)
+    first.stage("runs", "r", {"set": {"status": "RUNNING", "run_name": "a"}})
+    first.commit()
+    assert second.get("runs", "r")["status"] == "RUNNING"  # both have read the row
+
+    first.stage("runs", "r", {"params": {"lr": "0.1"}})
+    second.stage("runs", "r", {"tags": {"team": "x"}, "set": {"status": "FINISHED"}})
+    first.commit()
+    second.commit()  # must fold in first's params before appending its own patch
+
+    expected = {
+        "status": "FINISHED",
+        "run_name": "a",
+        "params": {"lr": "0.1"},
+        "tags": {"team": "x"},
+    }
+    assert first.get("runs", "r") == expected
+    assert second.get("runs", "r") == expected
+    assert _catalog(tmp_path).get("runs", "r") == expected
+
+
+def test_staged_patch_survives_a_refresh_that_reads_others_commits(tmp_path: Path) -> None:
+    first, second = _catalog(tmp_path), _catalog(tmp_path)
+    second.stage("runs", "r", {"tags": {"mine": "1"}})  # staged, not committed
+    first.stage("runs", "r", {"params": {"p": "1"}})
+    first.commit()
+    # second re-reads first's commit, and its own staged patch is still applied on top.
+    assert second.get("runs", "r") == {"params": {"p": "1"}, "tags": {"mine": "1"}}
+    second.commit()
+    assert first.get("runs", "r") == {"params": {"p": "1"}, "tags": {"mine": "1"}}
+
+
+@pytest.mark.parametrize(
+    ("points", "latest"),
+    [
+        # step wins over time and value
+        ([[9.0, 1, 500], [1.0, 2, 100]], [1.0, 2, 100]),
+        # same step: later timestamp wins
+        ([[9.0, 3, 200], [1.0, 3, 300]], [1.0, 3, 300]),
+        # same step and time: larger value wins
+        ([[1.0, 3, 300], [2.0, 3, 300]], [2.0, 3, 300]),
+        # an older point arriving later does not replace the latest
+        ([[5.0, 10, 10], [7.0, 4, 999]], [5.0, 10, 10]),
+    ],
+)
+def test_latest_metric_rule(tmp_path: Path, points: list, latest: list) -> None:
+    writer, other = _catalog(tmp_path), _catalog(tmp_path)
+    for point in points:  # staged one by one: merged in memory before the commit
+        writer.stage("runs", "r", {"metrics": {"m": point}})
+    assert writer.get("runs", "r")["metrics"]["m"] == latest
+    writer.commit()
+    assert other.get("runs", "r")["metrics"]["m"] == latest
+
+    # And across two writers' commits, in both orders.
+    for order in (points, points[::-1]):
+        root = tmp_path / f"two-{order is points}"
+        a, b = _catalog(root), _catalog(root)
+        a.stage("runs", "r", {"metrics": {"m": order[0]}})
+        b.stage("runs", "r", {"metrics": {"m": order[1]}})
+        a.commit()
+        b.commit()
+        assert _catalog(root).get("runs", "r")["metrics"]["m"] == latest
+
+
+def test_untag_then_tag_and_tag_then_untag(tmp_path: Path) -> None:
+    writer = _catalog(tmp_path)
+    writer.stage("runs", "r", {"tags": {"a": "1", "b": "1"}})
+    writer.commit()
+
+    writer.stage("runs", "r", {"untag": ["a"]})
+    writer.stage("runs", "r", {"tags": {"a": "2"}})  # re-set after removal: present
+    writer.stage("runs", "r", {"tags": {"b": "2"}})
+    writer.stage("runs", "r", {"untag": ["b"]})  # removed after setting: absent
+    expected = {"a": "2"}
+    assert writer.get("runs", "r")["tags"] == expected
+    writer.commit()
+    assert _catalog(tmp_path).get("runs", "r")["tags"] == expected
+
+
+def test_nonfinite_latest_metrics_survive_the_log_and_a_snapshot(tmp_path: Path) -> None:
+    writer = _catalog(tmp_path)
+    writer.stage("runs", "r", {"metrics": {"n": [float("nan"), 0, 1], "i": [float("-inf"), 0, 1]}})
+    writer.commit()
+    got = _catalog(tmp_path).get("runs", "r")["metrics"]
+    assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
+
+    writer.write(writer.read())  # fold into catalog.json
+    got = _catalog(tmp_path).get("runs", "r")["metrics"]
+    assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
+    assert b"null" not in (tmp_path / SNAPSHOT_NAME).read_bytes()
+
+
+def test_compaction_keeps_documents_bumps_generation_and_truncates_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_module, "COMPACT_MIN_BYTES", 2000)
+    writer, reader = _catalog(tmp_path), _catalog(tmp_path)
+    writer.stage("runs", "seed", {"set": {"n": -1}})
+    writer.commit()
+    assert reader.get("runs", "seed") == {"n": -1}  # reader is on the old generation
+    assert not (tmp_path / SNAPSHOT_NAME).exists()
+
+    generation_seen = []
+    for i in range(200):
+        writer.stage("runs", f"run-{i:03d}", {"set": {"n": i}, "params": {"p": "x" * 20}})
+        writer.commit()
+        if (tmp_path / SNAPSHOT_NAME).exists():
+            generation_seen.append(_meta(tmp_path)["generation"])
+    assert generation_seen, "the log never outgrew the snapshot: no compaction happened"
+    assert max(generation_seen) >= 2  # compacted more than once as the snapshot grew
+    assert generation_seen == sorted(generation_seen)
+
+    # Right after a compaction the log is empty; it is never larger than the threshold.
+    log_size = (tmp_path / CHANGELOG_NAME).stat().st_size
+    assert log_size <= max(2000, (tmp_path / SNAPSHOT_NAME).stat().st_size)
+    writer.stage("runs", "seed", {"set": {"n": -2}})
+    writer.write(writer.read())
+    assert (tmp_path / CHANGELOG_NAME).stat().st_size == 0
+
+    expected = {f"run-{i:03d}": {"n": i, "params": {"p": "x" * 20}} for i in range(200)}
+    expected["seed"] = {"n": -2}
+    # The reader had read the old generation; it reloads and misses nothing.
+    for catalog in (reader, writer, _catalog(tmp_path)):
+        docs = {doc_id: catalog.get("runs", doc_id) for doc_id in expected}
+        assert docs == expected
+        assert len(catalog.documents("runs")) == 201
+
+
+def test_reader_ignores_log_records_of_an_older_generation(tmp_path: Path) -> None:
+    writer = _catalog(tmp_path)
+    writer.stage("runs", "r", {"set": {"v": 1}})
+    writer.write(writer.read())  # generation 1
+    generation = _meta(tmp_path)["generation"]
+    # A record left behind with the previous generation must not be applied.
+    stale = {"gen": generation - 1, "table": "runs", "id": "r", "patch": {"set": {"v": 99}}}
+    with open(tmp_path / CHANGELOG_NAME, "ab") as log:
+        log.write(orjson.dumps(stale) + b"\n")
+    assert _catalog(tmp_path).get("runs", "r") == {"v": 1}
+
+
+def test_torn_log_record_is_ignored_and_cut_by_the_next_commit(tmp_path: Path) -> None:
+    writer = _catalog(tmp_path)
+    writer.stage("runs", "r", {"set": {"v": 1}})
+    writer.commit()
+    with open(tmp_path / CHANGELOG_NAME, "ab") as log:
+        log.write(b'{"gen":0,"table":"runs","id":"r","patch":{"set":{"v":')
+    other = _catalog(tmp_path)
+    assert other.get("runs", "r") == {"v": 1}
+    other.stage("runs", "r", {"set": {"w": 2}})
+    other.commit()
+    assert _catalog(tmp_path).get("runs", "r") == {"v": 1, "w": 2}
+    assert (tmp_path / CHANGELOG_NAME).read_bytes().endswith(b"\n")
+
+
+def test_snapshot_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    snapshot = {"_meta": {"1": {"schema": 99, "generation": 1}}, "runs": {}}
+    (tmp_path / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
+    with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
+        _catalog(tmp_path).documents("runs")
+
+
+def test_store_refuses_a_snapshot_from_a_newer_schema(store_dir: Path) -> None:
+    from nbtrack.store import Store
+
+    store_dir.mkdir(parents=True)
+    snapshot = {"_meta": {"1": {"schema": 2, "generation": 1}}, "experiments": {}}
+    (store_dir / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
+    with pytest.raises(StoreError, match="schema 2"):
+        Store(store_dir)
+
+
+def test_snapshot_write_is_atomic(tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path)
+    catalog.stage("runs", "r", {"set": {"v": 1}})
+    catalog.write(catalog.read())
+    first_inode = (tmp_path / SNAPSHOT_NAME).stat().st_ino
+    catalog.stage("runs", "r", {"set": {"v": 2}})
+    catalog.write(catalog.read())
+    # Replaced by a rename (a new file), not rewritten in place.
+    assert (tmp_path / SNAPSHOT_NAME).stat().st_ino != first_inode
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == sorted([SNAPSHOT_NAME, CHANGELOG_NAME, "store.lock"])
+    data = orjson.loads((tmp_path / SNAPSHOT_NAME).read_bytes())
+    assert data["runs"]["r"] == {"v": 2}
+    assert data["_meta"]["1"]["schema"] == catalog_module.SCHEMA_VERSION
+
+
+def test_store_db_works_as_tinydb(store) -> None:
+    finished = store.create_run("0", run_name="done", user_id="u", tags={"team": "a"})
+    store.finish_run(finished.run_id, "FINISHED")
+    running = store.create_run("0", run_name="going", user_id="u", tags={})
+
+    runs = store.db.table("runs")
+    found = runs.search(where("status") == "FINISHED")
+    assert [doc["run_id"] for doc in found] == [finished.run_id]
+    assert found[0].doc_id == finished.run_id
+    assert runs.get(doc_id=running.run_id)["run_name"] == "going"
+    assert runs.count(where("tags")["team"] == "a") == 1
+    default = store.db.table("experiments").get(where("name") == "Default")
+    assert default["experiment_id"] == "0"
+    store.finish_run(running.run_id, "KILLED")
+
+
+def test_store_db_sees_changes_made_after_a_query(store) -> None:
+    first = store.create_run("0", run_name="a", user_id="u", tags={})
+    store.finish_run(first.run_id, "FINISHED")
+    query = where("status") == "FINISHED"
+    assert len(store.db.table("runs").search(query)) == 1
+
+    second = store.create_run("0", run_name="b", user_id="u", tags={})
+    store.finish_run(second.run_id, "FINISHED")
+    # The catalog changed under TinyDB: the same query must not answer from a stale cache.
+    assert len(store.db.table("runs").search(query)) == 2
+
+
+def test_store_db_does_not_change_other_tinydb_databases(store) -> None:
+    assert store.db.table("runs") is not None
+    other = TinyDB(storage=MemoryStorage)
+    other.insert({"a": 1})
+    other.insert({"a": 2})
+    assert [doc.doc_id for doc in other.all()] == [1, 2]  # TinyDB's int ids, untouched
