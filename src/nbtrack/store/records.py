@@ -21,7 +21,7 @@ from collections import defaultdict
 from typing import Any
 
 from nbtrack.store.journal import decode_float, encode_floats
-from nbtrack.store.rows import Patch
+from nbtrack.store.rows import Patch, nan_as_zero
 
 Point = tuple[str, float, int, float]  # key, value, step, timestamp in ms (a float until flushed)
 
@@ -53,8 +53,15 @@ def metric_records(points: list[Point]) -> list[dict[str, Any]]:
 
 
 def latest_point(record: dict[str, Any]) -> list:
-    """The point of a metrics record MLflow would call latest: max (step, time, value)."""
-    step, time, value = max(zip(record["step"], record["time"], metric_values(record), strict=True))
+    """The point of a metrics record MLflow would call latest: max (step, time, value).
+
+    As in MLflow, a NaN value ranks as 0 in that order.
+    """
+    columns = zip(record["step"], record["time"], metric_values(record), strict=True)
+    if record.get("nonfinite"):
+        step, time, value = max(columns, key=lambda p: (p[0], p[1], nan_as_zero(p[2])))
+    else:
+        step, time, value = max(columns)  # no NaN: plain tuple order, all in C
     return [value, step, time]
 
 

@@ -88,7 +88,12 @@ def merge_latest(latest: dict[str, LatestMetric], new: dict[str, LatestMetric]) 
 
 
 def _newer(a: LatestMetric, b: LatestMetric) -> bool:
-    return (a[1], a[2], a[0]) > (b[1], b[2], b[0])
+    # MLflow ranks a NaN value as 0 when step and timestamp tie.
+    return (a[1], a[2], nan_as_zero(a[0])) > (b[1], b[2], nan_as_zero(b[0]))
+
+
+def nan_as_zero(value: float) -> float:
+    return 0.0 if value != value else value
 
 
 def to_disk(doc: dict[str, Any]) -> dict[str, Any]:
