@@ -57,6 +57,7 @@ def _reset_fluent() -> None:
     fluent._stores.clear()
     fluent._tracking_uri = None
     fluent._experiment_id = None
+    fluent._experiment_name = None
     fluent._run_factory = None
     fluent._last_run_id = None
 

@@ -21,6 +21,7 @@ from IPython.display import display
 
 from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.params import literal_assignments
+from nbtrack.capture.redact import redact_source
 from nbtrack.tracking import fluent
 from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
 from nbtrack.widgets.static import StaticView, run_card_html, run_card_text
@@ -70,6 +71,8 @@ class TrackMagics(Magics):
         self.cell_id: str | None = None
         self.cell_source = ""
         self.execution_count = 0
+        self._count_offset = _count_offset(shell)
+        self._count_before_cell: int | None = None  # None until we see a cell start
         self.cells_tracked = False
         self._session_run: fluent.ActiveRun | None = None
         self._cell_run: fluent.ActiveRun | None = None
@@ -79,10 +82,14 @@ class TrackMagics(Magics):
     def pre_run_cell(self, info) -> None:
         self.cell_id = getattr(info, "cell_id", None)
         self.cell_source = getattr(info, "raw_cell", "") or ""
-        # IPython counts the cell before running it, so read the number now.
-        self.execution_count = self.shell.execution_count
+        self._count_before_cell = self.shell.execution_count
+        offset = self._count_offset if getattr(info, "store_history", True) else 0
+        self.execution_count = self._count_before_cell - offset
 
     def post_run_cell(self, result) -> None:
+        seen, self._count_before_cell = self._count_before_cell, None
+        if seen is not None and result.execution_count is not None and result.info.store_history:
+            self._count_offset = seen - result.execution_count
         run, self._cell_run = self._cell_run, None
         if run is not None and fluent.active_run() is run:
             error = result.error_in_exec or result.error_before_exec
@@ -133,7 +140,7 @@ class TrackMagics(Magics):
     def _cell_record(self, cell: str) -> dict[str, Any]:
         return {
             "op": "cell",
-            "source": cell,
+            "source": redact_source(cell),
             "execution_count": self.execution_count,
             "cell_id": self.cell_id,
             "notebook": notebook_path(),
@@ -221,6 +228,17 @@ class TrackMagics(Magics):
 
             return run_details(rest[0])
         raise UsageError(f"%track: unknown command {line!r}.\n{_LINE_USAGE}")
+
+
+def _count_offset(shell) -> int:
+    """How far ``shell.execution_count`` is ahead of the running cell's In[n].
+
+    Newer IPython counts a cell before it runs it, older IPython after. Loaded from a
+    cell, the input history (which already holds that cell) tells which; otherwise
+    assume the older order until post_run_cell reports a cell's true number.
+    """
+    history = getattr(shell.history_manager, "input_hist_parsed", [])
+    return shell.execution_count - (len(history) - 1) if len(history) > 1 else 0
 
 
 def _status_for(error: BaseException | None) -> str:

@@ -58,6 +58,7 @@ _stores: dict[Path, Store] = {}
 _state_lock = threading.RLock()
 _tracking_uri: Path | None = None  # set by set_tracking_uri, resolved once
 _experiment_id: str | None = None
+_experiment_name: str | None = None  # the active experiment's name, to find it in a new store
 _run_factory: Callable[[], ActiveRun | None] | None = None
 _last_run_id: str | None = None
 
@@ -115,13 +116,14 @@ class ActiveRun:
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Use the store in a folder (a path or a ``file:`` URI); it is created on first use."""
-    global _tracking_uri
+    global _tracking_uri, _experiment_id
     path = _path_from_uri(uri)
     if _active:
         raise RunStateError(
             f"Run '{_active[-1].run_id}' is active; end it before switching to store {path}."
         )
     _tracking_uri = path
+    _experiment_id = None  # ids belong to a store; the name is looked up in the new one
 
 
 def get_tracking_uri() -> str:
@@ -169,7 +171,7 @@ def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
 ) -> Experiment:
     """Make an experiment active, creating it by name if it does not exist."""
-    global _experiment_id
+    global _experiment_id, _experiment_name
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameterError("Pass exactly one of experiment_name or experiment_id.")
     if experiment_name is not None:
@@ -186,7 +188,7 @@ def set_experiment(
             f"Experiment '{row['name']}' is deleted; restore it with restore_experiment() "
             "or choose another name."
         )
-    _experiment_id = row["experiment_id"]
+    _experiment_id, _experiment_name = row["experiment_id"], row["name"]
     return _experiment(row)
 
 
@@ -244,7 +246,11 @@ def _experiment(row: dict[str, Any]) -> Experiment:
 def _current_experiment_id() -> str:
     if _experiment_id is not None:
         return _experiment_id
-    name = os.environ.get("NBTRACK_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    name = (
+        _experiment_name
+        or os.environ.get("NBTRACK_EXPERIMENT_NAME")
+        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    )
     if name:
         return set_experiment(name).experiment_id
     return DEFAULT_EXPERIMENT_ID
