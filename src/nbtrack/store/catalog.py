@@ -57,6 +57,7 @@ class CatalogStorage(Storage):
         # Guards the in-memory tables against the background flusher; taken after the
         # store lock, never before it.
         self._mutex = threading.RLock()
+        self._commit_lock = threading.Lock()
 
     # -- TinyDB's Storage interface ----------------------------------------------------
 
@@ -127,15 +128,20 @@ class CatalogStorage(Storage):
         return bool(self._staged)
 
     def commit(self) -> None:
-        """Append every staged patch to the change log, compacting when it has grown."""
-        if not self._staged:
-            return
+        """Append every staged patch to the change log, compacting when it has grown.
+
+        Returns only once everything staged before the call is in the log, even when
+        another thread is committing at the same moment.
+        """
+        with self._commit_lock:
+            if self._staged:
+                self._commit_staged()
+
+    def _commit_staged(self) -> None:
         with self._lock:
             self.refresh()
             with self._mutex:
                 staged, self._staged = self._staged, {}
-            if not staged:
-                return
             lines = b"".join(
                 orjson.dumps(
                     {"gen": self._generation, "table": t, "id": i, "patch": to_disk(patch)}
@@ -147,7 +153,9 @@ class CatalogStorage(Storage):
                 if log.tell() > self._log_offset:
                     log.truncate(self._log_offset)  # a torn record left by a crashed writer
                 log.write(lines)
-                self._log_offset = log.tell()
+                log.flush()
+                # Not log.tell(): truncating does not move the position of an "ab" file.
+                self._log_offset = os.fstat(log.fileno()).st_size
             if self._log_offset > max(COMPACT_MIN_BYTES, self._snapshot_size()):
                 self.write(self._tables)
 

@@ -36,7 +36,10 @@ def is_alive(identity: ProcessIdentity | None) -> bool | None:
     import psutil
 
     try:
-        started = _rounded(psutil.Process(identity["pid"]))
+        process = psutil.Process(identity["pid"])
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped by its parent
+            return False
+        started = _rounded(process)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
     except psutil.AccessDenied:  # it exists; we cannot prove it is another process

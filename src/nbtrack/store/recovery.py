@@ -101,12 +101,15 @@ def reap_dead_runs(store: Store) -> list[str]:
             continue
         if is_alive(row.get("process")) is False:
             run_id = row["run_id"]
+            repair_tail(store.journal_path(run_id))
             truth = fold_run(store, run_id)
-            if truth is not None and truth.get("status") != "RUNNING":
-                # It ended, but died before its catalog commit: index what it wrote.
+            if truth is not None:
+                # What the dead process wrote may be ahead of the catalog (it died between
+                # commits); the journal is the truth.
                 store.catalog.stage("runs", run_id, {"set": truth})
                 store.catalog.commit()
-                continue
+                if truth.get("status") != "RUNNING":
+                    continue  # it ended; only its catalog commit was lost
             try:  # the last moment the dead process wrote anything
                 end_time = int(os.stat(store.journal_path(run_id)).st_mtime * 1000)
             except FileNotFoundError:
@@ -137,13 +140,14 @@ def doctor(store: Store, rebuild_catalog: bool = False, progress: bool = True) -
     from tqdm.auto import tqdm
 
     report = DoctorReport()
+    report.killed = reap_dead_runs(store)  # first, so dead runs are re-derived, not drifted
     on_disk = set(store.run_ids_on_disk())
     indexed = {row["run_id"]: row for row in store.runs()}
     report.orphan_rows = sorted(set(indexed) - on_disk)
     for run_id in tqdm(sorted(on_disk), desc="checking runs", unit="run", disable=not progress):
         report.runs_checked += 1
         _check_run(store, run_id, indexed.get(run_id), report)
-    report.killed = reap_dead_runs(store)
+    report.killed += reap_dead_runs(store)  # runs the catalog lacked until just now
     report.unverifiable = [
         r["run_id"]
         for r in store.runs()

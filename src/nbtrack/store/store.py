@@ -71,6 +71,7 @@ class Store:
         self._writers: dict[str, RunWriter] = {}
         self._unsynced: set[Path] = set()  # closed journals not yet fsynced
         self._writers_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._flusher: Flusher | None = None
         self._db: TinyDB | None = None
         self._ensure_initialized()
@@ -153,6 +154,17 @@ class Store:
             self._append_experiment(experiment_id, _new_experiment(name, experiment_id, tags))
         return experiment_id
 
+    def get_or_create_experiment(self, name: str) -> dict[str, Any]:
+        """The experiment called ``name``, created if missing, atomically across processes."""
+        existing = self.get_experiment_by_name(name)
+        if existing is not None:
+            return existing
+        with self.lock:
+            existing = self.get_experiment_by_name(name)
+            if existing is None:
+                return self.get_experiment(self.create_experiment(name))
+            return existing
+
     def update_experiment(self, experiment_id: str, **fields: Any) -> None:
         """Change an experiment's name, lifecycle_stage or tags (``tags=`` merges)."""
         with self.lock:
@@ -223,6 +235,8 @@ class Store:
             and run_id not in (self._writers)
         ):
             raise RunStateError(f"Run '{run_id}' is already RUNNING in another live process.")
+        if run_id not in self._writers:
+            repair_tail(self.journal_path(run_id))  # no live writer: mend a crash's torn tail
         writer = self._open_writer(run_id)
         fields = {"status": "RUNNING", "end_time": None, "process": current_process()}
         writer.write({"op": "set", "fields": fields})
@@ -403,14 +417,17 @@ class Store:
         self.catalog.commit()
 
     def _sync_closed_journals(self) -> None:
-        with self._writers_lock:
-            paths, self._unsynced = self._unsynced, set()
-        for path in paths:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        # Held until the fsyncs are done, so a flush() racing the background thread
+        # returns only after the journals that thread took are durable.
+        with self._sync_lock:
+            with self._writers_lock:
+                paths, self._unsynced = self._unsynced, set()
+            for path in paths:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def close(self) -> None:
         """Flush everything and stop the background thread; open runs stay RUNNING."""

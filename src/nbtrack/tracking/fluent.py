@@ -180,9 +180,7 @@ def set_experiment(
     if experiment_id is not None:
         row = store.get_experiment(str(experiment_id))
     else:
-        row = store.get_experiment_by_name(experiment_name)
-        if row is None:
-            row = store.get_experiment(store.create_experiment(experiment_name))
+        row = store.get_or_create_experiment(experiment_name)
     if row["lifecycle_stage"] != "active":
         raise RunStateError(
             f"Experiment '{row['name']}' is deleted; restore it with restore_experiment() "
