@@ -70,6 +70,7 @@ class TrackMagics(Magics):
         super().__init__(shell)
         self.cell_id: str | None = None
         self.cell_source = ""
+        self.cell_filename = ""  # what tracebacks call the running %%track cell
         self.execution_count = 0
         self._count_offset = _count_offset(shell)
         self._count_before_cell: int | None = None  # None until we see a cell start
@@ -152,7 +153,9 @@ class TrackMagics(Magics):
         shell = self.shell
         code = shell.transform_cell(cell)
         tree = shell.transform_ast(shell.compile.ast_parse(code))
-        filename = shell.compile.cache(code, self.execution_count, raw_code=cell)
+        filename = self.cell_filename = shell.compile.cache(
+            code, self.execution_count, raw_code=cell
+        )
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
@@ -169,7 +172,8 @@ class TrackMagics(Magics):
         if error is None:
             _log_named_metrics(self.shell.user_ns, args.metrics)
         else:
-            store.append(run.run_id, _error_records(error))
+            label = f"Cell In[{self.execution_count}]"
+            store.append(run.run_id, _error_records(error, self.cell_filename, label))
         fluent._end_run_and_children(run.run_id, _status_for(error))
         row = store.get_run(run.run_id)
         display(StaticView(run_card_html(row), run_card_text(row)))
@@ -284,13 +288,24 @@ def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
             )
 
 
-def _error_records(error: BaseException) -> list[dict[str, Any]]:
+def _error_records(error: BaseException, cell_filename: str, label: str) -> list[dict[str, Any]]:
     summary = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return [
         {"op": "set", "fields": {"error": summary[:1000]}},
-        {"op": "traceback", "text": text},
+        {"op": "traceback", "text": _user_traceback(error, cell_filename, label)},
     ]
+
+
+def _user_traceback(error: BaseException, cell_filename: str, label: str) -> str:
+    """The traceback from the user's cell on (nbtrack's own frames dropped), as text."""
+    details = traceback.TracebackException.from_exception(error)
+    frames = list(details.stack)
+    start = next((i for i, f in enumerate(frames) if f.filename == cell_filename), 0)
+    for frame in frames[start:]:
+        if frame.filename == cell_filename:
+            frame.filename = label
+    details.stack = traceback.StackSummary.from_list(frames[start:])
+    return "".join(details.format())
 
 
 _magics: TrackMagics | None = None

@@ -43,8 +43,9 @@ def run_details(ref: str) -> StaticView:
     artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
     sections = _detail_sections(row, cell, error, artifacts)
     text = "\n\n".join(f"{title}\n{body}" for title, body in sections)
+    pre = "<pre style='font-family:monospace;white-space:pre-wrap;margin:0'>"
     markup = "".join(
-        f"<h4 style='margin:6px 0 2px'>{html.escape(title)}</h4><pre>{html.escape(body)}</pre>"
+        f"<h4 style='margin:6px 0 2px'>{html.escape(title)}</h4>{pre}{html.escape(body)}</pre>"
         for title, body in sections
     )
     return StaticView(f"<div class='nbtrack-run'>{markup}</div>", text)
