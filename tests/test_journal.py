@@ -6,6 +6,7 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nbtrack.store.journal import (
@@ -17,7 +18,7 @@ from nbtrack.store.journal import (
     read_records,
     repair_tail,
 )
-from nbtrack.store.records import latest_point, metric_records, metric_values
+from nbtrack.store.records import latest_point, metric_columns, metric_records
 
 
 def _read_quietly(path: Path, **kwargs) -> list[dict]:
@@ -72,53 +73,67 @@ def test_encode_float_round_trips(value: float) -> None:
         assert math.copysign(1, decoded) == math.copysign(1, value)
 
 
+def _flat(points: list[tuple]) -> list:
+    """Points as the flat buffer RunWriter keeps: key, value, step, time, key, ..."""
+    return [item for point in points for item in point]
+
+
 def test_nonfinite_metric_values_round_trip_exactly(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     values = [1.0, math.nan, math.inf, -math.inf, 2.5]
     points = [("loss", v, step, 1000.0 + step) for step, v in enumerate(values)]
     with Journal(path) as journal:
-        journal.append_many(metric_records(points))
+        journal.append_many(metric_records(_flat(points)))
 
     raw = path.read_bytes()
     assert b"null" not in raw  # orjson alone would have written null for NaN/inf
     (record,) = _read_quietly(path)
-    got = metric_values(record)
+    steps, got, times = metric_columns(record)
     assert math.isnan(got[1])
     assert got[0] == 1.0 and got[2] == math.inf and got[3] == -math.inf and got[4] == 2.5
-    assert list(record["step"]) == [0, 1, 2, 3, 4]
-    assert record["time"] == [1000, 1001, 1002, 1003, 1004]
+    assert steps.tolist() == [0, 1, 2, 3, 4]
+    assert times.tolist() == [1000, 1001, 1002, 1003, 1004]
+    assert record["n"] == 5
+    assert record["latest"] == [2.5, 4, 1004]
 
 
-def test_finite_batch_is_stored_plainly(tmp_path: Path) -> None:
-    # Overflowing sums must not be mistaken for non-finite values, or vice versa.
-    points = [("m", 1e308, 0, 1.0), ("m", 1e308, 1, 2.0)]
-    (record,) = metric_records(points)
-    assert metric_values(record) == [1e308, 1e308]
+def test_timestamps_are_truncated_to_milliseconds_as_mlflow_does() -> None:
+    (record,) = metric_records(_flat([("m", 1.0, 0, 1000.9), ("m", 2.0, 1, 1001.2)]))
+    assert metric_columns(record)[2].tolist() == [1000, 1001]
+
+
+def test_huge_finite_values_are_kept_exactly(tmp_path: Path) -> None:
+    points = [("m", 1e308, 0, 1.0), ("m", 1.7976931348623157e308, 1, 2.0)]
+    (record,) = metric_records(_flat(points))
     path = tmp_path / "j.jsonl"
     with Journal(path) as journal:
         journal.append_many([record])
     (back,) = _read_quietly(path)
-    assert metric_values(back) == [1e308, 1e308]
+    assert metric_columns(back)[1].tolist() == [1e308, 1.7976931348623157e308]
 
 
 def test_records_group_points_by_key() -> None:
     points = [("a", 1.0, 0, 10.0), ("b", 2.0, 0, 10.0), ("a", 3.0, 1, 11.0)]
-    records = {r["key"]: r for r in metric_records(points)}
+    records = {r["key"]: r for r in metric_records(_flat(points))}
     assert set(records) == {"a", "b"}
-    assert list(records["a"]["step"]) == [0, 1]
-    assert list(metric_values(records["a"])) == [1.0, 3.0]
-    assert list(metric_values(records["b"])) == [2.0]
+    steps, values, _ = metric_columns(records["a"])
+    assert steps.tolist() == [0, 1] and values.tolist() == [1.0, 3.0]
+    assert metric_columns(records["b"])[1].tolist() == [2.0]
+    assert records["a"]["latest"] == [3.0, 1, 11] and records["b"]["latest"] == [2.0, 0, 10]
 
 
 def test_latest_point_is_max_step_then_time_then_value() -> None:
-    record = {
-        "op": "metrics",
-        "key": "m",
-        "step": [5, 7, 7, 7, 3],
-        "time": [900, 100, 200, 200, 999],
-        "value": [50.0, 1.0, 2.0, 3.0, 99.0],
-    }
-    assert latest_point(record) == [3.0, 7, 200]
+    steps = np.array([5, 7, 7, 7, 3])
+    times = np.array([900, 100, 200, 200, 999])
+    values = np.array([50.0, 1.0, 2.0, 3.0, 99.0])
+    assert latest_point(steps, values, times) == [3.0, 7, 200]
+
+
+def test_latest_point_ranks_nan_as_zero_on_a_tie() -> None:
+    steps, times = np.array([1, 1]), np.array([5, 5])
+    assert latest_point(steps, np.array([math.nan, 0.5]), times) == [0.5, 1, 5]
+    nan_wins = latest_point(steps, np.array([math.nan, -0.5]), times)
+    assert math.isnan(nan_wins[0]) and nan_wins[1:] == [1, 5]
 
 
 def test_torn_last_record_is_skipped_with_a_warning_and_repaired(tmp_path: Path) -> None:
@@ -187,7 +202,7 @@ def test_corrupt_middle_line_is_skipped_and_later_lines_still_read(tmp_path: Pat
 
 def test_read_records_prefix_filters_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    records = metric_records([("loss", 1.0, 0, 1.0), ("acc", 0.5, 0, 1.0)])
+    records = metric_records(_flat([("loss", 1.0, 0, 1.0), ("acc", 0.5, 0, 1.0)]))
     with Journal(path) as journal:
         journal.append({"op": "params", "params": {"lr": "0.1"}})
         journal.append_many(records)
@@ -214,14 +229,14 @@ def test_large_batch_round_trips(tmp_path: Path) -> None:
     points = [("loss", 1.0 / (i + 1), i, 1_700_000_000_000.0 + i) for i in range(n)]
     points[12_345] = ("loss", math.nan, 12_345, 1_700_000_012_345.0)
     with Journal(path) as journal:
-        journal.append_many(metric_records(points))
+        journal.append_many(metric_records(_flat(points)))
         journal.sync()
 
     (record,) = _read_quietly(path)
-    values = metric_values(record)
-    assert len(values) == n == len(record["step"]) == len(record["time"])
-    assert list(record["step"]) == list(range(n))
-    assert record["time"][-1] == 1_700_000_000_000 + n - 1
+    steps, values, times = metric_columns(record)
+    assert len(values) == n == len(steps) == len(times) == record["n"]
+    assert steps.tolist() == list(range(n))
+    assert times[-1] == 1_700_000_000_000 + n - 1
     assert values[0] == 1.0 and values[-1] == 1.0 / n
     assert math.isnan(values[12_345])
     finite = [v for i, v in enumerate(values) if i != 12_345]

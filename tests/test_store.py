@@ -128,8 +128,8 @@ def test_run_lifecycle_params_tags_metrics_finish(store: Store, store_dir: Path)
     store.log_params(run_id, {"lr": "0.1", "depth": "6"})
     store.append(run_id, [{"op": "tags", "tags": {"stage": "dev", "gone": "x"}}])
     store.append(run_id, [{"op": "untag", "key": "gone"}])
-    store.writer(run_id).points.extend([("loss", 0.5, 0, 1000.0), ("loss", 0.25, 1, 2000.0)])
-    store.log_points(run_id, [("acc", 0.9, 3, 3000.0)])
+    store.writer(run_id).points.extend(("loss", 0.5, 0, 1000.0, "loss", 0.25, 1, 2000.0))
+    store.log_points(run_id, ["acc", 0.9, 3, 3000.0])
     store.finish_run(run_id, "FINISHED", end_time=5000)
 
     row = store.get_run(run_id)
@@ -155,7 +155,7 @@ def test_terminal_status_is_the_last_journal_record(store: Store) -> None:
     # Buffered points belong before the status that ends the run: a reader that sees
     # FINISHED in the journal must already find every point the run logged.
     run_id = _run(store)
-    store.writer(run_id).points.append(("loss", 0.5, 0, 1000.0))
+    store.writer(run_id).points.extend(("loss", 0.5, 0, 1000.0))
     store.finish_run(run_id, "FINISHED", end_time=5000)
     records = store.read_journal(run_id)
     assert [r["op"] for r in records] == ["create", "metrics", "set"]
@@ -316,6 +316,7 @@ def test_fluent_api_refuses_artifact_paths_that_escape(tracking, tmp_path: Path,
     local.write_text("payload")
     with tracking.start_run() as run:
         store_dir = Path(tracking.get_tracking_uri().removeprefix("file://"))
+        tracking.flush()  # the new run's catalog row lands now, not during the checks
         before = _tree(store_dir)
         with pytest.raises(InvalidParameterError):
             tracking.log_text("payload", path)
@@ -354,13 +355,13 @@ def _populate(store: Store) -> list[str]:
     a = _run(store, name="a", team="x")
     store.log_params(a, {"lr": "0.1"})
     store.writer(a).points.extend(
-        [("loss", 1.0, 0, 10.0), ("loss", float("nan"), 1, 11.0), ("acc", 0.5, 0, 10.0)]
+        ("loss", 1.0, 0, 10.0, "loss", float("nan"), 1, 11.0, "acc", 0.5, 0, 10.0)
     )
     store.append(a, [{"op": "untag", "key": "team"}, {"op": "tags", "tags": {"k": "v"}}])
     store.add_artifact(a, "dir/file.txt", b"content")
     store.finish_run(a, "FINISHED")
     b = _run(store, name="b", experiment_id=experiment_id)
-    store.log_points(b, [("m", float("inf"), 2, 20.0)])
+    store.log_points(b, ["m", float("inf"), 2, 20.0])
     store.finish_run(b, "FAILED")
     c = _run(store, name="c")
     store.finish_run(c, "KILLED")
@@ -422,7 +423,7 @@ def test_doctor_finds_a_drifted_row_and_rebuild_fixes_it(store_dir: Path) -> Non
         assert other.get_run(run_id)["status"] == "FINISHED"
 
 
-def test_missing_catalog_row_is_indexed_by_get_run(store_dir: Path) -> None:
+def test_missing_catalog_row_is_indexed_when_the_store_opens(store_dir: Path) -> None:
     with Store(store_dir) as store:
         run_id = _run(store, name="lost")
         store.log_params(run_id, {"p": "1"})
@@ -431,22 +432,34 @@ def test_missing_catalog_row_is_indexed_by_get_run(store_dir: Path) -> None:
     _edit_snapshot(store_dir, lambda data: data["runs"].pop(run_id))
 
     with Store(store_dir) as store:
-        assert run_id not in {r["run_id"] for r in store.runs()}
         row = store.get_run(run_id)
         assert row["run_name"] == "lost" and row["params"] == {"p": "1"}
-        assert run_id in {r["run_id"] for r in store.runs()}
+        assert row["status"] == "FINISHED"
     with Store(store_dir) as other:  # it was committed, not only held in memory
         assert run_id in {r["run_id"] for r in other.runs()}
+
+
+def test_get_run_indexes_a_run_another_process_has_not_committed(store_dir: Path) -> None:
+    with Store(store_dir) as reader:
+        writer = Store(store_dir)
+        run_id = _run(writer, name="fresh")  # staged in the writer, not yet committed
+        assert run_id not in {r["run_id"] for r in reader.runs()}
+        assert reader.get_run(run_id)["run_name"] == "fresh"  # found from its journal
+        assert run_id in {r["run_id"] for r in reader.runs()}
+        writer.finish_run(run_id, "FINISHED")
+        writer.close()
 
 
 def test_missing_catalog_row_is_indexed_by_doctor(store_dir: Path) -> None:
     with Store(store_dir) as store:
         run_id = _run(store, name="lost")
         store.finish_run(run_id, "FINISHED")
-    _compact(store_dir)
-    _edit_snapshot(store_dir, lambda data: data["runs"].pop(run_id))
+        store.flush()
+        # The catalog loses the row while this store is open: it re-reads the snapshot.
+        _compact(store_dir)
+        _edit_snapshot(store_dir, lambda data: data["runs"].pop(run_id))
+        assert run_id not in {r["run_id"] for r in store.runs()}
 
-    with Store(store_dir) as store:
         report = doctor(store, progress=False)
         assert report.indexed == [run_id]
         assert report.healthy
@@ -543,7 +556,7 @@ def test_reaping_a_dead_run_cuts_its_torn_last_record_first(store_dir: Path) -> 
 
 def test_metric_records_round_trip_through_a_store_journal(store: Store) -> None:
     run_id = _run(store)
-    points = [("m", float(i), i, 1000.0 + i) for i in range(1000)]
+    points = [item for i in range(1000) for item in ("m", float(i), i, 1000.0 + i)]
     store.append(run_id, metric_records(points))
     steps, values, times = store.metric_history(run_id, "m")
     assert list(values) == [float(i) for i in range(1000)]

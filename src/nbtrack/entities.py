@@ -6,7 +6,6 @@ They are named tuples: immutable, cheap to create by the thousand, and quick to 
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
@@ -115,13 +114,14 @@ class Experiment(NamedTuple):
 
 
 class MetricHistory(Sequence[Metric]):
-    """A metric's history: a sequence of :class:`Metric` held as three columns.
+    """A metric's history: a sequence of :class:`Metric` held as three numpy columns.
 
     It behaves like the list MLflow returns, but a million points cost 24 MB instead
-    of a million objects; ``steps``, ``values`` and ``timestamps`` give the columns.
+    of a million objects; ``steps``, ``values`` and ``timestamps`` are the columns
+    (numpy arrays), ready for plotting.
     """
 
-    def __init__(self, key: str, steps: array, values: array, timestamps: array) -> None:
+    def __init__(self, key: str, steps: Any, values: Any, timestamps: Any) -> None:
         self.key = key
         self.steps = steps
         self.values = values
@@ -137,21 +137,19 @@ class MetricHistory(Sequence[Metric]):
     def __getitem__(self, index: int | slice) -> Metric | list[Metric]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return Metric(self.key, self.values[index], self.timestamps[index], self.steps[index])
+        return Metric(
+            self.key, float(self.values[index]), int(self.timestamps[index]), int(self.steps[index])
+        )
 
     def __iter__(self) -> Iterator[Metric]:
         key = self.key
-        for step, value, timestamp in zip(self.steps, self.values, self.timestamps, strict=True):
+        columns = (self.steps.tolist(), self.values.tolist(), self.timestamps.tolist())
+        for step, value, timestamp in zip(*columns, strict=True):
             yield Metric(key, value, timestamp, step)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MetricHistory):
-            return (self.key, self.steps, self.values, self.timestamps) == (
-                other.key,
-                other.steps,
-                other.values,
-                other.timestamps,
-            )
+            return self.key == other.key and list(self) == list(other)
         return isinstance(other, list) and list(self) == other
 
     __hash__ = None  # type: ignore[assignment]

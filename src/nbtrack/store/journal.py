@@ -35,15 +35,6 @@ def decode_float(value: float | str | None) -> float:
     return _NONFINITE[value] if type(value) is str else value
 
 
-def encode_floats(values: list[float] | tuple[float, ...]) -> list[float | str] | None:
-    """Return ``values`` with non-finite entries spelled out, or None when all are finite."""
-    # A sum is finite only if every term is (overflow just takes the slow path), and it
-    # runs in C: the common all-finite batch costs one pass and no allocation.
-    if math.isfinite(sum(values)):
-        return None
-    return [encode_float(v) for v in values]
-
-
 def dumps(record: dict[str, Any]) -> bytes:
     """Serialize one record as a journal line."""
     return orjson.dumps(record) + b"\n"

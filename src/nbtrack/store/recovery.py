@@ -93,6 +93,20 @@ def index_run(store: Store, run_id: str) -> None:
         store.catalog.commit()
 
 
+def index_unknown_runs(store: Store) -> list[str]:
+    """Index runs whose journal exists but whose catalog row was never committed.
+
+    Cheap enough for every open: one directory listing compared with the catalog.
+    """
+    known = {row["run_id"] for row in store.runs()}
+    with os.scandir(store.root / "runs") as entries:
+        unknown = [e.name for e in entries if e.name not in known and e.is_dir()]
+    indexed = [run_id for run_id in unknown if store.journal_path(run_id).exists()]
+    for run_id in indexed:
+        index_run(store, run_id)
+    return indexed
+
+
 def reap_dead_runs(store: Store) -> list[str]:
     """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids."""
     killed = []

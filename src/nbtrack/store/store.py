@@ -16,9 +16,8 @@ import os
 import threading
 import time
 import uuid
-from array import array
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from tinydb import TinyDB
@@ -30,8 +29,11 @@ from nbtrack.store.catalog import CatalogStorage
 from nbtrack.store.journal import Journal, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.procs import current_process, is_alive
-from nbtrack.store.records import Point, metric_records, metric_values, to_patch
+from nbtrack.store.records import metric_columns, metric_records, to_patch
 from nbtrack.store.writer import Flusher, RunWriter
+
+if TYPE_CHECKING:
+    from nbtrack.store.records import MetricColumns
 
 RUNS = "runs"
 EXPERIMENTS = "experiments"
@@ -75,6 +77,7 @@ class Store:
         self._flusher: Flusher | None = None
         self._db: TinyDB | None = None
         self._ensure_initialized()
+        recovery.index_unknown_runs(self)
         recovery.reap_dead_runs(self)
 
     @property
@@ -220,8 +223,9 @@ class Store:
         }
         writer = self._open_writer(run_id)
         writer.write({"op": "create", "run": row})
+        # Other processes see the run at the background thread's next commit (within a
+        # second); if this process dies first, the next Store() indexes it from its journal.
         self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
-        self.catalog.commit()  # other kernels see the RUNNING run at once
         return writer
 
     def resume_run(self, run_id: str) -> RunWriter:
@@ -304,8 +308,8 @@ class Store:
         if new:
             self.append(run_id, [{"op": "params", "params": new}])
 
-    def log_points(self, run_id: str, points: list[Point]) -> None:
-        """Write metric points now (the buffered path is ``writer(run_id).points``)."""
+    def log_points(self, run_id: str, points: list) -> None:
+        """Write a flat list of points now (the buffered path is ``writer(run_id).points``)."""
         if points:
             self.append(run_id, metric_records(points))
 
@@ -375,19 +379,21 @@ class Store:
         """Every run's row, deleted ones included; treat them as read-only."""
         return self.catalog.documents(RUNS)
 
-    def metric_history(self, run_id: str, key: str) -> tuple[array, array, array]:
-        """All points of one metric as columns (steps, values, timestamps), in logged order."""
+    def metric_history(self, run_id: str, key: str) -> MetricColumns:
+        """All points of one metric as numpy columns (steps, values, timestamps), in logged
+        order."""
+        import numpy as np
+
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
-        steps, values, times = array("q"), array("d"), array("q")
         prefix = b'{"op":"metrics","key":' + orjson.dumps(key) + b","
-        for record in read_records(self.journal_path(run_id), prefix=prefix):
-            steps.extend(record["step"])
-            values.extend(metric_values(record))
-            times.extend(record["time"])
-        return steps, values, times
+        parts = [metric_columns(r) for r in read_records(self.journal_path(run_id), prefix)]
+        if not parts:
+            return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
+        steps, values, times = zip(*parts, strict=True)
+        return np.concatenate(steps), np.concatenate(values), np.concatenate(times)
 
     def read_journal(self, run_id: str) -> list[dict[str, Any]]:
         """Every complete record of a run's journal, after writing what is buffered."""

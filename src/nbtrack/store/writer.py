@@ -16,26 +16,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.journal import Journal
-from nbtrack.store.records import Point, metric_records, to_patch
+from nbtrack.store.records import POINT_WIDTH, metric_records, to_patch
 
 if TYPE_CHECKING:
     from nbtrack.store.store import Store
 
 FLUSH_INTERVAL_SECONDS = 1.0
 FLUSH_TICK_SECONDS = 0.2
-FLUSH_AT_POINTS = 100_000  # bounds the buffer's memory in very hot loops
+FLUSH_AT_ITEMS = 100_000 * POINT_WIDTH  # bounds the buffer's memory in very hot loops
 
 
 class RunWriter:
     """A run opened for logging by this process.
 
-    ``points`` is the metric buffer: callers append ``(key, value, step, time_ms)``
-    tuples to it directly. Everything else is written to the journal at once.
+    ``points`` is the metric buffer: callers ``extend`` it with ``(key, value, step,
+    time_ms)`` directly (see records.POINT_WIDTH). Everything else is written to the
+    journal at once.
     """
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.run_id = run_id
-        self.points: list[Point] = []
+        self.points: list = []
         self._store = store
         self._journal = Journal(store.journal_path(run_id))
         self._lock = threading.Lock()
@@ -50,8 +51,9 @@ class RunWriter:
     def flush(self, durable: bool = False) -> int:
         """Write buffered points; with ``durable``, fsync the journal. Returns points written."""
         with self._lock:
-            # Appends from other threads may land while we write: take a prefix and
-            # delete exactly that prefix, never swap the list out from under them.
+            # Points from other threads may land while we write: take a prefix and delete
+            # exactly that prefix, never swap the list out from under them. Each extend
+            # of a point is atomic, so the prefix holds whole points.
             count = len(self.points)
             records = metric_records(self.points[:count]) if count else []
             self._journal.append_many(records)
@@ -61,7 +63,7 @@ class RunWriter:
             self.last_flush = time.monotonic()
         for record in records:
             self._stage(record)
-        return count
+        return count // POINT_WIDTH
 
     def close(self, durable: bool = False) -> Path:
         """Write what is buffered and close the journal; return its path."""
@@ -93,7 +95,7 @@ class Flusher:
             try:
                 for writer in self._writers():
                     due = now - writer.last_flush >= FLUSH_INTERVAL_SECONDS
-                    if len(writer.points) >= FLUSH_AT_POINTS or (due and writer.points):
+                    if len(writer.points) >= FLUSH_AT_ITEMS or (due and writer.points):
                         writer.flush()
                 if now - last_commit >= FLUSH_INTERVAL_SECONDS:
                     self._every_second()

@@ -33,7 +33,6 @@ from nbtrack.entities import (
 )
 from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
 from nbtrack.store import DEFAULT_EXPERIMENT_ID, RunWriter, Store
-from nbtrack.store.records import Point
 from nbtrack.tracking.names import random_run_name
 from nbtrack.validation import (
     check_experiment_name,
@@ -74,7 +73,7 @@ class ActiveRun:
         self._store = store
         self._writer = writer
         self.run_id = writer.run_id
-        self.points: list[Point] = writer.points
+        self.points: list = writer.points  # flat: key, value, step, time (records.py)
 
     @property
     def info(self) -> RunInfo:
@@ -90,7 +89,7 @@ class ActiveRun:
     def to_dictionary(self) -> dict[str, Any]:
         return self._snapshot().to_dictionary()
 
-    def _use_buffer(self, buffer: list[Point]) -> None:
+    def _use_buffer(self, buffer: list) -> None:
         """Swap the metric buffer (after writing what the old one holds)."""
         self._writer.flush()
         self._writer.points = self.points = buffer
@@ -417,9 +416,9 @@ def log_metric(
         _time() * 1000 if timestamp is None else metric_timestamp(key, timestamp),
     )
     if run_id is None:
-        (_active[-1] if _active else _get_or_start_run()).points.append(point)
+        (_active[-1] if _active else _get_or_start_run()).points.extend(point)
     else:
-        _log_points(run_id, [point])
+        _log_points(run_id, point)
 
 
 def log_metrics(
@@ -433,19 +432,23 @@ def log_metrics(
     """Log several metrics at one step; all are checked before any is logged."""
     step = 0 if step is None else metric_step("step", step)
     when = _time() * 1000 if timestamp is None else metric_timestamp("timestamp", timestamp)
-    points = [(check_key(k, "metric"), metric_value(k, v), step, when) for k, v in metrics.items()]
+    points = [
+        item
+        for k, v in metrics.items()
+        for item in (check_key(k, "metric"), metric_value(k, v), step, when)
+    ]
     if run_id is None:
         _get_or_start_run().points.extend(points)
     else:
         _log_points(run_id, points)
 
 
-def _log_points(run_id: str, points: list[Point]) -> None:
+def _log_points(run_id: str, points: list | tuple) -> None:
     run = _run_for(run_id)
     if run is not None:
         run.points.extend(points)
     else:
-        _store().log_points(run_id, points)
+        _store().log_points(run_id, list(points))
 
 
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
@@ -587,13 +590,13 @@ class _DeletedRunBuffer(list):
         super().__init__()
         self.run_id = run_id
 
-    def append(self, point: Point) -> None:
+    def append(self, point: object) -> None:
         raise RunStateError(
             f"Run '{self.run_id}' is deleted; restore it (restore_run) before logging to it."
         )
 
     def extend(self, points: object) -> None:
-        self.append(None)  # type: ignore[arg-type]
+        self.append(points)
 
 
 def flush() -> None:

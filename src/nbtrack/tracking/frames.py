@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 
 INFO_COLUMNS = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
+_NAN = float("nan")
+_EMPTY: dict[str, Any] = {}
 
 
 def runs_dataframe(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -19,18 +21,33 @@ def runs_dataframe(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     data: dict[str, Any] = {name: [r.get(name) for r in rows] for name in INFO_COLUMNS}
     for name in ("start_time", "end_time"):
         data[name] = pd.to_datetime(pd.Series(data[name], dtype="float64"), unit="ms", utc=True)
-    for group, missing in (("metrics", float("nan")), ("params", None), ("tags", None)):
-        keys = sorted({key for r in rows for key in r.get(group, ())})
-        for key in keys:
-            if group == "metrics":
-                column = [_latest(r, key) for r in rows]
-            else:
-                column = [r.get(group, {}).get(key, missing) for r in rows]
-            data[f"{group}.{key}"] = column
-    frame = pd.DataFrame(data)
-    return frame
+    metrics, params, tags = _columns(rows)
+    for group, columns in (("metrics", metrics), ("params", params), ("tags", tags)):
+        for key in sorted(columns):
+            data[f"{group}.{key}"] = columns[key]
+    return pd.DataFrame(data)
 
 
-def _latest(row: dict[str, Any], key: str) -> float:
-    point = row.get("metrics", {}).get(key)
-    return point[0] if point is not None else float("nan")
+def _columns(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, list], ...]:
+    """Metric, param and tag columns, filled in one pass over each row's own keys."""
+    count = len(rows)
+    metrics: dict[str, list] = {}
+    for index, row in enumerate(rows):
+        for key, point in row.get("metrics", _EMPTY).items():
+            column = metrics.get(key)
+            if column is None:
+                column = metrics[key] = [_NAN] * count
+            column[index] = point[0]
+    return metrics, _text_columns(rows, "params"), _text_columns(rows, "tags")
+
+
+def _text_columns(rows: Sequence[dict[str, Any]], group: str) -> dict[str, list]:
+    count = len(rows)
+    columns: dict[str, list] = {}
+    for index, row in enumerate(rows):
+        for key, value in row.get(group, _EMPTY).items():
+            column = columns.get(key)
+            if column is None:
+                column = columns[key] = [None] * count
+            column[index] = value
+    return columns
