@@ -35,6 +35,11 @@ class RunWriter:
     """
 
     def __init__(self, store: Store, run_id: str) -> None:
+        # Flushing packs columns with numpy. Import it here, in the caller's thread: an
+        # import in the background thread, racing a training loop for the GIL, takes
+        # ten times longer while the buffer grows.
+        import numpy  # noqa: F401
+
         self.run_id = run_id
         self.points: list = []
         self._store = store
@@ -51,18 +56,22 @@ class RunWriter:
     def flush(self, durable: bool = False) -> int:
         """Write buffered points; with ``durable``, fsync the journal. Returns points written."""
         with self._lock:
-            # Points from other threads may land while we write: take a prefix and delete
-            # exactly that prefix, never swap the list out from under them. Each extend
-            # of a point is atomic, so the prefix holds whole points.
-            count = len(self.points)
-            records = metric_records(self.points[:count]) if count else []
-            self._journal.append_many(records)
-            del self.points[:count]
+            # Points from other threads may land while we write: take prefixes and delete
+            # exactly those, never swap the list out from under them. Each extend of a
+            # point is atomic, so a prefix holds whole points. Chunks bound the memory
+            # a large buffer needs while it is encoded.
+            remaining = count = len(self.points)
+            while remaining:
+                take = min(remaining, FLUSH_AT_ITEMS)
+                records = metric_records(self.points[:take])
+                self._journal.append_many(records)
+                del self.points[:take]
+                for record in records:
+                    self._stage(record)
+                remaining -= take
             if durable:
                 self._journal.sync()
             self.last_flush = time.monotonic()
-        for record in records:
-            self._stage(record)
         return count // POINT_WIDTH
 
     def close(self, durable: bool = False) -> Path:

@@ -1,6 +1,6 @@
 """The fluent tracking API: module-level functions over one active run, named as MLflow's.
 
-``log_metric`` is the hot path: it appends a tuple to the active run's buffer after
+``log_metric`` is the hot path: it extends the active run's flat buffer by one point after
 checks that cost a set lookup and a type test, and the store writes buffers in batches.
 """
 
