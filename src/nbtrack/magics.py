@@ -24,7 +24,7 @@ from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.redact import redact_source
 from nbtrack.tracking import fluent
 from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
-from nbtrack.widgets.static import StaticView, run_card_html, run_card_text
+from nbtrack.widgets.static import run_card_html, run_card_text
 
 _LINE_USAGE = """\
 %track                         status: store, experiment, active run
@@ -176,7 +176,8 @@ class TrackMagics(Magics):
             store.append(run.run_id, _error_records(error, self.cell_filename, label))
         fluent._end_run_and_children(run.run_id, _status_for(error))
         row = store.get_run(run.run_id)
-        display(StaticView(run_card_html(row), run_card_text(row)))
+        # A raw bundle skips IPython's formatter lookups: this runs under every cell.
+        display({"text/html": run_card_html(row), "text/plain": run_card_text(row)}, raw=True)
 
     # -- %track on|off ------------------------------------------------------------------
 

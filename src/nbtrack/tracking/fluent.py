@@ -135,8 +135,14 @@ def _store_path() -> Path:
         return _tracking_uri
     for variable in ("NBTRACK_TRACKING_URI", "NBTRACK_DIR"):
         if os.environ.get(variable):
-            return _path_from_uri(os.environ[variable])
-    return Path(DEFAULT_STORE_DIR).resolve()
+            return _resolved(os.environ[variable], os.getcwd())
+    return _resolved(DEFAULT_STORE_DIR, os.getcwd())
+
+
+@functools.lru_cache(maxsize=16)
+def _resolved(uri: str, cwd: str) -> Path:
+    """A relative store path is relative to the working directory, hence the key."""
+    return _path_from_uri(uri)
 
 
 def _path_from_uri(uri: str | os.PathLike[str]) -> Path:
