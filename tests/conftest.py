@@ -42,13 +42,14 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "MLFLOW_EXPERIMENT_NAME",
     ):
         monkeypatch.delenv(variable, raising=False)
-    _reset_fluent()
+    reset_fluent()
     nbtrack.set_tracking_uri(tmp_path / "store")
     yield nbtrack
-    _reset_fluent()
+    reset_fluent()
 
 
-def _reset_fluent() -> None:
+def reset_fluent() -> None:
+    """Forget nbtrack's module state: active runs (ended KILLED), stores, experiment."""
     while fluent._active:
         run = fluent._active.pop()
         run._store.finish_run(run.run_id, "KILLED")

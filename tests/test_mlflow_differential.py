@@ -25,8 +25,8 @@ from mlflow import MlflowClient
 from mlflow.tracking import fluent as mlflow_fluent
 
 import nbtrack
+from conftest import reset_fluent
 from nbtrack.errors import InvalidFilterError
-from nbtrack.tracking import fluent
 
 ALPHA = "diff-alpha"
 BETA = "diff-beta"
@@ -332,21 +332,6 @@ def _names(frame: pd.DataFrame) -> list[str]:
     return list(frame["tags.mlflow.runName"])
 
 
-def _reset_fluent() -> None:
-    """tests/conftest.py's reset of nbtrack's module state (copied, to use at module scope)."""
-    while fluent._active:
-        run = fluent._active.pop()
-        run._store.finish_run(run.run_id, "KILLED")
-    for opened in fluent._stores.values():
-        opened.close()
-    fluent._stores.clear()
-    fluent._tracking_uri = None
-    fluent._experiment_id = None
-    fluent._experiment_name = None
-    fluent._run_factory = None
-    fluent._last_run_id = None
-
-
 def _end_mlflow_runs() -> None:
     while mlflow.active_run() is not None:
         mlflow.end_run()
@@ -400,13 +385,13 @@ def nbtrack_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Logge
         patch.chdir(root)
         for variable in _NBTRACK_ENV:
             patch.delenv(variable, raising=False)
-        _reset_fluent()
+        reset_fluent()
         try:
             nbtrack.set_tracking_uri(root / "nbtrack")
             logged = log_scenario(nbtrack)
             nbtrack.flush()
         finally:
-            _reset_fluent()
+            reset_fluent()
     return root / "nbtrack", logged
 
 

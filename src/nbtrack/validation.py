@@ -52,21 +52,20 @@ def _resolves_elsewhere(key: str) -> bool:
 
 def check_param_value(key: str, value: Any) -> str:
     """MLflow stores params as strings; ``str(value)`` must fit in 6,000 characters."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_PARAM_VALUE_LENGTH:
-        raise InvalidParameterError(
-            f"Param '{key}' has a value of {len(text)} characters; param values may have at "
-            f"most {MAX_PARAM_VALUE_LENGTH}. Log long text with log_text() instead."
-        )
-    return text
+    return _text_value("Param", key, value, MAX_PARAM_VALUE_LENGTH)
 
 
 def check_tag_value(key: str, value: Any) -> str:
+    """Tags are strings too; ``str(value)`` must fit in 8,000 characters."""
+    return _text_value("Tag", key, value, MAX_TAG_VALUE_LENGTH)
+
+
+def _text_value(kind: str, key: str, value: Any, limit: int) -> str:
     text = value if isinstance(value, str) else str(value)
-    if len(text) > MAX_TAG_VALUE_LENGTH:
+    if len(text) > limit:
         raise InvalidParameterError(
-            f"Tag '{key}' has a value of {len(text)} characters; tag values may have at most "
-            f"{MAX_TAG_VALUE_LENGTH}. Log long text with log_text() instead."
+            f"{kind} '{key}' has a value of {len(text)} characters; {kind.lower()} values may "
+            f"have at most {limit}. Log long text with log_text() instead."
         )
     return text
 
