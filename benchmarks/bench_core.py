@@ -750,8 +750,8 @@ def wl_d(cfg: dict, ws: Workspace, res: Results) -> None:
             na=na,
             ml_note=label,
             note=(
-                "nbtrack returns a MetricHistory backed by three numpy arrays; MLflow returns a list "
-                "of Metric objects, so its materialize time is ~0."
+                "nbtrack returns a MetricHistory backed by three numpy arrays; MLflow returns a "
+                "list of Metric objects, so its materialize time is ~0."
             ),
         ),
         Row(
