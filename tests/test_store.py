@@ -71,7 +71,6 @@ def test_store_creates_its_layout_and_the_default_experiment(store_dir: Path) ->
         assert (store_dir / "catalog.json").is_file()
         assert (store_dir / "experiments.jsonl").is_file()
         assert (store_dir / "runs" / run_id / "journal.jsonl").is_file()
-        assert store.uri == store_dir.resolve().as_uri()
         default = store.get_experiment(DEFAULT_EXPERIMENT_ID)
         assert DEFAULT_EXPERIMENT_ID == "0"
         assert default["name"] == "Default"

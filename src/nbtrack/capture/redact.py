@@ -14,10 +14,6 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def redact(name: str, value: object) -> object:
-    return REDACTED if is_secret_name(name) else value
-
-
 def redact_source(source: str) -> str:
     """``source`` with literal values bound to secret-looking names replaced.
 

@@ -47,8 +47,3 @@ class StoreLock:
         if self._depth == 0:
             self._file_lock.release()
         self._thread_lock.release()
-
-    @property
-    def held(self) -> bool:
-        """True while this process holds the lock (for assertions in callers)."""
-        return self._depth > 0

@@ -41,7 +41,6 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 JOURNAL_NAME = "journal.jsonl"
 ACTIVE, DELETED = "active", "deleted"
-TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 class _CatalogTable(Table):
@@ -81,10 +80,6 @@ class Store:
         recovery.reap_dead_runs(self)
 
     @property
-    def uri(self) -> str:
-        return self.root.as_uri()
-
-    @property
     def db(self) -> TinyDB:
         """The catalog as a TinyDB database, for ad-hoc queries (read-only use)."""
         if self._db is None:
@@ -120,8 +115,8 @@ class Store:
         return self.root / "experiments.jsonl"
 
     def run_ids_on_disk(self) -> list[str]:
-        runs = self.root / RUNS
-        return [p.name for p in os.scandir(runs) if (Path(p.path) / JOURNAL_NAME).exists()]
+        with os.scandir(self.root / RUNS) as entries:
+            return [e.name for e in entries if os.path.exists(os.path.join(e.path, JOURNAL_NAME))]
 
     # -- experiments ----------------------------------------------------------------------
 
