@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import importlib
 import numbers
 import shlex
 import traceback
@@ -25,14 +26,6 @@ from nbtrack.capture.redact import redact_source
 from nbtrack.tracking import fluent
 from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
 from nbtrack.widgets.static import run_card_html, run_card_text
-
-_LINE_USAGE = """\
-%track                         status: store, experiment, active run
-%track experiment NAME         set (and create) the active experiment
-%track store PATH              use the store in PATH
-%track on | off                make every cell that logs something a child run
-%track runs [FILTER]           table of runs matching an MLflow filter
-%track show RUN                one run in detail (RUN: id, id prefix, name or 'last')"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,29 +203,80 @@ class TrackMagics(Magics):
 
     def _line(self, line: str) -> Any:
         words = shlex.split(line)
-        command, rest = (words[0], words[1:]) if words else ("", [])
-        if command == "":
+        if not words:
             return fluent.status()
-        if command in ("on", "off") and not rest:
-            self.track_cells(command == "on")
-            return fluent.status()
-        if command == "experiment" and len(rest) == 1:
-            experiment = fluent.set_experiment(rest[0])
-            print(f"experiment: {experiment.name} (id {experiment.experiment_id})")
-            return None
-        if command == "store" and len(rest) == 1:
-            fluent.set_tracking_uri(rest[0])
-            print(f"store: {fluent.get_tracking_uri()}")
-            return None
-        if command == "runs":
-            from nbtrack.widgets import runs_table
+        entry = LINE_COMMANDS.get(words[0])
+        if entry is None:
+            raise UsageError(f"%track: unknown command {words[0]!r}.\n{usage()}")
+        handler = entry[1]
+        if isinstance(handler, str):  # "module:function", imported on first use
+            module, _, name = handler.partition(":")
+            handler = getattr(importlib.import_module(module), name)
+        rest = line.strip()[len(words[0]) :].strip()
+        return handler(self, words[1:], rest)
 
-            return runs_table(line.split(None, 1)[1] if rest else "")
-        if command == "show" and len(rest) == 1:
-            from nbtrack.widgets import run_details
 
-            return run_details(rest[0])
-        raise UsageError(f"%track: unknown command {line!r}.\n{_LINE_USAGE}")
+def usage() -> str:
+    """One line per %track command, for error messages."""
+    rows = [("", "status: store, experiment, active run")]
+    rows += [(spec, text) for spec, _, text in LINE_COMMANDS.values()]
+    return "\n".join(f"%track {spec:<24} {text}" for spec, text in rows)
+
+
+def _on(magics: TrackMagics, argv: list[str], rest: str) -> Any:
+    _expect(argv, 0, "on")
+    magics.track_cells(True)
+    return fluent.status()
+
+
+def _off(magics: TrackMagics, argv: list[str], rest: str) -> Any:
+    _expect(argv, 0, "off")
+    magics.track_cells(False)
+    return fluent.status()
+
+
+def _experiment(magics: TrackMagics, argv: list[str], rest: str) -> None:
+    _expect(argv, 1, "experiment NAME")
+    experiment = fluent.set_experiment(argv[0])
+    print(f"experiment: {experiment.name} (id {experiment.experiment_id})")
+
+
+def _store(magics: TrackMagics, argv: list[str], rest: str) -> None:
+    _expect(argv, 1, "store PATH")
+    fluent.set_tracking_uri(argv[0])
+    print(f"store: {fluent.get_tracking_uri()}")
+
+
+def _expect(argv: list[str], count: int, spec: str) -> None:
+    if len(argv) != count:
+        raise UsageError(f"usage: %track {spec}")
+
+
+def _runs(magics: TrackMagics, argv: list[str], rest: str) -> Any:
+    from nbtrack.widgets import runs_table
+
+    return runs_table(rest)
+
+
+def _show(magics: TrackMagics, argv: list[str], rest: str) -> Any:
+    _expect(argv, 1, "show RUN")
+    from nbtrack.widgets import run_details
+
+    return run_details(argv[0])
+
+
+# The %track subcommands: name -> (arguments, handler, what it does). A handler is called
+# as handler(magics, argv, rest) with the words after the name and the raw rest of the
+# line; a "module:function" string is imported on first use, so features that live in
+# heavier modules add their command here without slowing %load_ext.
+LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
+    "on": ("on", _on, "make every cell that logs something a child run"),
+    "off": ("off", _off, "stop tracking every cell"),
+    "experiment": ("experiment NAME", _experiment, "set (and create) the active experiment"),
+    "store": ("store PATH", _store, "use the store in PATH"),
+    "runs": ("runs [FILTER]", _runs, "table of runs matching an MLflow filter"),
+    "show": ("show RUN", _show, "one run in detail (id, id prefix, name or 'last')"),
+}
 
 
 def _count_offset(shell) -> int:
