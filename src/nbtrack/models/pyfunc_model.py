@@ -1,0 +1,51 @@
+"""A loaded model behind one ``predict``: the input is checked against the signature first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbtrack.models.enforcement import enforce_schema
+from nbtrack.models.mlmodel import PYFUNC_FLAVOR, Model
+
+
+class PyFuncModel:
+    """What ``nbtrack.load_model`` and ``nbtrack.pyfunc.load_model`` return (MLflow's name).
+
+    ``predict(data)`` raises :class:`~nbtrack.models.SchemaEnforcementError` when ``data``
+    does not fit the model's input signature, before the model sees it.
+    """
+
+    def __init__(self, model_meta: Model, model_impl: Any, uri: str) -> None:
+        self._model_meta = model_meta
+        self._model_impl = model_impl
+        self.uri = uri
+        conf = model_meta.flavors.get(PYFUNC_FLAVOR, {})
+        self._predict_fn = getattr(model_impl, conf.get("predict_fn", "predict"))
+
+    @property
+    def metadata(self) -> Model:
+        """The package's ``MLmodel``: flavors, signature, run id."""
+        return self._model_meta
+
+    @property
+    def loader_module(self) -> str | None:
+        return self._model_meta.flavors.get(PYFUNC_FLAVOR, {}).get("loader_module")
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Check ``data`` against the input signature (if any), then predict."""
+        schema = self._model_meta.get_input_schema()
+        if schema is not None:
+            data = enforce_schema(data, schema)
+        if params:
+            return self._predict_fn(data, params=params)
+        return self._predict_fn(data)
+
+    def get_raw_model(self) -> Any:
+        """The model object itself (the estimator, or your object with ``predict``)."""
+        return self._model_impl
+
+    unwrap_python_model = get_raw_model
+
+    def __repr__(self) -> str:
+        flavors = ", ".join(sorted(self._model_meta.flavors))
+        return f"nbtrack.pyfunc.loaded_model:\n  uri: {self.uri}\n  flavors: {flavors}"

@@ -1,0 +1,10 @@
+"""``mlflow.pyfunc``'s place: load any model package behind one ``predict``."""
+
+from __future__ import annotations
+
+from nbtrack.models.api import load_model
+from nbtrack.models.pyfunc_model import PyFuncModel
+
+FLAVOR_NAME = "python_function"
+
+__all__ = ["FLAVOR_NAME", "PyFuncModel", "load_model"]
