@@ -1,0 +1,63 @@
+"""Replacing attributes of classes and modules, and putting every original back.
+
+Hooks translate and delegate: the code that runs inside a patched method must never
+change what the user's call does. :func:`guarded` runs hook code and turns any fault into
+a warning, so a bug in nbtrack can cost a log entry, never a fit.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+class AutologWarning(UserWarning):
+    """Something autologging could not record; the user's code ran unchanged."""
+
+
+class Patches:
+    """The attributes an integration replaced, restorable in reverse order."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def replace(self, owner: Any, name: str, new: Any) -> None:
+        """Set ``owner.name = new``, remembering ``owner``'s own previous value (if any)."""
+        own = vars(owner).get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+        self._saved.append((owner, name, own))
+        setattr(owner, name, new)
+
+    def restore(self) -> None:
+        """Put every replaced attribute back exactly (an inherited one is deleted again)."""
+        while self._saved:
+            owner, name, own = self._saved.pop()
+            if own is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, own)
+
+    def __len__(self) -> int:
+        return len(self._saved)
+
+
+def warn(message: str, silent: bool = False) -> None:
+    if silent:
+        return
+    try:
+        warnings.warn(message, AutologWarning, stacklevel=3)
+    except Exception:  # warnings turned into errors must still not break the user's code
+        sys.stderr.write(f"AutologWarning: {message}\n")
+
+
+def guarded(what: str, function: Callable[..., T], *args: Any, silent: bool = False) -> T | None:
+    """``function(*args)``, or None with a warning naming ``what`` if it raises."""
+    try:
+        return function(*args)
+    except Exception as error:
+        warn(f"nbtrack autolog could not {what}: {type(error).__name__}: {error}", silent)
+        return None

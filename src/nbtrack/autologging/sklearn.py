@@ -1,0 +1,408 @@
+"""scikit-learn autologging: ``fit``, ``fit_transform`` and ``fit_predict``, patched.
+
+The patched method calls the original exactly once, with the caller's arguments, and
+returns its result or lets its exception through unchanged. Around it, in the caller's
+thread, only cheap work happens: choosing the run, logging ``get_params()`` and the
+estimator tags, copying the training data and (after the fit) the estimator, and logging
+the model package (the model API writes to the active run). What takes time (training
+metrics, plots, a search's child runs) runs in the background (``worker``) on those
+copies; the run ends only when it has landed.
+
+Which estimators and which calls log follows MLflow's sklearn autolog: every estimator
+``sklearn.utils.all_estimators()`` lists plus Pipeline and the two searches, except
+preprocessing, imputation, feature extraction and selection, and ColumnTransformer.
+Fits inside an autologged fit (a pipeline's steps, a search's candidates) and inside
+cross-validation helpers (``cross_val_score`` and friends) log nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import inspect
+import io
+import os
+import pickle
+import types
+import warnings
+from typing import Any
+
+from nbtrack.autologging import AutologConfig, worker
+from nbtrack.autologging.patches import Patches, guarded, warn
+from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.tracking import fluent
+from nbtrack.validation import MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
+
+FIT_METHODS = ("fit", "fit_transform", "fit_predict")
+CV_HELPERS = (
+    "cross_validate",
+    "cross_val_predict",
+    "cross_val_score",
+    "learning_curve",
+    "permutation_test_score",
+    "validation_curve",
+)
+EXCLUDED_MODULES = (
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.feature_extraction",
+    "sklearn.feature_selection",
+)
+EXCLUDED_CLASSES = ("sklearn.compose._column_transformer.ColumnTransformer",)
+
+_patches = Patches()
+_config: AutologConfig | None = None
+_depth = 0  # > 0 while an autologged fit or a CV helper runs: fits inside stay quiet
+
+
+def enable(config: AutologConfig) -> None:
+    """Patch every autologged estimator's fit methods (once; later calls update config)."""
+    global _config
+    _config = config
+    if len(_patches):
+        return
+    _import_plotting()
+    for owner, name, original in _targets():
+        _patches.replace(owner, name, _logged_fit(original))
+    from sklearn import model_selection
+    from sklearn.model_selection import _validation
+
+    for module in (model_selection, _validation):
+        for name in CV_HELPERS:
+            if hasattr(module, name):
+                _patches.replace(module, name, _quiet(getattr(module, name)))
+
+
+def disable() -> None:
+    """Put every original method back."""
+    global _config
+    _patches.restore()
+    _config = None
+
+
+def _targets() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, original) for each method to patch, all found before any is
+    replaced so that no wrapper ever wraps another."""
+    found, seen_descriptors = [], set()
+    for cls in estimator_classes():
+        for name in FIT_METHODS:
+            raw = _raw_attribute(cls, name)
+            if isinstance(raw, types.FunctionType):
+                found.append((cls, name, raw))
+            elif hasattr(raw, "check") and hasattr(raw, "fn") and id(raw) not in seen_descriptors:
+                # sklearn's ``available_if``: patch the function inside the descriptor,
+                # so ``hasattr(pipeline, "fit_predict")`` still answers as before.
+                seen_descriptors.add(id(raw))
+                found.append((raw, "fn", raw.fn))
+    return found
+
+
+def _raw_attribute(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+@functools.cache
+def estimator_classes() -> tuple[type, ...]:
+    """The classes MLflow's sklearn autolog patches, sorted by qualified name."""
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils import all_estimators
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classes = {cls for _, cls in all_estimators()}
+    classes |= {GridSearchCV, RandomizedSearchCV, Pipeline}
+    kept = [
+        cls
+        for cls in classes
+        if not cls.__module__.startswith(EXCLUDED_MODULES)
+        and f"{cls.__module__}.{cls.__name__}" not in EXCLUDED_CLASSES
+    ]
+    return tuple(sorted(kept, key=lambda c: f"{c.__module__}.{c.__name__}"))
+
+
+def _import_plotting() -> None:
+    # pyplot must first be imported in the user's thread (in IPython it registers event
+    # hooks); the background plots then only draw on their own Figure objects.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guarded("import matplotlib.pyplot", __import__, "matplotlib.pyplot", silent=True)
+
+
+# -- the wrappers ----------------------------------------------------------------------------
+
+
+def _logged_fit(original: Any) -> Any:
+    @functools.wraps(original)
+    def fit_and_log(self, *args, **kwargs):
+        global _depth
+        config = _config
+        if _depth or config is None:
+            return original(self, *args, **kwargs)
+        session = guarded(
+            "start logging the fit", _Fit.start, self, args, kwargs, config, silent=config.silent
+        )
+        _depth += 1
+        try:
+            result = original(self, *args, **kwargs)
+        except BaseException as error:
+            _depth -= 1
+            if session is not None:
+                guarded("record the failed fit", session.failed, error, silent=config.silent)
+            raise
+        _depth -= 1
+        if session is not None:
+            guarded("log the fit", session.finished, silent=config.silent)
+        return result
+
+    fit_and_log.__nbtrack_original__ = original  # type: ignore[attr-defined]
+    return fit_and_log
+
+
+def _quiet(helper: Any) -> Any:
+    """A cross-validation helper during which fits are not logged (as in MLflow)."""
+
+    @functools.wraps(helper)
+    def quiet(*args, **kwargs):
+        global _depth
+        _depth += 1
+        try:
+            return helper(*args, **kwargs)
+        finally:
+            _depth -= 1
+
+    return quiet
+
+
+class _Fit:
+    """One autologged fit: the run it logs into and the data it was given."""
+
+    def __init__(
+        self, estimator: Any, run: fluent.ActiveRun, managed: bool, config: AutologConfig
+    ) -> None:
+        self.estimator = estimator
+        self.run = run
+        self.managed = managed
+        self.config = config
+        self.X = self.y = self.sample_weight = None
+
+    @classmethod
+    def start(cls, estimator: Any, args: tuple, kwargs: dict, config: AutologConfig) -> _Fit | None:
+        run, managed = _target_run(config)
+        if run is None:
+            return None
+        session = cls(estimator, run, managed, config)
+        # From here on nothing may raise: a run autolog started must reach finished().
+        silent = config.silent
+        guarded("read the fit's data", session.capture_inputs, args, kwargs, silent=silent)
+        guarded("log the estimator's params", session.log_params, silent=silent)
+        guarded("tag the run", session.tag, silent=silent)
+        return session
+
+    def capture_inputs(self, args: tuple, kwargs: dict) -> None:
+        X, y, self.sample_weight = fit_inputs(self.estimator, args, kwargs)
+        # Copies, as MLflow takes them: the fit may change the arrays it was given.
+        self.X, self.y = copy.deepcopy(X), copy.deepcopy(y)
+
+    def log_params(self) -> None:
+        params = self.estimator.get_params(deep=not is_search(self.estimator))
+        log_params(self.run._store, self.run.run_id, params)
+
+    def tag(self) -> None:
+        tags = {
+            "estimator_name": type(self.estimator).__name__,
+            "estimator_class": class_path(self.estimator),
+        }
+        self.run._store.append(self.run.run_id, [{"op": "tags", "tags": tags}])
+
+    def finished(self) -> None:
+        from nbtrack.autologging import sklearn_logging
+
+        silent = self.config.silent
+        if self.config.log_models:
+            # The model API logs into the active run, so this part cannot wait for the
+            # background thread: while the fit's run is active, log the package now.
+            guarded("log the model", log_model, self.estimator, "model", silent=silent)
+            best = getattr(self.estimator, "best_estimator_", None)
+            if best is not None:
+                guarded("log the best estimator", log_model, best, "best_estimator", silent=silent)
+        # A copy: the user may refit the estimator while the background logs this fit.
+        fitted = guarded("copy the estimator", copy.deepcopy, self.estimator, silent=silent)
+        if self.managed:
+            _release(self.run)
+        try:
+            if fitted is None:
+                raise RuntimeError("no copy of the fitted estimator to log from")
+            worker.submit(
+                self.run.run_id,
+                f"log the fit of {type(fitted).__name__}",
+                sklearn_logging.log_after_fit,
+                self.run._store,
+                self.run.run_id,
+                fitted,
+                self.X,
+                self.y,
+                self.sample_weight,
+                self.config,
+                self.managed,
+            )
+        except Exception:
+            if self.managed:  # nobody else will end the run autolog started
+                self.run._store.finish_run(self.run.run_id, "FINISHED")
+            raise
+
+    def failed(self, error: BaseException) -> None:
+        if self.managed:
+            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            fluent._end_run_and_children(self.run.run_id, status)
+
+
+def _target_run(config: AutologConfig) -> tuple[fluent.ActiveRun | None, bool]:
+    """The run to log into and whether autolog started it (and so must end it)."""
+    active = fluent.active_run()
+    if active is not None:
+        return (None, False) if config.exclusive else (active, False)
+    if fluent._run_factory is not None:  # %track on: the cell's own run
+        return fluent._get_or_start_run(), False
+    tags = {**(config.extra_tags or {}), "mlflow.autologging": "sklearn"}
+    return fluent.start_run(tags=tags), True
+
+
+def _release(run: fluent.ActiveRun) -> None:
+    """Take an autolog-started run off the active stack; the worker ends it when done."""
+    if run in fluent._active:
+        fluent._active.remove(run)
+
+
+DEFAULT_MAX_MODEL_MB = 200.0  # NBTRACK_AUTOLOG_MAX_MODEL_MB overrides
+
+
+def log_model(estimator: Any, name: str) -> bool:
+    """Log a fitted estimator to the active run with ``nbtrack.sklearn.log_model`` when its
+    pickle is under the size cap; True if logged, False if skipped."""
+    try:
+        from nbtrack.sklearn import log_model as log
+    except ImportError:  # no model flavor in this build: nothing to log with
+        return False
+    if not hasattr(estimator, "predict"):
+        return False  # nbtrack packages models that predict (not DBSCAN, TSNE, ...)
+    limit = float(os.environ.get("NBTRACK_AUTOLOG_MAX_MODEL_MB", DEFAULT_MAX_MODEL_MB))
+    size = _pickled_size(estimator, int(limit * 1e6) + 1)
+    if size > limit * 1e6:
+        warn(
+            f"autolog: {name} not logged: its pickle is over the {limit:g} MB cap "
+            "(NBTRACK_AUTOLOG_MAX_MODEL_MB).",
+            _config.silent if _config else False,
+        )
+        return False
+    log(estimator, name=_free_name(name))
+    return True
+
+
+def _free_name(name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when an earlier fit in the run took it."""
+    run = fluent.active_run()
+    if run is None:
+        return name
+    folder, candidate, number = run._store.artifact_dir(run.run_id), name, 1
+    while (folder / candidate).exists():
+        number += 1
+        candidate = f"{name}-{number}"
+    return candidate
+
+
+class _SizeExceeded(Exception):
+    pass
+
+
+class _Counter(io.RawIOBase):
+    """A write-only sink that counts bytes and stops pickling once past a limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.size, self.limit = 0, limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes  # bytes, or a PickleBuffer of a large array
+        self.size += size
+        if self.size > self.limit:
+            raise _SizeExceeded
+        return size
+
+
+def _pickled_size(obj: Any, limit: int) -> int:
+    counter = _Counter(limit)
+    with contextlib.suppress(_SizeExceeded):  # past the limit the exact size does not matter
+        pickle.dump(obj, counter, protocol=pickle.HIGHEST_PROTOCOL)
+    return counter.size
+
+
+def fit_inputs(estimator: Any, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    """(X, y, sample_weight) of a fit call, named by the estimator's ``fit`` signature."""
+    names = _argument_names(type(estimator).fit)
+    x_name, y_name = names[:2] if len(names) >= 2 else ("X", "y")
+    if len(args) >= 2:
+        X, y = args[:2]
+    elif len(args) == 1:
+        X, y = args[0], kwargs.get(y_name)
+    else:
+        X, y = kwargs.get(x_name), kwargs.get(y_name)
+    sample_weight = None
+    if "sample_weight" in names:
+        position = names.index("sample_weight")
+        sample_weight = args[position] if len(args) > position else kwargs.get("sample_weight")
+    return X, y, sample_weight
+
+
+@functools.lru_cache(maxsize=512)
+def _argument_names(function: Any) -> list[str]:
+    names = list(inspect.signature(function).parameters)
+    return names[1:] if names and names[0] == "self" else names
+
+
+def is_search(estimator: Any) -> bool:
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+
+    return isinstance(estimator, (GridSearchCV, RandomizedSearchCV))
+
+
+def class_path(estimator: Any) -> str:
+    return f"{type(estimator).__module__}.{type(estimator).__name__}"
+
+
+def log_params(store: Any, run_id: str, params: dict[str, Any]) -> None:
+    """Log params as MLflow's autologging client does (``str()``, long values cut with
+    "..."), except that a secret-looking name's value is ``<redacted>`` (auto-captured
+    values never include secrets); a key the run already has with another value is
+    skipped with a warning."""
+    clean = {
+        _clip(str(k), MAX_KEY_LENGTH): REDACTED
+        if is_secret_name(str(k))
+        else _clip(str(v), MAX_PARAM_VALUE_LENGTH)
+        for k, v in params.items()
+    }
+    logged = store.get_run(run_id).get("params", {})
+    conflicts = sorted(k for k, v in clean.items() if k in logged and logged[k] != v)
+    if conflicts:
+        warn(
+            f"autolog: run {run_id} already has different values for {', '.join(conflicts)}; "
+            "those params were not logged again (params are immutable).",
+            _config.silent if _config else False,
+        )
+    new = {k: v for k, v in clean.items() if k not in logged}
+    if new:
+        store.log_params(run_id, new)
+
+
+def clip_tag(value: Any) -> str:
+    return _clip(str(value), MAX_TAG_VALUE_LENGTH)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

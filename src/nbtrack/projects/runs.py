@@ -1,0 +1,49 @@
+"""The run a project execution logs into: created SCHEDULED here, joined by the child process.
+
+The child (a kernel running the notebook, or the MLproject command) starts with
+``NBTRACK_RUN_ID`` set, so its first ``start_run()`` — explicit, a ``%%track`` cell, or the
+first ``log_metric`` — resumes this run instead of starting another. When the child is
+done, :func:`finish` records the outcome: FINISHED, or FAILED with the error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nbtrack.tracking import fluent
+
+
+def schedule(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """Create a run with the system, environment and given tags and params; return its id.
+
+    It is left SCHEDULED and not active here: another process will resume it.
+    """
+    run = fluent.start_run(run_name=name, tags=tags)
+    fluent._active.remove(run)
+    store = run._store
+    if params:
+        store.log_params(run.run_id, {str(k): str(v) for k, v in params.items()})
+    store.finish_run(run.run_id, "SCHEDULED")
+    return run.run_id
+
+
+def finish(
+    run_id: str,
+    status: str,
+    error: str | None = None,
+    artifact: str | os.PathLike[str] | None = None,
+) -> None:
+    """Attach ``artifact`` (a file), record ``error`` and set the final status."""
+    store = fluent._store()
+    if artifact is not None:
+        store.add_artifact(run_id, Path(artifact).name, artifact)
+    if error:
+        store.append(run_id, [{"op": "set", "fields": {"error": error[:1000]}}])
+    store.finish_run(run_id, status)
+
+
+def store_uri() -> str:
+    """The store the child must log into (this process's)."""
+    return os.fspath(fluent._store().root)
