@@ -96,6 +96,11 @@ def run_card_html(row: dict[str, Any]) -> str:
         parts.append(f"<span><i>metrics</i> {e(_pairs(metrics))}</span>")
     if row.get("error"):
         parts.append(f'<span style="color:#cf222e">{e(row["error"][:200])}</span>')
+    if row.get("stale"):  # provenance: the cells it depends on ran out of order or changed
+        parts.append(
+            f'<span class="nbtrack-stale" style="color:#9a6700" title="{e(row["stale"])}">'
+            f"&#9888; stale: {e(row['stale'][:200])}</span>"
+        )
     parts.append(f'<code style="color:#6e7781">{e(row["run_id"][:8])}</code>')
     return (
         '<div class="nbtrack-run-card" style="font-family:sans-serif;font-size:12px;'
@@ -117,6 +122,8 @@ def run_card_text(row: dict[str, Any]) -> str:
         parts.append("metrics: " + _pairs(metrics))
     if row.get("error"):
         parts.append(row["error"][:200])
+    if row.get("stale"):
+        parts.append(f"STALE: {row['stale'][:200]}")
     parts.append(row["run_id"][:8])
     return " | ".join(parts)
 
@@ -130,8 +137,10 @@ def _table_columns(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]
 def runs_table_text(rows: Sequence[dict[str, Any]]) -> str:
     """A fixed-width table of runs: what a terminal, or JupyterLab without a kernel, shows."""
     params, metrics = _table_columns(rows)
+    stale = any(r.get("stale") for r in rows)  # the column appears when a run is stale
     header = ["run_id", "name", "status", "start", "duration"]
     header += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+    header += ["stale"] * stale
     body = [
         [
             r["run_id"][:8],
@@ -141,6 +150,7 @@ def runs_table_text(rows: Sequence[dict[str, Any]]) -> str:
             format_duration(r),
             *(r.get("params", {}).get(k, "") for k in params),
             *(format_value(p[0]) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
+            *[r.get("stale") or ""] * stale,
         ]
         for r in rows
     ]
@@ -163,8 +173,10 @@ def runs_table_html(rows: Sequence[dict[str, Any]]) -> str:
     """The runs as a plain HTML table (no scripts, so sanitizers keep it)."""
     e = html.escape
     params, metrics = _table_columns(rows)
+    stale = any(r.get("stale") for r in rows)  # the column appears when a run is stale
     head = ["name", "status", "start", "duration"]
     head += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + ["tags", "run_id"]
+    head += ["stale"] * stale
     out = [
         '<table class="nbtrack-runs" style="font-size:12px;border-collapse:collapse">',
         "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>",
@@ -179,10 +191,18 @@ def runs_table_html(rows: Sequence[dict[str, Any]]) -> str:
             *(e(format_value(p[0])) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
             e(_pairs(user_tags(r))),
             f"<code>{e(r['run_id'][:8])}</code>",
+            *[_stale_cell(r.get("stale"))] * stale,
         ]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append(f"</tbody></table><div style='font-size:11px'>{len(rows)} runs</div>")
     return "".join(out)
+
+
+def _stale_cell(reason: str | None) -> str:
+    if not reason:
+        return ""
+    e = html.escape
+    return f'<span style="color:#9a6700" title="{e(reason)}">&#9888; {e(reason[:80])}</span>'
 
 
 class StaticView:

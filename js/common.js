@@ -1,0 +1,165 @@
+// Helpers shared by the nbtrack panels. nbtrack/widgets/panel.py prepends this file to each
+// panel's module (an anywidget module is loaded from a blob URL, so it cannot import a
+// sibling file). Reads no traitlets itself; the helpers take the model they work on.
+//
+// Every string that came from the kernel reaches the page through textContent or a
+// DOM attribute, never as markup: run names, params and code are user-controlled.
+
+/** Create an element: h("td", {className: "x", title: "t"}, "text", childNode, ...). */
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2).toLowerCase(), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "style") el.style.cssText = value;
+    else if (key in el && key !== "list") el[key] = value;
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** Replace el's children; strings become text nodes, null/false/undefined are skipped. */
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+/** Send an intent to the kernel: the Python side owns the state and answers with traits. */
+function intent(model, kind, payload = {}) {
+  model.send({ kind, ...payload });
+}
+
+/** Set a synced trait from the page (a user's choice) and send it to the kernel. */
+function choose(model, name, value) {
+  model.set(name, value);
+  model.save_changes();
+}
+
+const MODEL_PREFIX = "IPY_MODEL_";
+
+/** Render the child widget a trait refers to ("IPY_MODEL_<id>") into `container`. */
+async function mountChild(model, ref, container) {
+  if (typeof ref !== "string" || !ref.startsWith(MODEL_PREFIX)) return null;
+  const child = await model.widget_manager.get_model(ref.slice(MODEL_PREFIX.length));
+  const view = await model.widget_manager.create_view(child, {});
+  container.replaceChildren(view.el);
+  return view;
+}
+
+/** Keep a child slot in sync with a widget-reference trait; returns a cleanup function. */
+function childSlot(model, name, container, onChange) {
+  let view = null;
+  let generation = 0;
+  const update = async () => {
+    const mine = ++generation;
+    if (view) view.remove();
+    view = null;
+    container.replaceChildren();
+    const ref = model.get(name);
+    container.hidden = !ref;
+    if (ref) {
+      const made = await mountChild(model, ref, container);
+      if (mine !== generation) made?.remove(); // a newer value arrived meanwhile
+      else view = made;
+    }
+    onChange?.(Boolean(ref));
+  };
+  model.on(`change:${name}`, update);
+  update();
+  return () => {
+    model.off(`change:${name}`, update);
+    generation++;
+    view?.remove();
+  };
+}
+
+/**
+ * vega-embed, loaded once per page from the shared VegaRuntime model (its `bundle` trait
+ * holds vl-convert's vega-embed bundle). Every chart panel refers to that one model, so a
+ * saved notebook stores the ~0.9 MB of vega once, not once per chart.
+ */
+async function loadVega(model) {
+  const ref = model.get("runtime");
+  const runtime = await model.widget_manager.get_model(ref.slice(MODEL_PREFIX.length));
+  const cache = (globalThis.__nbtrackVega ??= new Map());
+  const digest = runtime.get("digest");
+  if (!cache.has(digest)) {
+    const url = URL.createObjectURL(new Blob([runtime.get("bundle")], { type: "text/javascript" }));
+    cache.set(digest, import(/* webpackIgnore: true */ url).finally(() => URL.revokeObjectURL(url)));
+  }
+  return cache.get(digest);
+}
+
+/** Draw a vega-lite spec into `el`; data for named datasets is passed in `datasets`. */
+async function embed(model, el, spec, datasets = {}) {
+  const { vegaEmbed } = await loadVega(model);
+  const full = { ...spec, datasets: { ...(spec.datasets || {}), ...datasets } };
+  // The default tooltip handler escapes HTML in values, so run names stay text.
+  return vegaEmbed(el, full, { actions: false, renderer: "svg" });
+}
+
+/** A plain <select> whose options are `values`; calls onPick(value). */
+function select(values, current, onPick, props = {}) {
+  const el = h("select", props, values.map((v) => h("option", { value: v, selected: v === current }, v)));
+  el.addEventListener("change", () => onPick(el.value));
+  return el;
+}
+
+/** A button that runs `onClick` and is disabled when `enabled` is false. */
+function button(label, onClick, props = {}) {
+  return h("button", { type: "button", className: "nbt-button", onClick, ...props }, label);
+}
+
+const NBT_STYLE = `
+.nbt { font: 12px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #1f2328); }
+.nbt-button { font: inherit; padding: 1px 8px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px;
+  background: var(--jp-layout-color1, #fff); color: inherit; cursor: pointer; }
+.nbt-button:disabled { opacity: .45; cursor: default; }
+.nbt-badge { color: #fff; border-radius: 3px; padding: 0 5px; font-size: 11px; white-space: nowrap; }
+.nbt-status-RUNNING { background: #1f6feb; } .nbt-status-FINISHED { background: #1a7f37; }
+.nbt-status-FAILED { background: #cf222e; } .nbt-status-KILLED { background: #9a6700; }
+.nbt-status-SCHEDULED { background: #6e7781; } .nbt-stale { background: #bf8700; }
+.nbt-error { color: #cf222e; white-space: pre-wrap; }
+.nbt-muted { color: var(--jp-ui-font-color2, #6e7781); }
+.nbt-message { color: var(--jp-ui-font-color2, #57606a); }
+.nbt-slot:empty { display: none; }
+.nbt-slot { margin-top: 6px; }
+.nbt-toolbar { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
+.nbt-card-line { display: flex; gap: 10px; flex-wrap: wrap; align-items: center;
+  border-left: 3px solid #8250df; padding: 2px 8px; }
+.nbt-chip { display: inline-flex; align-items: center; gap: 2px; }
+.nbt table { border-collapse: collapse; margin: 2px 0 6px; }
+.nbt th, .nbt td { border: 1px solid var(--jp-border-color2, #ddd); padding: 1px 6px; text-align: left;
+  max-width: 28em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.nbt th { background: var(--jp-layout-color2, #f6f8fa); font-weight: 600; }
+.nbt-subtitle { font-weight: 600; margin: 6px 0 2px; }
+.nbt-swatch { display: inline-block; width: 9px; height: 9px; border-radius: 2px; margin-right: 4px; }
+.nbt-differs td { background: #fff8c5; color: #1f2328; }
+.nbt-best { font-weight: 700; }
+.nbt-diff-add { color: #1a7f37; background: #dafbe1; } .nbt-diff-del { color: #cf222e; background: #ffebe9; }
+.nbt-diff-hunk { color: #8250df; } .nbt-diff-file { color: #57606a; font-weight: 600; }
+.nbt-compare-charts { display: flex; gap: 16px; flex-wrap: wrap; }
+.nbt-deleted td { opacity: .55; text-decoration: line-through; }
+.nbt-runs tbody tr:hover td { background: var(--jp-layout-color2, #f6f8fa); }
+.nbt-pre { font-family: var(--jp-code-font-family, monospace); white-space: pre; overflow-x: auto; margin: 0;
+  background: var(--jp-layout-color2, #f6f8fa); padding: 4px 6px; }
+`;
+
+/** Add the shared stylesheet once per page. */
+function ensureStyle() {
+  if (document.getElementById("nbtrack-style")) return;
+  document.head.append(h("style", { id: "nbtrack-style" }, NBT_STYLE));
+}
+
+function statusBadge(status) {
+  return h("span", { className: `nbt-badge nbt-status-${status}` }, status);
+}
+
+function staleBadge(reason) {
+  return reason ? h("span", { className: "nbt-badge nbt-stale", title: reason }, "stale") : null;
+}

@@ -1,0 +1,487 @@
+"""RunTable: the runs of an experiment, searchable (MLflow's filter grammar), sortable by
+any column, a page at a time, with actions on the selected runs.
+
+The kernel holds every matching row; the page gets only the rows of the current page as
+display strings, so 10,000 runs cost the browser as much as 25. The watcher thread looks
+at the catalog's files about once a second and re-runs the search when another cell or
+another kernel changed the store.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import traitlets
+from ipywidgets import widget_serialization
+
+from nbtrack import search
+from nbtrack.errors import NbtrackError
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
+from nbtrack.tracking import fluent
+from nbtrack.widgets import live
+from nbtrack.widgets.card import _stale_text
+from nbtrack.widgets.panel import Action, Panel, module
+from nbtrack.widgets.static import (
+    format_duration,
+    format_time,
+    format_value,
+    runs_table_html,
+    runs_table_text,
+)
+
+FIXED_COLUMNS = ["name", "status", "start", "duration"]
+DEFAULT_VISIBLE_PER_KIND = 6
+STATIC_ROWS = 200  # rows in the static fallback; the widget pages through all of them
+REFRESH_SECONDS = 1.0
+VIEWS = ("active", "deleted", "all")  # which lifecycle stages the table shows
+# Columns that read best largest-first when first clicked.
+_DESCENDING_FIRST = ("start", "duration", "metrics.")
+
+# What the table's buttons do with the selected runs; other features add theirs.
+TABLE_ACTIONS: dict[str, Action] = {
+    "compare": Action("Compare", "nbtrack.widgets.table:compare_selected", 2),
+    "curves": Action("Show curves", "nbtrack.widgets.table:curves_of_selected", 1),
+    "source": Action("Cell source", "nbtrack.widgets.table:source_of_selected", 1, 1),
+    "delete": Action("Delete", "nbtrack.widgets.table:delete_selected", 1, None, ("active", "all")),
+    "restore": Action(
+        "Restore", "nbtrack.widgets.table:restore_selected", 1, None, ("deleted", "all")
+    ),
+}
+
+
+class RunTable(Panel):
+    """Runs matching ``filter_string`` in the active experiment (or ``experiment_ids``)."""
+
+    _esm = module("table.js")
+    filter = traitlets.Unicode("").tag(sync=True)  # the filter box's text
+    applied = traitlets.Unicode("").tag(sync=True)  # the filter the rows match
+    view = traitlets.Enum(VIEWS, "active").tag(sync=True)
+    sort_by = traitlets.Unicode("start").tag(sync=True)
+    descending = traitlets.Bool(True).tag(sync=True)
+    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)  # every column there is
+    visible = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the chosen ones, in order
+    page = traitlets.Int(0).tag(sync=True)
+    page_size = traitlets.Int(25).tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)  # {id, cells, status, deleted, stale}
+    selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    actions = traitlets.List(traitlets.Dict()).tag(sync=True)
+    experiment = traitlets.Unicode("").tag(sync=True)
+    detail = traitlets.Instance(ipywidgets.Widget, allow_none=True).tag(
+        sync=True, **widget_serialization
+    )
+    detail_title = traitlets.Unicode("").tag(sync=True)
+    detail_text = traitlets.Unicode("").tag(sync=True)
+
+    action_table = TABLE_ACTIONS
+
+    def __init__(
+        self,
+        filter_string: str = "",
+        order_by: Sequence[str] | None = None,
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        search_all_experiments: bool = False,
+        page_size: int = 25,
+    ) -> None:
+        if experiment_ids is None and not search_all_experiments:
+            # Pin the experiment: a later set_experiment must not change what this shows.
+            experiment_ids = [fluent._current_experiment_id()]
+        self._experiment_ids = set(experiment_ids) if experiment_ids else None
+        self._store = fluent._store()  # the table stays on its store, whatever comes later
+        self._matched = self._search(filter_string, "active")  # a bad filter raises here
+        self._fingerprint = _catalog_fingerprint(self._store.root)
+        sort_by, descending = _sort_from(order_by)
+        _sort_key(sort_by)  # an unknown column fails here, before anything is shown
+        columns = _columns(self._matched)
+        visible = _default_visible(columns)
+        # The first page goes out with the widget itself: one message, drawn once.
+        self._matched = _sorted(self._matched, sort_by, descending)
+        super().__init__(
+            filter=filter_string,
+            applied=filter_string,
+            sort_by=sort_by,
+            descending=descending,
+            columns=columns,
+            visible=visible,
+            page_size=page_size,
+            total=len(self._matched),
+            rows=[_display_row(r, visible) for r in self._matched[:page_size]],
+            actions=[a.describe(n) for n, a in TABLE_ACTIONS.items() if "active" in a.views],
+            experiment=self._experiment_label(),
+        )
+        self.observe(self._on_view, names=["view"])
+        self.observe(self._on_paging, names=["page", "visible", "page_size"])
+        self.observe(self._on_selection, names=["selected"])
+        live.schedule(self, min_interval=REFRESH_SECONDS)
+
+    # -- searching and sorting ------------------------------------------------------------
+
+    def _search(self, filter_string: str, view: str) -> list[dict[str, Any]]:
+        """What ``search_rows`` does, on this table's store."""
+        ids = self._experiment_ids
+        rows = [
+            r
+            for r in self._store.runs()
+            if (ids is None or r["experiment_id"] in ids)
+            and _in_view(r.get("lifecycle_stage", "active"), view)
+        ]
+        return search.search(rows, filter_string)
+
+    def apply_filter(self, text: str) -> None:
+        """Search with ``text``; an invalid filter is shown inline and the rows stay."""
+        with self._lock:
+            self.filter = text
+            try:
+                matched = self._search(text, self.view)
+            except NbtrackError as exc:
+                self.error = str(exc)
+                return
+            self.error = ""
+            self.applied = text
+            self._matched = matched
+            self._after_search()
+
+    def sort(self, column: str) -> None:
+        """Sort by ``column``; the same column again reverses the order."""
+        with self._lock:
+            if column not in (*self.columns, "run_id"):
+                raise ValueError(f"no column {column!r}")
+            if column == self.sort_by:
+                self.descending = not self.descending
+            else:
+                self.sort_by = column
+                self.descending = column.startswith(_DESCENDING_FIRST)
+            self._sort()
+
+    def _after_search(self) -> None:
+        columns = _columns(self._matched)
+        if columns != self.columns:
+            added = [c for c in columns if c not in self.columns]
+            self.columns = columns
+            keep = [c for c in self.visible if c in columns]
+            self.visible = keep + [c for c in _default_visible(added) if c not in keep]
+        self._sort()
+
+    def _sort(self) -> None:
+        self._matched = _sorted(self._matched, self.sort_by, self.descending)
+        self.total = len(self._matched)
+        self._page()
+
+    def _page(self) -> None:
+        last = max(0, (self.total - 1) // max(1, self.page_size))
+        if self.page > last:
+            self.page = last  # re-enters through the observer
+            return
+        start = self.page * self.page_size
+        shown = self._matched[start : start + self.page_size]
+        rows = [_display_row(row, self.visible) for row in shown]
+        if rows != self.rows:
+            self.rows = rows
+        ids = {row["run_id"] for row in self._matched}
+        if any(run_id not in ids for run_id in self.selected):
+            self.selected = [run_id for run_id in self.selected if run_id in ids]
+
+    def _on_view(self, _change: Any) -> None:
+        self.selected = []
+        self.actions = self.describe_actions()
+        self.apply_filter(self.applied)
+
+    def _on_paging(self, _change: Any) -> None:
+        with self._lock:
+            self._page()
+
+    def _on_selection(self, change: Any) -> None:
+        ids = {row["run_id"] for row in self._matched}
+        kept = [run_id for run_id in change["new"] if run_id in ids]
+        if kept != change["new"]:
+            self.selected = kept
+
+    def describe_actions(self) -> list[dict[str, Any]]:
+        return [a for a in super().describe_actions() if self.view in a["views"]]
+
+    # -- keeping current ---------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """The watcher's call: re-search when the catalog changed on disk."""
+        if self.comm is None:  # closed
+            return False
+        fingerprint = _catalog_fingerprint(self._store.root)
+        if fingerprint != self._fingerprint:
+            self._fingerprint = fingerprint
+            self.refresh()
+        return True
+
+    def refresh(self) -> None:
+        """Search again with the applied filter (new runs, changed statuses and metrics)."""
+        with self._lock:
+            try:
+                self._matched = self._search(self.applied, self.view)
+            except NbtrackError as exc:
+                self.error = str(exc)
+                return
+            self._after_search()
+
+    # -- intents and actions -------------------------------------------------------------------
+
+    def handle_intent(self, kind: str, content: dict[str, Any]) -> None:
+        if kind == "filter":
+            self.apply_filter(str(content.get("text", "")))
+        elif kind == "sort":
+            self.sort(str(content.get("column", "")))
+        elif kind == "page":
+            self.page = max(0, int(content.get("page", 0)))
+        elif kind == "close_detail":
+            self.detail = None
+            self.detail_title = self.detail_text = ""
+        elif kind == "action":  # on the selection, as the page saw it
+            run_ids = list(content.get("run_ids") or self.selected)
+            self.run_action(str(content.get("name", "")), run_ids)
+        else:
+            super().handle_intent(kind, content)
+
+    def show_result(self, result: Any) -> None:
+        if isinstance(result, ipywidgets.Widget):
+            self.detail_title = self.detail_text = ""
+            self.detail = result
+        elif isinstance(result, tuple):  # (title, text): shown as a block of text
+            self.detail = None
+            self.detail_title, self.detail_text = result
+        else:
+            super().show_result(result)
+
+    def matched(self) -> list[dict[str, Any]]:
+        """The matching rows in the table's order (what the pages show)."""
+        return list(self._matched)
+
+    def _experiment_label(self) -> str:
+        if self._experiment_ids is None:
+            return "all experiments"
+        store = self._store
+        names = []
+        for experiment_id in sorted(self._experiment_ids):
+            try:
+                names.append(store.get_experiment(experiment_id)["name"])
+            except NbtrackError:
+                names.append(experiment_id)
+        return ", ".join(names)
+
+    # -- static forms ----------------------------------------------------------------------
+
+    def static_bundle(self, charts: bool = True) -> dict[str, Any]:
+        shown = self._matched[:STATIC_ROWS]
+        markup, text = runs_table_html(shown), runs_table_text(shown)
+        if len(shown) < len(self._matched):
+            note = f"showing the first {len(shown):,} of {len(self._matched):,} runs"
+            markup += f"<div style='font-size:11px'>{note}</div>"
+            text += f"\n{note}"
+        title = f"runs in {self.experiment}" + (f" matching {self.applied}" if self.applied else "")
+        return {
+            "text/html": f"<div class='nbtrack-table'>{_escape(title)}{markup}</div>",
+            "text/plain": f"[nbtrack] {title}\n{text}",
+        }
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return f"<div style='font-size:12px;font-weight:600'>{html.escape(text)}</div>"
+
+
+def _in_view(stage: str, view: str) -> bool:
+    return view == "all" or (stage == "active") == (view == "active")
+
+
+def _catalog_fingerprint(root: Path) -> tuple[Any, ...]:
+    """Changes whenever any process commits to the catalog (its two files change)."""
+    marks: list[Any] = []
+    for name in (SNAPSHOT_NAME, CHANGELOG_NAME):
+        try:
+            st = os.stat(root / name)
+            marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            marks.append(None)
+    return tuple(marks)
+
+
+def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
+    """The table's sort column from the first MLflow ``order_by`` clause."""
+    if not order_by:
+        return "start", True
+    words = order_by[0].split()
+    field = words[0].strip("`")
+    descending = len(words) > 1 and words[1].upper() == "DESC"
+    aliases = {
+        "start_time": "start",
+        "attributes.start_time": "start",
+        "run_name": "name",
+        "attributes.run_name": "name",
+        "status": "status",
+        "attributes.status": "status",
+    }
+    field = aliases.get(field, field)
+    for prefix, short in (("param.", "params."), ("metric.", "metrics."), ("tag.", "tags.")):
+        if field.startswith(prefix):
+            field = short + field[len(prefix) :]
+    return field, descending
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    params: set[str] = set()
+    metrics: set[str] = set()
+    tags: set[str] = set()
+    for row in rows:
+        params.update(row.get("params", ()))
+        metrics.update(row.get("metrics", ()))
+        tags.update(row.get("tags", ()))
+    tags = {k for k in tags if not k.startswith(("mlflow.", "nbtrack."))}  # system tags
+    return [
+        *FIXED_COLUMNS,
+        *(f"params.{k}" for k in sorted(params)),
+        *(f"metrics.{k}" for k in sorted(metrics)),
+        *(f"tags.{k}" for k in sorted(tags)),
+        "run_id",
+    ]
+
+
+def _default_visible(columns: Sequence[str]) -> list[str]:
+    chosen, counts = [], {"params.": 0, "metrics.": 0, "tags.": 0}
+    for column in columns:
+        kind = next((k for k in counts if column.startswith(k)), None)
+        if kind is None:
+            chosen.append(column)
+        elif counts[kind] < DEFAULT_VISIBLE_PER_KIND:
+            counts[kind] += 1
+            chosen.append(column)
+    return chosen
+
+
+def _sorted(rows: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
+    """Rows by ``column`` (stable), the rows without a value last either way."""
+    key = _sort_key(column)
+    present, missing = [], []
+    for row in rows:
+        value = key(row)
+        (missing if value is None else present).append((value, row))
+    present.sort(key=lambda pair: pair[0], reverse=descending)
+    return [row for _, row in present] + [row for _, row in missing]
+
+
+def _sort_key(column: str) -> Callable[[dict[str, Any]], Any]:
+    """A key for ``column`` that returns None for a row without a value (sorted last)."""
+    if column == "name":
+        return lambda r: (r.get("run_name") or "").lower()
+    if column == "status":
+        return lambda r: r.get("status")
+    if column == "start":
+        return lambda r: r.get("start_time")
+    if column == "duration":
+        return lambda r: (
+            r["end_time"] - r["start_time"] if r.get("end_time") and r.get("start_time") else None
+        )
+    if column == "run_id":
+        return lambda r: r["run_id"]
+    kind, _, key = column.partition(".")
+    if kind == "metrics":
+
+        def metric(r: dict[str, Any]) -> float | None:
+            point = r.get("metrics", {}).get(key)
+            return None if point is None or math.isnan(point[0]) else point[0]
+
+        return metric
+    if kind in ("params", "tags"):
+
+        def text(r: dict[str, Any]) -> tuple[int, Any] | None:
+            value = r.get(kind, {}).get(key)
+            if value is None:
+                return None
+            try:  # numbers by value, before any text
+                return (0, float(value))
+            except ValueError:
+                return (1, value)
+
+        return text
+    raise ValueError(f"no column {column!r}")
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    if column == "name":
+        return row.get("run_name", "")
+    if column == "status":
+        return row.get("status", "")
+    if column == "start":
+        return format_time(row.get("start_time"))
+    if column == "duration":
+        return format_duration(row)
+    if column == "run_id":
+        return row["run_id"][:8]
+    kind, _, key = column.partition(".")
+    if kind == "metrics":
+        point = row.get("metrics", {}).get(key)
+        return format_value(point[0]) if point else ""
+    return str(row.get(kind, {}).get(key, ""))
+
+
+def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
+    return {
+        "id": row["run_id"],
+        "cells": [_cell(row, c) for c in visible],
+        "status": row.get("status", ""),
+        "deleted": row.get("lifecycle_stage", "active") != "active",
+        "stale": _stale_text(row.get("stale")),
+    }
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def compare_selected(table: RunTable, run_ids: list[str]) -> Any:
+    from nbtrack.widgets.compare import CompareRuns
+
+    return CompareRuns(_oldest_first(table, run_ids))
+
+
+def curves_of_selected(table: RunTable, run_ids: list[str]) -> Any:
+    from nbtrack.widgets.curves import MetricCurves
+
+    return MetricCurves(_oldest_first(table, run_ids))
+
+
+def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
+    from nbtrack.widgets.compare import _cell_source
+
+    store = fluent._store()
+    row = store.get_run(run_ids[0])
+    source = _cell_source(store, row["run_id"])
+    cell = row.get("cell") or {}
+    where = f"In[{cell['execution_count']}]" if cell.get("execution_count") else "cell"
+    title = f"{row.get('run_name', '')}: {where}" + (
+        f" of {cell['notebook']}" if cell.get("notebook") else ""
+    )
+    return title, source if source is not None else "(no cell recorded: logged from code)"
+
+
+def delete_selected(table: RunTable, run_ids: list[str]) -> str:
+    for run_id in run_ids:
+        fluent.delete_run(run_id)
+    table.selected = []
+    table.refresh()
+    return f"Deleted {len(run_ids)} run{'s' * (len(run_ids) != 1)} (restore them from 'deleted')."
+
+
+def restore_selected(table: RunTable, run_ids: list[str]) -> str:
+    for run_id in run_ids:
+        fluent.restore_run(run_id)
+    table.selected = []
+    table.refresh()
+    return f"Restored {len(run_ids)} run{'s' * (len(run_ids) != 1)}."
+
+
+def _oldest_first(table: RunTable, run_ids: list[str]) -> list[str]:
+    store = fluent._store()
+    return sorted(run_ids, key=lambda run_id: store.get_run(run_id).get("start_time", 0))
