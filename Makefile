@@ -8,11 +8,12 @@ NB     := notebooks
 .PHONY: quickstart test lint format bench lab clean
 
 ## Run notebooks/quickstart.ipynb headless against a fresh store; print its run table.
+## Widget state is not stored, so the HTML shows each panel's static form (no CDN scripts).
 quickstart: $(STAMP)
 	rm -rf $(NB)/.nbtrack
 	JPY_SESSION_NAME=$(CURDIR)/$(NB)/quickstart.ipynb $(BIN)/jupyter nbconvert --to notebook \
 	  --execute $(NB)/quickstart.ipynb --output quickstart.executed.ipynb \
-	  --ExecutePreprocessor.timeout=600
+	  --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=False
 	$(BIN)/jupyter nbconvert --to html $(NB)/quickstart.executed.ipynb --output quickstart.executed
 	@echo "executed notebook: $(NB)/quickstart.executed.ipynb (HTML: $(NB)/quickstart.executed.html)"
 	$(BIN)/nbtrack --store $(NB)/.nbtrack runs

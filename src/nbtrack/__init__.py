@@ -21,6 +21,7 @@ Anywhere, with MLflow's names (``import nbtrack as mlflow`` works)::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from nbtrack.entities import (
@@ -55,6 +56,7 @@ from nbtrack.tracking.fluent import (
     log_artifact,
     log_artifacts,
     log_dict,
+    log_input,
     log_metric,
     log_metrics,
     log_param,
@@ -83,6 +85,7 @@ __all__ = [
     "Experiment",
     "Metric",
     "MetricHistory",
+    "MlflowClient",
     "MlflowException",
     "NbtrackError",
     "Param",
@@ -94,6 +97,8 @@ __all__ = [
     "ViewType",
     "__version__",
     "active_run",
+    "autolog",
+    "compare_runs",
     "create_experiment",
     "delete_experiment",
     "delete_run",
@@ -109,14 +114,20 @@ __all__ = [
     "get_tracking_uri",
     "last_active_run",
     "load_ipython_extension",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
+    "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "metric_curves",
+    "register_model",
+    "reproduce",
     "restore_experiment",
     "restore_run",
     "run_details",
@@ -133,6 +144,28 @@ __all__ = [
     "track_cells",
     "unload_ipython_extension",
 ]
+
+
+# Loaded on first use: the model and registry API pull in heavier modules, and MLflow's
+# flavor modules (``mlflow.sklearn``, ``mlflow.pyfunc``) are reachable as attributes.
+_LAZY = {
+    "MlflowClient": "nbtrack.tracking.client",
+    "autolog": "nbtrack.autologging",
+    "load_model": "nbtrack.models.api",
+    "log_model": "nbtrack.models.api",
+    "register_model": "nbtrack.registry.changes",
+}
+_SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nbtrack.{name}")
+    raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -167,6 +200,38 @@ def run_details(run: str) -> Any:
     from nbtrack.widgets import run_details as details
 
     return details(run)
+
+
+def metric_curves(runs: Any = "last", metrics: Any = None, **kwargs: Any) -> Any:
+    """``%track curves RUN…``: metric curves of runs (by id, prefix, name or 'last')."""
+    from nbtrack.widgets import metric_curves as curves
+
+    return curves(runs, metrics, **kwargs)
+
+
+def compare_runs(runs: Any = (), **kwargs: Any) -> Any:
+    """``%track compare RUN RUN…`` (or ``last=N``): runs side by side."""
+    from nbtrack.widgets import compare_runs as compare
+
+    return compare(runs, **kwargs)
+
+
+def reproduce(
+    run: str,
+    execute: bool = False,
+    path: str | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    timeout: float = 600,
+) -> Any:
+    """``%track reproduce RUN [--execute]``: a clean notebook of the cells a run depends on.
+
+    See :func:`nbtrack.reproduction.reproduce`; with ``execute`` it runs headless in a
+    fresh kernel as a new run and reports which metrics match within the tolerances.
+    """
+    from nbtrack.reproduction import reproduce as make
+
+    return make(run, execute=execute, path=path, rtol=rtol, atol=atol, timeout=timeout)
 
 
 def doctor(rebuild: bool = False, progress: bool = True) -> Any:

@@ -37,7 +37,39 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("experiments", help="list experiments")
+    _add_run_command(commands)
     return parser
+
+
+def _add_run_command(commands) -> None:
+    """``nbtrack run NOTEBOOK|DIR``: parameterised notebook runs and MLproject entry points."""
+    run = commands.add_parser(
+        "run",
+        help="run a notebook per parameter set, or an MLproject entry point, as tracked runs",
+    )
+    run.add_argument("target", help="a notebook (.ipynb) or a folder with an MLproject file")
+    run.add_argument(
+        "-p",
+        "-P",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a parameter (repeatable)",
+    )
+    run.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="K=V1,V2",
+        help="notebooks: sweep a parameter over values (repeatable: every combination)",
+    )
+    run.add_argument("--jobs", "-j", type=int, default=1, help="notebooks: kernels at once")
+    run.add_argument("--entry-point", "-e", default="main", help="MLproject: entry point")
+    run.add_argument("--experiment", help="experiment of the runs (created if missing)")
+    run.add_argument("--name", help="run name (notebooks: its prefix)")
+    run.add_argument("--timeout", type=float, default=600, help="notebooks: seconds per cell")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +132,42 @@ def _experiments(args: argparse.Namespace, fluent) -> int:
     return 0
 
 
-_COMMANDS = {"runs": _runs, "show": _show, "doctor": _doctor, "experiments": _experiments}
+def _run(args: argparse.Namespace, fluent) -> int:
+    from pathlib import Path
+
+    if args.experiment:
+        fluent.set_experiment(args.experiment)
+    target = Path(args.target)
+    if target.is_dir():
+        from nbtrack.projects import run_project
+
+        if args.grid:
+            print("nbtrack: error: --grid applies to notebooks only", file=sys.stderr)
+            return 2
+        bad = [item for item in args.params if "=" not in item or item.startswith("=")]
+        if bad:
+            print(f"nbtrack: error: -P expects NAME=VALUE, got {bad[0]!r}", file=sys.stderr)
+            return 2
+        given = dict(item.partition("=")[::2] for item in args.params)
+        run_id, code = run_project(target, args.entry_point, given, name=args.name)
+        print(f"run {run_id}: {'FINISHED' if code == 0 else 'FAILED'}")
+        return 0 if code == 0 else 1
+    from nbtrack.projects import parameter_sets, run_sweep
+    from nbtrack.projects.sweep import summary_table
+
+    sets = parameter_sets(args.params, args.grid)
+    outcomes = run_sweep(target, sets, jobs=args.jobs, name=args.name, timeout=args.timeout)
+    print(summary_table(outcomes))
+    return 0 if all(o.status == "FINISHED" for o in outcomes) else 1
+
+
+_COMMANDS = {
+    "runs": _runs,
+    "show": _show,
+    "doctor": _doctor,
+    "experiments": _experiments,
+    "run": _run,
+}
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.display import display
 
 from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.redact import redact_source
+from nbtrack.capture.trace import ExecutionTrace
 from nbtrack.tracking import fluent
 from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
-from nbtrack.widgets.static import run_card_html, run_card_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,6 +69,11 @@ class TrackMagics(Magics):
         self.cells_tracked = False
         self._session_run: fluent.ActiveRun | None = None
         self._cell_run: fluent.ActiveRun | None = None
+        # Provenance: every cell this kernel runs, so each run records the cells it
+        # depends on and whether they were stale (capture/trace.py). Cells run before
+        # the extension was loaded come from IPython's input history.
+        self.trace = ExecutionTrace(transform=shell.transform_cell)
+        _guarded(_seed_trace, self.trace, shell)
 
     # -- events -----------------------------------------------------------------------
 
@@ -79,6 +83,7 @@ class TrackMagics(Magics):
         self._count_before_cell = self.shell.execution_count
         offset = self._count_offset if getattr(info, "store_history", True) else 0
         self.execution_count = self._count_before_cell - offset
+        _guarded(self.trace.start_cell, self.execution_count, self.cell_id, self.cell_source)
 
     def post_run_cell(self, result) -> None:
         seen, self._count_before_cell = self._count_before_cell, None
@@ -88,6 +93,7 @@ class TrackMagics(Magics):
         if run is not None and fluent.active_run() is run:
             error = result.error_in_exec or result.error_before_exec
             fluent.end_run(_status_for(error))
+        _guarded(self.trace.finish_cell)  # provenance: the cell joins the trace
         fluent.flush_buffers()
 
     # -- %%track -----------------------------------------------------------------------
@@ -129,6 +135,9 @@ class TrackMagics(Magics):
         run._store.append(run.run_id, [self._cell_record(cell)])
         if params:
             fluent.log_params(params)
+        from nbtrack.widgets.card import watch_run  # O(1): live curves if it logs steps
+
+        watch_run(run.run_id)
         return run
 
     def _cell_record(self, cell: str) -> dict[str, Any]:
@@ -169,8 +178,11 @@ class TrackMagics(Magics):
             store.append(run.run_id, _error_records(error, self.cell_filename, label))
         fluent._end_run_and_children(run.run_id, _status_for(error))
         row = store.get_run(run.run_id)
-        # A raw bundle skips IPython's formatter lookups: this runs under every cell.
-        display({"text/html": run_card_html(row), "text/plain": run_card_text(row)}, raw=True)
+        # The card widget (its bundle also holds the static card); if the run logged steps
+        # while the cell ran, this updates the live card shown then instead.
+        from nbtrack.widgets.card import show_run_card
+
+        show_run_card(row)
 
     # -- %track on|off ------------------------------------------------------------------
 
@@ -276,6 +288,46 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
     "store": ("store PATH", _store, "use the store in PATH"),
     "runs": ("runs [FILTER]", _runs, "table of runs matching an MLflow filter"),
     "show": ("show RUN", _show, "one run in detail (id, id prefix, name or 'last')"),
+    "autolog": (
+        "autolog on|off [sklearn,matplotlib,pandas,system]",
+        "nbtrack.autologging:track_autolog",
+        "log fits, figures, data read and system use without logging code",
+    ),
+    "reproduce": (
+        "reproduce RUN [--execute] [--path P]",
+        "nbtrack.reproduction:track_reproduce",
+        "a clean notebook of the cells RUN depends on (--execute: run it, compare metrics)",
+    ),
+    "curves": (
+        "curves [RUN…] [--metric M]",
+        "nbtrack.widgets.commands:curves",
+        "metric curves of runs (default: the last run)",
+    ),
+    "compare": (
+        "compare RUN RUN…|--last N",
+        "nbtrack.widgets.commands:compare",
+        "runs side by side: params, metrics, code diff, curves",
+    ),
+    "register": (
+        "register RUN --model NAME [--artifact PATH]",
+        "nbtrack.registry.magics:register",
+        "register a run's model package as a new version (RUN may be 'last')",
+    ),
+    "promote": (
+        "promote NAME VERSION --to STAGE --reason TEXT",
+        "nbtrack.registry.magics:promote",
+        "move a version to a stage after its policy's checks (--force to override)",
+    ),
+    "alias": (
+        "alias NAME VERSION ALIAS",
+        "nbtrack.registry.magics:alias",
+        "point an alias (e.g. champion) at a version",
+    ),
+    "registry": (
+        "registry [NAME]",
+        "nbtrack.registry.magics:registry",
+        "registered models, versions, stages, aliases and the audit log",
+    ),
 }
 
 
@@ -365,6 +417,10 @@ def load_ipython_extension(shell) -> None:
     shell.register_magics(_magics)
     shell.events.register("pre_run_cell", _magics.pre_run_cell)
     shell.events.register("post_run_cell", _magics.post_run_cell)
+    # Provenance: runs started in a cell get its trace; the environment is captured in
+    # the background now, so the first tracked cell does not wait for it.
+    fluent._start_hooks.append(_magics.trace.on_run_start)
+    _guarded(_prefetch_environment)
 
 
 def unload_ipython_extension(shell) -> None:
@@ -374,7 +430,29 @@ def unload_ipython_extension(shell) -> None:
     _magics.track_cells(False)
     shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
     shell.events.unregister("post_run_cell", _magics.post_run_cell)
+    if _magics.trace.on_run_start in fluent._start_hooks:
+        fluent._start_hooks.remove(_magics.trace.on_run_start)
     _magics = None
+
+
+def _guarded(function, *args) -> None:
+    """Provenance hooks run under every cell: a fault warns, never fails the cell."""
+    try:
+        function(*args)
+    except Exception as error:
+        warnings.warn(f"nbtrack: {function.__name__} failed: {error!r}", stacklevel=2)
+
+
+def _seed_trace(trace: ExecutionTrace, shell) -> None:
+    for count, raw in enumerate(getattr(shell.history_manager, "input_hist_raw", [])[1:], 1):
+        trace.start_cell(count, None, raw)
+        trace.finish_cell()
+
+
+def _prefetch_environment() -> None:
+    from nbtrack.capture import environment
+
+    environment.prefetch()
 
 
 def track_cells(on: bool = True) -> None:

@@ -2,17 +2,22 @@
 
 Every record is a dict with an ``op``:
 
-=========  =================================================================
-create     the run's first row: ids, name, times, status, user, system tags
-params     ``params``: {key: value}, values are immutable once logged
-tags       ``tags``: {key: value}
-untag      ``key``: a tag removed
-metrics    ``key``, ``n`` and the packed columns ``step``, ``value``, ``time`` (ms)
-artifact   ``path``, ``size``, ``sha256`` of a file under the run's artifacts
-set        ``fields``: top-level row fields changed (status, end_time, lifecycle, ...)
-cell       the notebook cell that made the run: source, execution_count, cell_id, notebook
-traceback  ``text`` of the error that failed the run
-=========  =================================================================
+===========  =================================================================
+create       the run's first row: ids, name, times, status, user, system tags
+params       ``params``: {key: value}, values are immutable once logged
+tags         ``tags``: {key: value}
+untag        ``key``: a tag removed
+metrics      ``key``, ``n`` and the packed columns ``step``, ``value``, ``time`` (ms)
+artifact     ``path``, ``size``, ``sha256`` of a file under the run's artifacts
+set          ``fields``: top-level row fields changed (status, end_time, lifecycle, ...)
+cell         the notebook cell that made the run: source, execution_count, cell_id, notebook
+traceback    ``text`` of the error that failed the run
+input        ``dataset`` (name, digest, source_type, source, schema, profile) and input
+             ``tags``, as MLflow's log_input; ``n``: the run's distinct inputs so far
+environment  ``digest`` of the session's environment file (``environments/<digest>.json``)
+trace        the cells executed before the run: ``session``, ``cells`` (how many), the
+             ``slice`` the run depends on (cells with source), ``stale`` (a reason or None)
+===========  =================================================================
 """
 
 from __future__ import annotations
@@ -53,6 +58,14 @@ def to_patch(record: dict[str, Any]) -> Patch | None:
         return {"metrics": {record["key"]: [decode_float(value), step, time]}}
     if op == "cell":
         return {"set": {"cell": {k: v for k, v in record.items() if k not in ("op", "source")}}}
+    # Provenance (autolog and capture): the catalog keeps a count, a digest and a reason;
+    # the datasets, the environment and the cell slice stay in the journal and the store.
+    if op == "input":
+        return {"set": {"inputs": record["n"]}}
+    if op == "environment":
+        return {"set": {"environment": record["digest"]}}
+    if op == "trace":
+        return {"set": {"stale": record["stale"]}} if record.get("stale") else None
     return None
 
 

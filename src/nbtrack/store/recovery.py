@@ -145,7 +145,10 @@ def rebuild(store: Store, progress: bool = True) -> int:
             row = fold_run(store, run_id)
             if row is not None:
                 runs[run_id] = row
-        store.catalog.write({"experiments": fold_experiments(store), "runs": runs})
+        from nbtrack.store.registry import fold_registry  # deferred: most opens never rebuild
+
+        tables = {"experiments": fold_experiments(store), "runs": runs, **fold_registry(store)}
+        store.catalog.write(tables)
     return len(runs)
 
 

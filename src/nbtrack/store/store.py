@@ -5,6 +5,7 @@
     <root>/
       catalog.json, catalog.log   the index (see catalog.py); rebuildable from the rest
       experiments.jsonl           experiment records, appended under the store lock
+      registry.jsonl              model registry events, appended under the store lock
       runs/<run_id>/journal.jsonl every record of one run, append-only
       runs/<run_id>/artifacts/    the run's files
       store.lock                  the inter-process lock
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -34,6 +36,7 @@ from nbtrack.store.writer import Flusher, RunWriter
 
 if TYPE_CHECKING:
     from nbtrack.store.records import MetricColumns
+    from nbtrack.store.registry import RegistryStore
 
 RUNS = "runs"
 EXPERIMENTS = "experiments"
@@ -113,6 +116,13 @@ class Store:
     @property
     def experiments_journal(self) -> Path:
         return self.root / "experiments.jsonl"
+
+    @functools.cached_property
+    def registry(self) -> RegistryStore:
+        """The model registry's events and their fold (see registry.py)."""
+        from nbtrack.store.registry import RegistryStore
+
+        return RegistryStore(self)
 
     def run_ids_on_disk(self) -> list[str]:
         with os.scandir(self.root / RUNS) as entries:

@@ -1,5 +1,17 @@
 """Runs, experiments and the fluent API over the store (``mlflow.tracking``'s place)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from nbtrack.tracking.fluent import ActiveRun
 
-__all__ = ["ActiveRun"]
+__all__ = ["ActiveRun", "MlflowClient"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MlflowClient":  # on first use, so `import nbtrack` stays light
+        from nbtrack.tracking.client import MlflowClient
+
+        return MlflowClient
+    raise AttributeError(f"module 'nbtrack.tracking' has no attribute {name!r}")

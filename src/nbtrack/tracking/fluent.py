@@ -26,6 +26,7 @@ from nbtrack.entities import (
     Run,
     RunData,
     RunInfo,
+    RunInputs,
     RunStatus,
     ViewType,
     experiment_from_row,
@@ -60,6 +61,11 @@ _experiment_id: str | None = None
 _experiment_name: str | None = None  # the active experiment's name, to find it in a new store
 _run_factory: Callable[[], ActiveRun | None] | None = None
 _last_run_id: str | None = None
+# Provenance features (autolog, system metrics, the execution trace) register here: each
+# start hook gets (run, resumed) once a run is active, each end hook (run_id, status)
+# before this process finishes a run. A failing hook warns; it never fails the run.
+_start_hooks: list[Callable[[ActiveRun, bool], None]] = []
+_end_hooks: list[Callable[[str, str], None]] = []
 
 
 class ActiveRun:
@@ -298,16 +304,41 @@ def start_run(
             parent_run_id = _active[-1].run_id
         name = run_name or user_tags.get("mlflow.runName") or random_run_name()
         system = _system_tags(name, parent_run_id, description)
+        environment, git_tags = _environment(store)
         writer = store.create_run(
             str(experiment_id) if experiment_id is not None else _current_experiment_id(),
             run_name=name,
             user_id=system["mlflow.user"],
-            tags={**system, **user_tags},
+            tags={**system, **git_tags, **user_tags},
         )
+        if environment is not None:
+            writer.write(environment)
         active = ActiveRun(store, writer)
     _active.append(active)
     _last_run_id = active.run_id
+    if _start_hooks:
+        _call_hooks(_start_hooks, active, run_id is not None)
     return active
+
+
+def _environment(store: Store) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The record referencing the session's environment, and its git tags (captured once
+    per process, then a dictionary lookup). A capture that fails warns; the run goes on."""
+    try:
+        from nbtrack.capture import environment
+
+        return environment.for_run(store.root)
+    except Exception as error:
+        warnings.warn(f"nbtrack could not capture the environment: {error!r}", stacklevel=3)
+        return None, {}
+
+
+def _call_hooks(hooks: list[Callable[..., None]], *args: Any) -> None:
+    for hook in list(hooks):
+        try:
+            hook(*args)
+        except Exception as error:  # provenance must never break the run it describes
+            warnings.warn(f"nbtrack hook {hook!r} failed: {error!r}", stacklevel=3)
 
 
 def _system_tags(name: str, parent_run_id: str | None, description: str | None) -> dict:
@@ -353,6 +384,8 @@ def _end_run_and_children(run_id: str, status: str) -> None:
 
 
 def _end(run: ActiveRun, status: str) -> None:
+    if _end_hooks:
+        _call_hooks(_end_hooks, run.run_id, status)
     run._store.finish_run(run.run_id, status)
 
 
@@ -561,11 +594,71 @@ def _join(folder: str, name: str) -> str:
     return f"{folder}/{name}" if folder else name
 
 
+# -- datasets ----------------------------------------------------------------------------------
+
+
+def log_input(
+    dataset: Any = None,
+    context: str | None = None,
+    tags: dict[str, Any] | None = None,
+    model: Any = None,
+) -> None:
+    """Record a dataset the active run used, as MLflow's ``log_input``.
+
+    Parameters
+    ----------
+    dataset
+        From :func:`nbtrack.data.from_pandas` / :func:`~nbtrack.data.from_numpy`, or an
+        ``mlflow.data`` dataset: its name, digest, source, schema and profile are kept.
+    context
+        How the data was used ("training", "eval", ...): the ``mlflow.data.context`` tag.
+    tags
+        More input tags. Logging the same dataset with the same tags again is a no-op.
+    model
+        Accepted for MLflow compatibility and ignored (model inputs are not tracked).
+    """
+    if dataset is None:
+        return
+    from nbtrack.data import record_for
+
+    record = record_for(dataset, context, tags)
+    store, run_id = _target(None)
+    _append_input(store, run_id, record)
+
+
+def _append_input(store: Store, run_id: str, record: dict[str, Any]) -> bool:
+    """Append an input record unless the run has it already; True if appended."""
+    from nbtrack.data import input_key
+
+    with _state_lock:
+        logged = _input_records(store, run_id)
+        if input_key(record) in {input_key(r) for r in logged}:
+            return False
+        store.append(run_id, [{**record, "n": len(logged) + 1}])
+    return True
+
+
+def _input_records(store: Store, run_id: str) -> list[dict[str, Any]]:
+    from nbtrack.store.journal import read_records
+
+    return list(read_records(store.journal_path(run_id), b'{"op":"input",'))
+
+
+def _dataset_inputs(run_id: str) -> tuple:
+    from nbtrack.data import inputs_from_records
+
+    return inputs_from_records(_input_records(_store(), run_id))
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 
 def get_run(run_id: str) -> Run:
-    return run_from_row(_store().get_run(run_id))
+    row = _store().get_run(run_id)
+    run = run_from_row(row)
+    if row.get("inputs"):  # the datasets live in the journal; the row only counts them
+        run = run._replace(inputs=RunInputs(_dataset_inputs(run_id)))
+    return run
 
 
 def get_metric_history(run_id: str, key: str) -> MetricHistory:
@@ -615,6 +708,25 @@ def flush_buffers() -> None:
     """Write the active runs' buffered points (not fsynced): what a cell's end does."""
     for run in _active:
         run._writer.flush()
+
+
+def _unflushed_points(run_id: str) -> tuple[int, list] | None:
+    """For live panels: the journal's length and a copy of the points not yet written to it.
+
+    Both are read under the writer's lock, so a background flush cannot move points from
+    the buffer to the journal in between: each point is in exactly one of the two. None
+    when this process has no open writer for the run. ``log_metric`` never takes that lock.
+    """
+    store = _store()
+    writer = store.writer(run_id)
+    if writer is None:
+        return None
+    with writer._lock:
+        try:
+            size = os.stat(store.journal_path(run_id)).st_size
+        except FileNotFoundError:
+            size = 0
+        return size, writer.points[:]
 
 
 class TrackingStatus(NamedTuple):
