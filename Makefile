@@ -30,9 +30,11 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-## Side-by-side benchmarks against MLflow (sqlite); prints medians and ratios.
+## Benchmarks: the core side by side with MLflow (sqlite), the panels, provenance.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_panels.py
+	$(BIN)/python benchmarks/bench_provenance.py
 
 ## Open the notebooks in JupyterLab.
 lab: $(STAMP)
