@@ -11,6 +11,7 @@ import os
 import warnings
 from typing import Any
 
+from nbtrack.autologging import sklearn_autolog as autolog
 from nbtrack.models.api import ModelInfo, load_native, save_model
 
 FLAVOR_NAME = "sklearn"
@@ -80,46 +81,6 @@ def log_model(
         pyfunc_predict_fn=pyfunc_predict_fn,
         metadata=metadata,
         reason=reason,
-    )
-
-
-def autolog(
-    log_input_examples: bool = False,
-    log_model_signatures: bool = True,
-    log_models: bool = True,
-    log_datasets: bool = True,
-    disable: bool = False,
-    exclusive: bool = False,
-    disable_for_unsupported_versions: bool = False,
-    silent: bool = False,
-    max_tuning_runs: int | None = 5,
-    log_post_training_metrics: bool = True,
-    serialization_format: str = SERIALIZATION_FORMAT_CLOUDPICKLE,
-    registered_model_name: str | None = None,
-    pos_label: Any = None,
-    extra_tags: dict[str, Any] | None = None,
-) -> None:
-    """Autolog scikit-learn fits as ``mlflow.sklearn.autolog`` does (``disable=True``: off).
-
-    See :func:`nbtrack.autologging.sklearn_autolog` (owned by the autologging package).
-    """
-    from nbtrack.autologging import sklearn_autolog
-
-    sklearn_autolog(
-        log_input_examples,
-        log_model_signatures,
-        log_models,
-        log_datasets,
-        disable,
-        exclusive,
-        disable_for_unsupported_versions,
-        silent,
-        max_tuning_runs,
-        log_post_training_metrics,
-        serialization_format,
-        registered_model_name,
-        pos_label,
-        extra_tags,
     )
 
 
