@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import math
 import time
@@ -153,6 +154,23 @@ def test_system_tags_and_description(tracking) -> None:
     assert tags["mlflow.source.type"] == "LOCAL"  # pytest is not a notebook
     assert tags["mlflow.source.name"]
     assert tags["mlflow.note.content"] == "what this tries"
+
+
+def test_the_user_is_the_configured_identity_else_the_os_user(tracking, monkeypatch) -> None:
+    monkeypatch.delenv("NBTRACK_USER", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "mlflow-user")  # MLflow's variable
+    with tracking.start_run() as from_mlflow:
+        pass
+    monkeypatch.setenv("NBTRACK_USER", "  alice ")  # nbtrack's wins
+    with tracking.start_run() as configured:
+        pass
+    monkeypatch.delenv("NBTRACK_USER")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    with tracking.start_run() as default:
+        pass
+    users = [tracking.get_run(r.info.run_id).info.user_id for r in (from_mlflow, configured)]
+    assert users == ["mlflow-user", "alice"]
+    assert tracking.get_run(default.info.run_id).data.tags["mlflow.user"] == getpass.getuser()
 
 
 def test_unnamed_runs_get_a_readable_name(tracking) -> None:

@@ -43,8 +43,8 @@ ACTIVE_ONLY, DELETED_ONLY, ALL = 1, 2, 3  # ViewType: the same numbers in MLflow
 #   They are left out of the column and key sets.
 # Both sides set the following, but their values may legitimately differ, so they are
 # compared by presence (columns, keys) and not by value:
-# - mlflow.user: MLflow prefers MLFLOW_TRACKING_USERNAME (read_mlflow_creds) over
-#   getpass.getuser(); nbtrack uses getpass alone and says "unknown" without a passwd entry.
+# - mlflow.user: both prefer MLFLOW_TRACKING_USERNAME over getpass.getuser(), but nbtrack
+#   prefers NBTRACK_USER to both and says "unknown" without a passwd entry.
 # - mlflow.source.name: MLflow records sys.argv[0] as given; nbtrack makes it absolute
 #   (and names the notebook when it runs in a kernel).
 # - mlflow.source.type: nbtrack says NOTEBOOK whenever IPython is running; MLflow's

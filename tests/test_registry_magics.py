@@ -86,14 +86,16 @@ def test_registry_view_escapes_what_users_typed(shell, tracking) -> None:
     logged_run(tracking, 0.9)
     track(shell, "register last --model churn")
     track(shell, "promote churn 1 --to Staging --reason '<script>alert(1)</script> & more'")
-    view = track(shell, "registry churn")
-    bundle = view._repr_mimebundle_()
+    view = track(shell, "registry churn")  # a RegistryPanel; its display carries static forms
+    bundle, _ = view._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
     assert "<script>" not in bundle["text/html"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in bundle["text/html"]
     assert "<script>alert(1)</script> & more" in bundle["text/plain"]
     assert "Staging" in bundle["text/html"] and "churn (1 version)" in bundle["text/plain"]
     everything = track(shell, "registry")
-    assert "audit log" in everything.text and "version.stage" in everything.text
+    assert "audit log" in repr(everything) and "version.stage" in repr(everything)
+    assert registry.show().text in repr(everything)  # the static view, reused
 
 
 def test_usage_lists_the_registry_commands() -> None:

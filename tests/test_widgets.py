@@ -23,6 +23,8 @@ from nbtrack.widgets.card import CARD_ACTIONS, RunCard, card_fields, show_run_ca
 from nbtrack.widgets.compare import CompareRuns, direction
 from nbtrack.widgets.curves import MetricCurves
 from nbtrack.widgets.panel import Action, VegaRuntime, vega_bundle
+from nbtrack.widgets.register import RegisterForm
+from nbtrack.widgets.registry import RegistryPanel
 from nbtrack.widgets.series import MAX_POINTS, SeriesReader, downsample, smooth
 from nbtrack.widgets.static import run_card_html, run_card_text
 from nbtrack.widgets.table import TABLE_ACTIONS, RunTable
@@ -251,7 +253,13 @@ def test_table_shows_cell_source_and_deletes_and_restores(tracking):
     table = RunTable()
     table.run_action("source", ids[:1])
     assert table.detail_text == "x = 1\nprint(x)" and table.detail_title.startswith("r0")
-    assert [a["name"] for a in table.actions] == ["compare", "curves", "source", "delete"]
+    assert [a["name"] for a in table.actions] == [
+        "compare",
+        "curves",
+        "source",
+        "register",
+        "delete",
+    ]
     table.run_action("delete", ids[1:])
     assert names(table) == ["r0"] and "Deleted 2 runs" in table.message
     assert tracking.get_run(ids[1]).info.lifecycle_stage == "deleted"
@@ -454,7 +462,7 @@ def test_card_static_forms_are_the_static_card(tracking):
     bundle = card.bundle()
     assert bundle["text/html"] == run_card_html(row) and bundle["text/plain"] == run_card_text(row)
     assert bundle[WIDGET]["model_id"] == card.model_id
-    assert [a["name"] for a in card.actions] == ["compare_previous", "curves"]
+    assert [a["name"] for a in card.actions] == ["compare_previous", "curves", "register"]
     assert card.run["params"] == [["lr", "0.1"]] and card.run["metrics"] == [["acc", "0.5"]]
 
 
@@ -555,6 +563,8 @@ PANELS = {
     "curves.js": MetricCurves,
     "compare.js": CompareRuns,
     "card.js": RunCard,
+    "registry.js": RegistryPanel,
+    "register.js": RegisterForm,
 }
 BASE_TRAITS = {"error", "message", "layout", "tabbable", "tooltip", "_dom_classes", "runtime"}
 

@@ -127,6 +127,7 @@ __all__ = [
     "log_text",
     "metric_curves",
     "register_model",
+    "registry_panel",
     "reproduce",
     "restore_experiment",
     "restore_run",
@@ -193,6 +194,13 @@ def runs_table(filter_string: str = "", **kwargs: Any) -> Any:
     from nbtrack.widgets import runs_table as table
 
     return table(filter_string, **kwargs)
+
+
+def registry_panel(name: str | None = None) -> Any:
+    """``%track registry [NAME]``: registered models, their versions, transitions and log."""
+    from nbtrack.widgets import registry_panel as panel
+
+    return panel(name)
 
 
 def run_details(run: str) -> Any:

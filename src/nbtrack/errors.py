@@ -4,10 +4,13 @@
 
     NbtrackError (alias MlflowException)
     ├── InvalidParameterError      bad key, value or argument; nothing was written  (ValueError)
-    │   └── InvalidFilterError     a search filter or order_by that does not parse
-    ├── NotFoundError              unknown run, experiment, artifact  (LookupError)
+    │   ├── InvalidFilterError     a search filter or order_by that does not parse
+    │   └── SchemaEnforcementError model input that breaks its signature (nbtrack.models)
+    ├── NotFoundError              unknown run, experiment, artifact, model  (LookupError)
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
-    └── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+    ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+    ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
+    └── TransitionRefused          a stage move failed its policy's checks (nbtrack.registry)
 
 Each carries an MLflow-style ``error_code`` so code written against MLflow's
 ``MlflowException.error_code`` keeps working.

@@ -13,11 +13,14 @@ a folder or ``file:`` URI          a package on disk, not recorded (loaded unver
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.store.artifacts import relative_path
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 
 class ModelSource(NamedTuple):
@@ -104,3 +107,14 @@ def _from_registry(uri: str) -> ModelSource:
     store = _store()
     path = store.artifact_dir(row["run_id"]) / row["artifact_path"]
     return ModelSource(uri, path, dict(row["files"]), row["run_id"], row["artifact_path"], row)
+
+
+def model_packages(store: Store, run_id: str) -> list[str]:
+    """The artifact paths of the model packages logged to a run ('.' for one at its root)."""
+    from nbtrack.tracking.artifacts import recorded_artifacts
+
+    return sorted(
+        path.rpartition("/")[0] or "."
+        for path in recorded_artifacts(store, run_id)
+        if path == "MLmodel" or path.endswith("/MLmodel")
+    )

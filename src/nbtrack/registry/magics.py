@@ -63,14 +63,10 @@ def register(magics: Any, argv: list[str], rest: str) -> Any:
 
 def _only_package(run_id: str) -> str:
     """The artifact path of the run's one model package (an error if it has none or several)."""
-    from nbtrack.tracking.artifacts import recorded_artifacts
+    from nbtrack.models.source import model_packages
     from nbtrack.tracking.fluent import _store
 
-    packages = sorted(
-        path.rpartition("/")[0] or "."
-        for path in recorded_artifacts(_store(), run_id)
-        if path == "MLmodel" or path.endswith("/MLmodel")
-    )
+    packages = model_packages(_store(), run_id)
     if len(packages) == 1 and packages[0] != ".":
         return packages[0]
     if not packages:
@@ -104,8 +100,8 @@ def alias(magics: Any, argv: list[str], rest: str) -> Any:
 
 
 def registry(magics: Any, argv: list[str], rest: str) -> Any:
-    """``%track registry [NAME]``: the models, their versions and the audit log."""
+    """``%track registry [NAME]``: the models, their versions and the audit log, as a panel."""
     args = _parse("registry", argv)
-    from nbtrack.registry import show
+    from nbtrack.widgets import registry_panel
 
-    return show(args.name)
+    return registry_panel(args.name)

@@ -6,7 +6,6 @@ and the rule, raised before anything is written.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import warnings
@@ -28,10 +27,7 @@ class MissingReasonWarning(UserWarning):
 
 
 def identity() -> str:
-    """Who is acting: ``$NBTRACK_USER`` if set, else the OS user."""
-    configured = os.environ.get("NBTRACK_USER", "").strip()
-    if configured:
-        return configured
+    """Who is acting: ``$NBTRACK_USER`` if set, else the OS user (as ``mlflow.user``)."""
     from nbtrack.tracking.fluent import _user
 
     return _user()

@@ -356,8 +356,18 @@ def _system_tags(name: str, parent_run_id: str | None, description: str | None) 
     return tags
 
 
-@functools.cache
 def _user() -> str:
+    """Who is acting (``mlflow.user``, the registry's audit trail): ``$NBTRACK_USER``, else
+    MLflow's ``$MLFLOW_TRACKING_USERNAME``, else the OS user."""
+    for variable in ("NBTRACK_USER", "MLFLOW_TRACKING_USERNAME"):
+        configured = os.environ.get(variable, "").strip()
+        if configured:
+            return configured
+    return _os_user()
+
+
+@functools.cache
+def _os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.records import to_patch
 from nbtrack.tracking import fluent
@@ -21,9 +21,10 @@ from nbtrack.widgets.static import (
 if TYPE_CHECKING:
     from nbtrack.widgets.compare import CompareRuns
     from nbtrack.widgets.curves import MetricCurves
+    from nbtrack.widgets.registry import RegistryPanel
     from nbtrack.widgets.table import RunTable
 
-__all__ = ["compare_runs", "metric_curves", "run_details", "runs_table"]
+__all__ = ["compare_runs", "metric_curves", "registry_panel", "run_details", "runs_table"]
 
 
 def runs_table(
@@ -99,15 +100,22 @@ def _resolve(runs: str | Sequence[str]) -> list[str]:
     return [store.resolve_run(ref)["run_id"] for ref in refs]
 
 
+def registry_panel(name: str | None = None) -> RegistryPanel:
+    """Registered models (or only ``name``): versions, stage transitions, the audit log.
+
+    Raises
+    ------
+    NotFoundError
+        If ``name`` was never registered in this store.
+    """
+    from nbtrack.widgets.registry import RegistryPanel
+
+    return RegistryPanel(name)
+
+
 def run_details(ref: str) -> StaticView:
     """One run in full: info, params, metrics, tags, the cell that made it, its error."""
-    store = fluent._store()
-    row = store.resolve_run(ref)
-    records = store.read_journal(row["run_id"])
-    cell = next((r for r in reversed(records) if r["op"] == "cell"), None)
-    error = next((r["text"] for r in reversed(records) if r["op"] == "traceback"), None)
-    artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
-    sections = _detail_sections(row, cell, error, artifacts)
+    _row, sections = run_sections(ref)
     text = "\n\n".join(f"{title}\n{body}" for title, body in sections)
     pre = "<pre style='font-family:monospace;white-space:pre-wrap;margin:0'>"
     markup = "".join(
@@ -115,6 +123,17 @@ def run_details(ref: str) -> StaticView:
         for title, body in sections
     )
     return StaticView(f"<div class='nbtrack-run'>{markup}</div>", text)
+
+
+def run_sections(ref: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A run's row and what :func:`run_details` shows of it, as (title, text) sections."""
+    store = fluent._store()
+    row = store.resolve_run(ref)
+    records = store.read_journal(row["run_id"])
+    cell = next((r for r in reversed(records) if r["op"] == "cell"), None)
+    error = next((r["text"] for r in reversed(records) if r["op"] == "traceback"), None)
+    artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
+    return row, _detail_sections(row, cell, error, artifacts)
 
 
 def _detail_sections(row, cell, error, artifacts) -> list[tuple[str, str]]:

@@ -40,6 +40,7 @@ CARD_ACTIONS: dict[str, Action] = {
         "Compare with previous", "nbtrack.widgets.card:compare_with_previous", 1, 1
     ),
     "curves": Action("Show curves", "nbtrack.widgets.card:toggle_curves", 1, 1),
+    "register": Action("Register", "nbtrack.widgets.register:register_run", 1, 1),
 }
 
 

@@ -47,6 +47,9 @@ TABLE_ACTIONS: dict[str, Action] = {
     "compare": Action("Compare", "nbtrack.widgets.table:compare_selected", 2),
     "curves": Action("Show curves", "nbtrack.widgets.table:curves_of_selected", 1),
     "source": Action("Cell source", "nbtrack.widgets.table:source_of_selected", 1, 1),
+    "register": Action(
+        "Register", "nbtrack.widgets.register:register_run", 1, 1, ("active", "all")
+    ),
     "delete": Action("Delete", "nbtrack.widgets.table:delete_selected", 1, None, ("active", "all")),
     "restore": Action(
         "Restore", "nbtrack.widgets.table:restore_selected", 1, None, ("deleted", "all")
