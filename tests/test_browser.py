@@ -11,6 +11,7 @@ Skipped only when /usr/bin/chromium is missing (CI installs it in .ci/run).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -118,9 +119,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
             proc.kill()
 
 
-@pytest.fixture(scope="module")
-def session(lab: SimpleNamespace) -> Iterator[SimpleNamespace]:
-    """The notebook opened and run; what the page showed while its last cell ran."""
+@contextlib.contextmanager
+def opened(lab: SimpleNamespace, notebook: str, workspace: str) -> Iterator[SimpleNamespace]:
+    """``notebook`` open in Chromium with every cell sent to run; the page's dialogs, errors
+    and requests that tried to leave the server (blocked) are kept."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -142,16 +144,21 @@ def session(lab: SimpleNamespace) -> Iterator[SimpleNamespace]:
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{lab.url}/lab/workspaces/compare/tree/{NOTEBOOK.name}?token={lab.token}")
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
         page.wait_for_function(KERNEL_READY, timeout=90_000)
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        live = _watch_live_cell(page)
-        _wait_idle(page)
-        yield SimpleNamespace(
-            page=page, live=live, dialogs=dialogs, errors=errors, blocked=blocked, lab=lab
-        )
+        yield SimpleNamespace(page=page, dialogs=dialogs, errors=errors, blocked=blocked, lab=lab)
         context.close()
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def session(lab: SimpleNamespace) -> Iterator[SimpleNamespace]:
+    """The notebook opened and run; what the page showed while its last cell ran."""
+    with opened(lab, NOTEBOOK.name, "compare") as session:
+        session.live = _watch_live_cell(session.page)
+        _wait_idle(session.page)
+        yield session
 
 
 def _watch_live_cell(page: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import nbformat
@@ -74,37 +73,10 @@ def _write_notebook(root: Path) -> None:
 @pytest.fixture
 def session(lab: Any) -> Any:
     """The notebook opened and run to the end; page errors, dialogs and blocked URLs kept."""
-    from playwright.sync_api import sync_playwright
-
     _write_notebook(lab.root)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=browser.CHROMIUM, args=browser.CHROME_ARGS, headless=True
-        )
-        context = chromium.new_context(viewport={"width": 1400, "height": 1800})
-        blocked: list[str] = []
-
-        def gate(route: Any) -> None:
-            if route.request.url.startswith(lab.url):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", gate)
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        dialogs: list[str] = []
-        errors: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{lab.url}/lab/workspaces/registry/tree/{NOTEBOOK}?token={lab.token}")
-        page.wait_for_function(browser.KERNEL_READY, timeout=90_000)
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        browser._wait_idle(page)
-        yield SimpleNamespace(page=page, dialogs=dialogs, errors=errors, blocked=blocked)
-        context.close()
-        chromium.close()
+    with browser.opened(lab, NOTEBOOK, "registry") as session:
+        browser._wait_idle(session.page)
+        yield session
 
 
 def _output(page: Any, source: str) -> Any:

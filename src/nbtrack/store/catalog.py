@@ -82,7 +82,7 @@ class CatalogStorage(Storage):
             with open(self._changelog, "ab") as log:
                 log.truncate(0)
             self._tables = data
-            self._snapshot_signature = _signature(self._snapshot)
+            self._snapshot_signature = file_signature(self._snapshot)
             self._log_offset = 0
             self._loaded = True
 
@@ -166,7 +166,7 @@ class CatalogStorage(Storage):
         if self._loaded and self._unchanged():
             return False
         with self._lock, self._mutex:
-            signature = _signature(self._snapshot)
+            signature = file_signature(self._snapshot)
             if not self._loaded or signature != self._snapshot_signature:
                 self._load_snapshot(signature)
             self._read_log_tail()
@@ -180,7 +180,7 @@ class CatalogStorage(Storage):
             log_size = os.stat(self._changelog).st_size
         except FileNotFoundError:
             log_size = 0
-        return log_size == self._log_offset and _signature(self._snapshot) == (
+        return log_size == self._log_offset and file_signature(self._snapshot) == (
             self._snapshot_signature
         )
 
@@ -233,7 +233,8 @@ def _copy_patch(patch: Patch) -> Patch:
     return {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in patch.items()}
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """Changes whenever the file is replaced or written to; None while it does not exist."""
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -14,7 +14,6 @@ appends to it, so versions registered from a run table or another notebook appea
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from nbtrack.registry.entities import REVIEWED_STAGES, STAGES, canonical_stage
 from nbtrack.registry.history import event_rows, policy_text
 from nbtrack.registry.names import check_version, identity
 from nbtrack.registry.render import registry_view
+from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
@@ -51,7 +51,7 @@ class RegistryPanel(Panel):
     def __init__(self, name: str | None = None) -> None:
         self._store = fluent._store()  # the panel stays on its store, whatever comes later
         self._ids = itertools.count(1)
-        self._fingerprint = _fingerprint(self._registry_path())
+        self._fingerprint = file_signature(self._registry_path())
         with self._store.registry.reading() as state:
             fields = _fields(state, name)  # a name never registered raises here
         super().__init__(model_name=name or "", **fields)
@@ -74,7 +74,7 @@ class RegistryPanel(Panel):
         """The watcher's call: reload when the registry's journal grew."""
         if self.comm is None:  # closed
             return False
-        fingerprint = _fingerprint(self._registry_path())
+        fingerprint = file_signature(self._registry_path())
         if fingerprint != self._fingerprint:
             self._fingerprint = fingerprint
             with self.hold_sync():
@@ -303,12 +303,3 @@ def _moved_text(pending: dict[str, Any], moved: Any, forced: bool) -> str:
         archived = ", ".join(str(v) for v in pending["archives"])
         text += f"; archived version {archived}"
     return text + "."
-
-
-def _fingerprint(path: Path) -> tuple[int, int, int] | None:
-    """Changes whenever any process appends to the registry's journal."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
