@@ -354,6 +354,7 @@ def test_search_runs_dataframe_has_mlflow_columns(tracking) -> None:
         tracking.log_param("depth", 6)
         tracking.log_metric("acc", 0.9)
         tracking.set_tag("team", "x")
+    time.sleep(0.002)  # start times are in ms; a tie would order the two by run_id
     with tracking.start_run(run_name="b") as b:
         tracking.log_metric("loss", 0.3)
     frame = tracking.search_runs()

@@ -83,9 +83,12 @@ def test_autolog_recorded_the_training_without_logging_code(executed):
     artifacts = _artifacts(executed, rf["run_id"])
     assert {"estimator.html", "training_confusion_matrix.png", "model/MLmodel"} <= artifacts
     assert len([a for a in artifacts if a.startswith("figures/")]) == 1  # the importance plot
-    [train] = _inputs(executed, rf["run_id"])
-    assert train["tags"] == {"mlflow.data.context": "train"}
+    inputs = {r["tags"]["mlflow.data.context"]: r for r in _inputs(executed, rf["run_id"])}
+    # The data it trained on, and X_test: a later cell predicted from it with the model.
+    assert sorted(inputs) == ["eval", "train"]
+    train = inputs["train"]
     assert "mean radius" in train["dataset"]["schema"]
+    assert "RandomForestClassifier_score_X_test" in rf["metrics"]  # model.score in the cell
 
     [load] = [r for r in executed.rows if r["run_name"] == "load-data"]
     [read] = _inputs(executed, load["run_id"])

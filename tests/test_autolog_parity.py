@@ -63,6 +63,22 @@ Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=300))
 Xd, yd = load_diabetes(return_X_y=True)
 Ridge(alpha=0.5).fit(Xd, yd)
 
+# Post-training metrics: evaluations of an autologged model join its run.
+from sklearn import metrics
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+
+X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X_train, y_train)
+y_pred = forest.predict(X_test)
+accuracy_score(y_test, y_pred)
+accuracy_score(y_test, y_pred)
+f1_score(y_test, y_pred, average="macro")
+metrics.log_loss(y_test, forest.predict_proba(X_test))
+forest.score(X_test, y_test)
+X_test = X_test[:20]
+forest.score(X_test, y_test[:20])
+
 with mlflow.start_run(run_name="mine"):
     KMeans(n_clusters=3, random_state=0, n_init=3).fit(X)
 {finish}
@@ -169,7 +185,7 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
 
 def test_the_same_runs_with_the_same_params(logged) -> None:
     theirs, ours = logged
-    assert len(theirs) == 12  # 7 fits (the last in the user's run) and 5 search children
+    assert len(theirs) == 13  # 8 fits (one in the user's run) and 5 search children
     assert set(ours) == set(theirs)
     assert {k: r["status"] for k, r in ours.items()} == {k: r["status"] for k, r in theirs.items()}
 
@@ -201,6 +217,21 @@ def test_the_same_tags(logged) -> None:
         }
         assert mine == compared, key[0]
         assert set(ours[key]["tags"]) >= set(mlflow_run["tags"]) - {"mlflow.source.git.commit"}
+
+
+def test_the_same_post_training_metrics(logged) -> None:
+    theirs, ours = logged
+    [key] = [k for k, r in theirs.items() if "metric_info.json" in r["artifacts"]]
+    evaluated = {k for k in theirs[key]["metrics"] if not k.startswith("training_")}
+    assert evaluated == {
+        "accuracy_score_X_test",
+        "accuracy_score-2_X_test",
+        "f1_score_X_test",
+        "log_loss_X_test",
+        "RandomForestClassifier_score_X_test",
+        "RandomForestClassifier_score-2_X_test-2",
+    }  # what MLflow logged; test_the_same_metric_names_and_values holds nbtrack to it
+    assert "metric_info.json" in ours[key]["artifacts"]
 
 
 def test_the_same_artifacts_and_dataset_inputs(logged) -> None:

@@ -58,6 +58,7 @@ class AutologConfig(NamedTuple):
     silent: bool = False
     max_tuning_runs: int | None = 5
     pos_label: Any = None
+    log_post_training_metrics: bool = True  # sklearn: metrics of predictions on other data
     extra_tags: dict[str, str] | None = None  # set on each run autolog starts
 
 
@@ -142,9 +143,10 @@ def sklearn_autolog(
 
     ``max_tuning_runs`` bounds a search's child runs (None: every candidate) and
     ``pos_label`` switches the training precision, recall and F1 to binary averaging.
-    MLflow's post-training metrics (metrics of ``predict`` results on other data) are not
-    recorded; ``log_post_training_metrics``, ``serialization_format`` and
-    ``registered_model_name`` are accepted for compatibility.
+    ``log_post_training_metrics`` records what ``sklearn.metrics`` functions and
+    ``score`` compute from an autologged estimator's predictions on other data, as MLflow
+    does (``accuracy_score_X_test``; see ``nbtrack.autologging.sklearn_metrics``).
+    ``serialization_format`` and ``registered_model_name`` are accepted for compatibility.
     """
     if max_tuning_runs is not None and max_tuning_runs < 0:
         raise InvalidParameterError(
@@ -162,6 +164,7 @@ def sklearn_autolog(
             silent=silent,
             max_tuning_runs=max_tuning_runs,
             pos_label=pos_label,
+            log_post_training_metrics=log_post_training_metrics,
             extra_tags={str(k): str(v) for k, v in (extra_tags or {}).items()},
         ),
     )

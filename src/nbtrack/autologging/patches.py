@@ -8,8 +8,9 @@ a warning, so a bug in nbtrack can cost a log entry, never a fit.
 from __future__ import annotations
 
 import sys
+import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -61,3 +62,28 @@ def guarded(what: str, function: Callable[..., T], *args: Any, silent: bool = Fa
     except Exception as error:
         warn(f"nbtrack autolog could not {what}: {type(error).__name__}: {error}", silent)
         return None
+
+
+def find_methods(classes: Sequence[type], names: Sequence[str]) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, original) for each of the classes' methods ``names``, all found
+    before any is replaced so that no wrapper ever wraps another."""
+    found, seen_descriptors = [], set()
+    for cls in classes:
+        for name in names:
+            raw = raw_attribute(cls, name)
+            if isinstance(raw, types.FunctionType):
+                found.append((cls, name, raw))
+            elif hasattr(raw, "check") and hasattr(raw, "fn") and id(raw) not in seen_descriptors:
+                # sklearn's ``available_if``: patch the function inside the descriptor,
+                # so ``hasattr(pipeline, "predict")`` still answers as before.
+                seen_descriptors.add(id(raw))
+                found.append((raw, "fn", raw.fn))
+    return found
+
+
+def raw_attribute(cls: type, name: str) -> Any:
+    """``name`` as the class or its nearest base defines it, descriptors unresolved."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None

@@ -24,12 +24,11 @@ import inspect
 import io
 import os
 import pickle
-import types
 import warnings
 from typing import Any
 
 from nbtrack.autologging import AutologConfig, worker
-from nbtrack.autologging.patches import Patches, guarded, warn
+from nbtrack.autologging.patches import Patches, find_methods, guarded, warn
 from nbtrack.capture.redact import REDACTED, is_secret_name
 from nbtrack.tracking import fluent
 from nbtrack.validation import MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
@@ -60,10 +59,16 @@ def enable(config: AutologConfig) -> None:
     """Patch every autologged estimator's fit methods (once; later calls update config)."""
     global _config
     _config = config
+    from nbtrack.autologging import sklearn_metrics
+
+    if config.log_post_training_metrics:
+        sklearn_metrics.enable(estimator_classes(), config.silent, config.log_datasets)
+    else:
+        sklearn_metrics.disable()
     if len(_patches):
         return
     _import_plotting()
-    for owner, name, original in _targets():
+    for owner, name, original in find_methods(estimator_classes(), FIT_METHODS):
         _patches.replace(owner, name, _logged_fit(original))
     from sklearn import model_selection
     from sklearn.model_selection import _validation
@@ -77,32 +82,11 @@ def enable(config: AutologConfig) -> None:
 def disable() -> None:
     """Put every original method back."""
     global _config
+    from nbtrack.autologging import sklearn_metrics
+
+    sklearn_metrics.disable()
     _patches.restore()
     _config = None
-
-
-def _targets() -> list[tuple[Any, str, Any]]:
-    """(owner, attribute, original) for each method to patch, all found before any is
-    replaced so that no wrapper ever wraps another."""
-    found, seen_descriptors = [], set()
-    for cls in estimator_classes():
-        for name in FIT_METHODS:
-            raw = _raw_attribute(cls, name)
-            if isinstance(raw, types.FunctionType):
-                found.append((cls, name, raw))
-            elif hasattr(raw, "check") and hasattr(raw, "fn") and id(raw) not in seen_descriptors:
-                # sklearn's ``available_if``: patch the function inside the descriptor,
-                # so ``hasattr(pipeline, "fit_predict")`` still answers as before.
-                seen_descriptors.add(id(raw))
-                found.append((raw, "fn", raw.fn))
-    return found
-
-
-def _raw_attribute(cls: type, name: str) -> Any:
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
-    return None
 
 
 @functools.cache
@@ -230,6 +214,10 @@ class _Fit:
             best = getattr(self.estimator, "best_estimator_", None)
             if best is not None:
                 guarded("log the best estimator", log_model, best, "best_estimator", silent=silent)
+        if self.config.log_post_training_metrics:
+            from nbtrack.autologging import sklearn_metrics
+
+            sklearn_metrics.remember(self.estimator, self.run._store, self.run.run_id)
         # A copy: the user may refit the estimator while the background logs this fit.
         fitted = guarded("copy the estimator", copy.deepcopy, self.estimator, silent=silent)
         if self.managed:
