@@ -142,7 +142,7 @@ def environment_cost(processes: int, runs: int, folder: Path) -> list[tuple[str,
     per_lookup = []
     for _ in range(runs):
         started = perf_counter()
-        environment.for_run(fluent._store().root)
+        environment.for_run(fluent.current_store().root)
         per_lookup.append(perf_counter() - started)
     original = fluent._environment
     with_env, without_env = [], []

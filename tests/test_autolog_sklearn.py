@@ -55,7 +55,7 @@ def _runs(api) -> list:
 
 
 def _artifacts(api, run_id: str) -> set[str]:
-    store = api.tracking.fluent._store()
+    store = api.tracking.fluent.current_store()
     return {r["path"] for r in store.read_journal(run_id) if r["op"] == "artifact"}
 
 
@@ -86,7 +86,7 @@ def test_a_classifier_fit_outside_a_run_gets_a_run_of_its_own(autologged) -> Non
         "training_precision_recall_curve.png",
         "model/MLmodel",
     } <= artifacts
-    folder = autologged.tracking.fluent._store().artifact_dir(run.info.run_id)
+    folder = autologged.tracking.fluent.current_store().artifact_dir(run.info.run_id)
     assert (folder / "training_confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     loaded = nbtrack.sklearn.load_model(f"runs:/{run.info.run_id}/model")
     assert (loaded.predict(X) == predicted).all()
@@ -307,7 +307,7 @@ def test_secret_looking_params_are_redacted(autologged) -> None:
     [run] = _runs(autologged)
     assert run.data.params["api_token"] == "<redacted>"
     assert run.data.params["max_depth"] == "2"
-    root = autologged.tracking.fluent._store().root
+    root = autologged.tracking.fluent.current_store().root
     leaks = [
         p.name for p in root.rglob("*") if p.is_file() and b"tok-5up3r-s3cr3t" in p.read_bytes()
     ]

@@ -313,7 +313,7 @@ def test_doctor_mends_a_torn_tail_and_later_appends_are_valid(store_dir, trackin
     complete = _strict_records(journal)
     _tear(journal)
 
-    store = fluent._store()
+    store = fluent.current_store()
     with pytest.warns(TornRecordWarning):
         assert _loss_history(store, run_id) == EXPECTED  # the run is readable as it is
     assert tracking.get_run(run_id).info.status == "FINISHED"
@@ -356,7 +356,7 @@ def test_appends_after_a_torn_tail_never_follow_the_broken_line(store_dir, track
         assert records[: len(complete)] == complete
         resumed = [r for r in records if r["op"] == "set" and r["fields"]["status"] == "RUNNING"]
         assert len(resumed) == 1, "the record that resumed the run was lost"
-        assert _loss_history(fluent._store(), run_id) == [*EXPECTED, (10, 1.0 / 11)]
+        assert _loss_history(fluent.current_store(), run_id) == [*EXPECTED, (10, 1.0 / 11)]
 
     # Logging to an ended run (no writer: a direct journal append) mends it too.
     before = _strict_records(journal)

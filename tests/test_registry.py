@@ -433,7 +433,7 @@ from nbtrack import registry
 from nbtrack.tracking import fluent
 
 nbtrack.set_tracking_uri(sys.argv[1])
-store = fluent._store()
+store = fluent.current_store()
 store.catalog.commit = lambda: os._exit(3)  # die between the journal append and the commit
 registry.set_alias("churn", "champion", 1)
 """

@@ -95,7 +95,7 @@ def test_display_carries_the_static_registry_view(nb) -> None:
     panel = RegistryPanel("churn")
     bundle = panel.bundle()
     assert bundle[WIDGET]["model_id"] == panel.model_id
-    with fluent._store().registry.reading() as state:
+    with fluent.current_store().registry.reading() as state:
         view = registry_view(state, "churn")
     assert bundle["text/html"] == view.html
     assert bundle["text/plain"].endswith(view.text) and "churn (1 version)" in repr(panel)
@@ -334,7 +334,7 @@ def test_table_register_asks_for_a_name_and_registers_the_runs_model(nb) -> None
 
 def test_card_register_registers_its_run(nb) -> None:
     run_id = named_run(nb, "forest", 0.9)
-    card = RunCard(fluent._store().get_run(run_id))
+    card = RunCard(fluent.current_store().get_run(run_id))
     assert "register" in [a["name"] for a in card.actions]
     send(card, {"kind": "action", "name": "register", "run_ids": [run_id]})
     assert isinstance(card.detail, RegisterForm)
@@ -349,7 +349,7 @@ def test_register_reports_a_run_that_logged_no_model(nb) -> None:
     send(table, {"kind": "action", "name": "register", "run_ids": [run.info.run_id]})
     assert "'no-model'" in table.error and "logged no model" in table.error
     assert "nbtrack.log_model" in table.error and table.detail is None
-    card = RunCard(fluent._store().get_run(run.info.run_id))
+    card = RunCard(fluent.current_store().get_run(run.info.run_id))
     send(card, {"kind": "action", "name": "register", "run_ids": [run.info.run_id]})
     assert "logged no model" in card.error and card.detail is None
 

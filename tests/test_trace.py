@@ -195,7 +195,7 @@ def test_notebook_positions_read_cell_ids_from_the_saved_file(tmp_path: Path) ->
 
 def test_a_run_started_in_a_cell_gets_the_trace_record_and_a_stale_row(tracking) -> None:
     trace = ExecutionTrace()
-    tracking.tracking.fluent._start_hooks.append(trace.on_run_start)
+    tracking.tracking.fluent.run_start_hooks.append(trace.on_run_start)
     try:
         for count, (cell_id, source) in enumerate(
             [("c1", "x = 1"), ("c2", "y = x * 2"), ("c3", "x = 5")], 1
@@ -211,7 +211,7 @@ def test_a_run_started_in_a_cell_gets_the_trace_record_and_a_stale_row(tracking)
         with tracking.start_run() as outside:  # started outside any cell: no trace
             pass
     finally:
-        tracking.tracking.fluent._start_hooks.remove(trace.on_run_start)
+        tracking.tracking.fluent.run_start_hooks.remove(trace.on_run_start)
     store = run._store
     [record] = [r for r in store.read_journal(run.info.run_id) if r["op"] == "trace"]
     assert [c["n"] for c in record["slice"]] == [1, 2, 4]

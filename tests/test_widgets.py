@@ -60,7 +60,7 @@ def add_cell(tracking, run_id: str, source: str) -> None:
     from nbtrack.tracking import fluent
 
     record = {"op": "cell", "source": source, "execution_count": 1, "cell_id": "c1"}
-    fluent._store().append(run_id, [{**record, "notebook": None}])
+    fluent.current_store().append(run_id, [{**record, "notebook": None}])
 
 
 def send(panel: Any, content: dict[str, Any]) -> None:
@@ -295,7 +295,7 @@ def test_actions_are_extensible(tracking, monkeypatch):
 def _row(run_id: str) -> dict[str, Any]:
     from nbtrack.tracking import fluent
 
-    return fluent._store().get_run(run_id)
+    return fluent.current_store().get_run(run_id)
 
 
 def test_table_refreshes_when_another_process_adds_a_run(tracking, tmp_path):
@@ -324,7 +324,8 @@ def test_table_and_card_show_a_stale_reason(tracking):
     run_id = make_run(tracking, "old")
     from nbtrack.tracking import fluent
 
-    fluent._store().append(run_id, [{"op": "set", "fields": {"stale": "cell 3 changed since"}}])
+    stale = {"op": "set", "fields": {"stale": "cell 3 changed since"}}
+    fluent.current_store().append(run_id, [stale])
     table = RunTable()
     assert table.rows[0]["stale"] == "cell 3 changed since"
     assert card_fields(_row(run_id))["stale"] == "cell 3 changed since"

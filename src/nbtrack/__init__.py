@@ -245,6 +245,6 @@ def reproduce(
 def doctor(rebuild: bool = False, progress: bool = True) -> Any:
     """Check the current store, mend what is safe, report the rest (``nbtrack doctor``)."""
     from nbtrack.store import doctor as check
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
-    return check(_store(), rebuild_catalog=rebuild, progress=progress)
+    return check(current_store(), rebuild_catalog=rebuild, progress=progress)

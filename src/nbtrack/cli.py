@@ -111,7 +111,7 @@ def _show(args: argparse.Namespace, fluent) -> int:
 def _doctor(args: argparse.Namespace, fluent) -> int:
     from nbtrack.store import doctor
 
-    report = doctor(fluent._store(), rebuild_catalog=args.rebuild)
+    report = doctor(fluent.current_store(), rebuild_catalog=args.rebuild)
     print(report)
     return 0 if report.healthy else 1
 
@@ -121,7 +121,7 @@ def _experiments(args: argparse.Namespace, fluent) -> int:
 
     experiments = fluent.search_experiments(ViewType.ALL)
     counts: dict[str, int] = {}
-    for row in fluent._store().runs():
+    for row in fluent.current_store().runs():
         if row.get("lifecycle_stage") == "active":
             counts[row["experiment_id"]] = counts.get(row["experiment_id"], 0) + 1
     width = max([len(e.name) for e in experiments] + [4])

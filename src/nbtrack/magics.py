@@ -419,7 +419,7 @@ def load_ipython_extension(shell) -> None:
     shell.events.register("post_run_cell", _magics.post_run_cell)
     # Provenance: runs started in a cell get its trace; the environment is captured in
     # the background now, so the first tracked cell does not wait for it.
-    fluent._start_hooks.append(_magics.trace.on_run_start)
+    fluent.run_start_hooks.append(_magics.trace.on_run_start)
     _guarded(_prefetch_environment)
 
 
@@ -430,8 +430,8 @@ def unload_ipython_extension(shell) -> None:
     _magics.track_cells(False)
     shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
     shell.events.unregister("post_run_cell", _magics.post_run_cell)
-    if _magics.trace.on_run_start in fluent._start_hooks:
-        fluent._start_hooks.remove(_magics.trace.on_run_start)
+    if _magics.trace.on_run_start in fluent.run_start_hooks:
+        fluent.run_start_hooks.remove(_magics.trace.on_run_start)
     _magics = None
 
 

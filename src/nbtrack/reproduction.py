@@ -140,7 +140,7 @@ def reproduce(
         If the run is unknown or has no execution trace (it did not start in a cell of a
         kernel with ``%load_ext nbtrack``).
     """
-    store = fluent._store()
+    store = fluent.current_store()
     row = store.resolve_run(run)
     trace = _trace_record(store, row["run_id"])
     notebook = build_notebook(row, trace)
@@ -247,7 +247,7 @@ def _literal(value: str) -> str:
 def _execute(result: Reproduction, row: dict[str, Any], trace: dict[str, Any], timeout) -> None:
     from nbtrack.projects import execute as runner
 
-    store = fluent._store()
+    store = fluent.current_store()
     experiment = store.get_experiment(row["experiment_id"])["name"]
     env = runner.kernel_environment(
         NBTRACK_TRACKING_URI=os.fspath(store.root),

@@ -236,8 +236,8 @@ def _hook_run_ends() -> None:
     from nbtrack.autologging import worker
     from nbtrack.tracking import fluent
 
-    if worker.on_run_end not in fluent._end_hooks:
-        fluent._end_hooks.append(worker.on_run_end)
+    if worker.on_run_end not in fluent.run_end_hooks:
+        fluent.run_end_hooks.append(worker.on_run_end)
 
 
 def track_autolog(magics: Any, argv: list[str], rest: str) -> None:

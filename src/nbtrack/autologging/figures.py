@@ -38,8 +38,8 @@ _wrapped: list[tuple[Any, type, Any]] = []  # (formatter, Figure, printer) wrapp
 def enable(config: AutologConfig) -> None:
     global _config
     _config = config
-    if _on_run_start not in fluent._start_hooks:
-        fluent._start_hooks.append(_on_run_start)
+    if _on_run_start not in fluent.run_start_hooks:
+        fluent.run_start_hooks.append(_on_run_start)
     shell = ipython_shell()
     if shell is None or len(_patches):
         return
@@ -60,8 +60,8 @@ def enable(config: AutologConfig) -> None:
 def disable() -> None:
     global _config
     _config = None
-    if _on_run_start in fluent._start_hooks:
-        fluent._start_hooks.remove(_on_run_start)
+    if _on_run_start in fluent.run_start_hooks:
+        fluent.run_start_hooks.remove(_on_run_start)
     shell = ipython_shell()
     while _events:
         event, callback = _events.pop()
@@ -113,7 +113,7 @@ def target_run() -> tuple[Any, str] | None:
     if active is not None:
         return active._store, active.run_id
     if _cell_runs:
-        return fluent._store(), _cell_runs[-1]
+        return fluent.current_store(), _cell_runs[-1]
     return None
 
 

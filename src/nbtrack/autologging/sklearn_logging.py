@@ -97,7 +97,7 @@ def log_after_fit(
 def _end(store: Any, run_id: str) -> None:
     from nbtrack.tracking import fluent
 
-    fluent._call_hooks(fluent._end_hooks, run_id, "FINISHED")
+    fluent._call_hooks(fluent.run_end_hooks, run_id, "FINISHED")
     store.finish_run(run_id, "FINISHED")
 
 

@@ -45,9 +45,9 @@ _sampler: _Sampler | None = None
 def enable(config: AutologConfig) -> None:
     global _config
     _config = config
-    if _on_start not in fluent._start_hooks:
-        fluent._start_hooks.append(_on_start)
-        fluent._end_hooks.append(_on_end)
+    if _on_start not in fluent.run_start_hooks:
+        fluent.run_start_hooks.append(_on_start)
+        fluent.run_end_hooks.append(_on_end)
     for run in list(fluent._active):
         _on_start(run, True)
 
@@ -55,7 +55,7 @@ def enable(config: AutologConfig) -> None:
 def disable() -> None:
     global _config, _sampler
     _config = None
-    for hooks, hook in ((fluent._start_hooks, _on_start), (fluent._end_hooks, _on_end)):
+    for hooks, hook in ((fluent.run_start_hooks, _on_start), (fluent.run_end_hooks, _on_end)):
         if hook in hooks:
             hooks.remove(hook)
     with _lock:

@@ -72,9 +72,9 @@ def split_runs_uri(uri: str) -> tuple[str, str]:
 
 def _from_run(uri: str) -> ModelSource:
     from nbtrack.tracking.artifacts import files_under
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
-    store = _store()
+    store = current_store()
     ref, path = split_runs_uri(uri)
     run_id = store.resolve_run(ref)["run_id"]
     files = files_under(store, run_id, path)
@@ -100,11 +100,11 @@ def split_models_uri(uri: str) -> tuple[str, str]:
 
 def _from_registry(uri: str) -> ModelSource:
     from nbtrack.registry.queries import lookup
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
     name, ref = split_models_uri(uri)
     row = lookup(name, ref)
-    store = _store()
+    store = current_store()
     path = store.artifact_dir(row["run_id"]) / row["artifact_path"]
     return ModelSource(uri, path, dict(row["files"]), row["run_id"], row["artifact_path"], row)
 

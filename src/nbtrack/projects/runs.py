@@ -36,7 +36,7 @@ def finish(
     artifact: str | os.PathLike[str] | None = None,
 ) -> None:
     """Attach ``artifact`` (a file), record ``error`` and set the final status."""
-    store = fluent._store()
+    store = fluent.current_store()
     if artifact is not None:
         store.add_artifact(run_id, Path(artifact).name, artifact)
     if error:
@@ -46,4 +46,4 @@ def finish(
 
 def store_uri() -> str:
     """The store the child must log into (this process's)."""
-    return os.fspath(fluent._store().root)
+    return os.fspath(fluent.current_store().root)

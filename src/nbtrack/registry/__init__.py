@@ -101,7 +101,7 @@ __all__ = [
 def show(name: str | None = None) -> StaticView:
     """``%track registry [NAME]``: models, versions, stages, aliases and the audit log."""
     from nbtrack.registry.render import registry_view
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
-    with _store().registry.reading() as state:
+    with current_store().registry.reading() as state:
         return registry_view(state, name)

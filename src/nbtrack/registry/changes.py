@@ -175,9 +175,9 @@ def source_uri(source: str, run_id: str | None) -> str:
         return source
     from pathlib import Path
 
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
-    runs = (_store().root / "runs").resolve()
+    runs = (current_store().root / "runs").resolve()
     try:
         inside = Path(source).expanduser().resolve().relative_to(runs).parts
     except ValueError:
@@ -198,7 +198,7 @@ def _package(model_uri: str) -> dict[str, Any]:
     from nbtrack.models.integrity import VerifiedPackage
     from nbtrack.models.mlmodel import MLMODEL_FILE, Model
     from nbtrack.models.source import resolve
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
     source = resolve(model_uri)
     if source.files is None or source.run_id is None:
@@ -218,7 +218,7 @@ def _package(model_uri: str) -> dict[str, Any]:
         return {k: row[k] for k in _COPIED} | {
             "copied_from": f"models:/{row['name']}/{row['version']}"
         }
-    store = _store()
+    store = current_store()
     writer = store.writer(source.run_id)
     if writer is not None:  # a run still logging: its buffered metrics belong in the snapshot
         writer.flush()

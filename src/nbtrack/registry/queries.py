@@ -20,9 +20,9 @@ from nbtrack.store.registry import RegistryState, RegistryStore
 
 
 def registry_store() -> RegistryStore:
-    from nbtrack.tracking.fluent import _store
+    from nbtrack.tracking.fluent import current_store
 
-    return _store().registry
+    return current_store().registry
 
 
 # -- finding things ------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class MlflowClient:
         return fluent.get_tracking_uri()
 
     def _store(self) -> Store:
-        return fluent._store()
+        return fluent.current_store()
 
     # -- experiments ---------------------------------------------------------------------
 

@@ -64,8 +64,8 @@ _last_run_id: str | None = None
 # Provenance features (autolog, system metrics, the execution trace) register here: each
 # start hook gets (run, resumed) once a run is active, each end hook (run_id, status)
 # before this process finishes a run. A failing hook warns; it never fails the run.
-_start_hooks: list[Callable[[ActiveRun, bool], None]] = []
-_end_hooks: list[Callable[[str, str], None]] = []
+run_start_hooks: list[Callable[[ActiveRun, bool], None]] = []
+run_end_hooks: list[Callable[[str, str], None]] = []
 
 
 class ActiveRun:
@@ -164,7 +164,8 @@ def _path_from_uri(uri: str | os.PathLike[str]) -> Path:
     return Path(text).expanduser().resolve()
 
 
-def _store() -> Store:
+def current_store() -> Store:
+    """The store at the tracking URI, opened once per process."""
     path = _store_path()
     store = _stores.get(path)
     if store is None:
@@ -187,7 +188,7 @@ def set_experiment(
         raise InvalidParameterError("Pass exactly one of experiment_name or experiment_id.")
     if experiment_name is not None:
         check_experiment_name(experiment_name)
-    store = _store()
+    store = current_store()
     if experiment_id is not None:
         row = store.get_experiment(str(experiment_id))
     else:
@@ -217,39 +218,39 @@ def create_experiment(
             stacklevel=2,
         )
     clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
-    return _store().create_experiment(name, clean)
+    return current_store().create_experiment(name, clean)
 
 
 def get_experiment(experiment_id: str) -> Experiment:
-    return _experiment(_store().get_experiment(str(experiment_id)))
+    return _experiment(current_store().get_experiment(str(experiment_id)))
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
-    row = _store().get_experiment_by_name(name)
+    row = current_store().get_experiment_by_name(name)
     return _experiment(row) if row is not None else None
 
 
 def search_experiments(view_type: int = ViewType.ACTIVE_ONLY) -> list[Experiment]:
-    rows = _store().experiments()
+    rows = current_store().experiments()
     return [_experiment(r) for r in rows if _visible(r["lifecycle_stage"], view_type)]
 
 
 def delete_experiment(experiment_id: str) -> None:
-    _store().update_experiment(str(experiment_id), lifecycle_stage="deleted")
+    current_store().update_experiment(str(experiment_id), lifecycle_stage="deleted")
 
 
 def restore_experiment(experiment_id: str) -> None:
-    _store().update_experiment(str(experiment_id), lifecycle_stage="active")
+    current_store().update_experiment(str(experiment_id), lifecycle_stage="active")
 
 
 def set_experiment_tag(key: str, value: Any) -> None:
     check_key(key, "tag")
     tags = {key: check_tag_value(key, value)}
-    _store().update_experiment(_current_experiment_id(), tags=tags)
+    current_store().update_experiment(_current_experiment_id(), tags=tags)
 
 
 def _experiment(row: dict[str, Any]) -> Experiment:
-    return experiment_from_row(row, (_store().root / "runs").as_uri())
+    return experiment_from_row(row, (current_store().root / "runs").as_uri())
 
 
 def _current_experiment_id() -> str:
@@ -294,7 +295,7 @@ def start_run(
         )
     run_id = run_id or (None if _active else os.environ.get("NBTRACK_RUN_ID"))
     user_tags = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
-    store = _store()
+    store = current_store()
     if run_id is not None:
         active = ActiveRun(store, store.resume_run(run_id))
         if user_tags:
@@ -316,8 +317,8 @@ def start_run(
         active = ActiveRun(store, writer)
     _active.append(active)
     _last_run_id = active.run_id
-    if _start_hooks:
-        _call_hooks(_start_hooks, active, run_id is not None)
+    if run_start_hooks:
+        _call_hooks(run_start_hooks, active, run_id is not None)
     return active
 
 
@@ -394,8 +395,8 @@ def _end_run_and_children(run_id: str, status: str) -> None:
 
 
 def _end(run: ActiveRun, status: str) -> None:
-    if _end_hooks:
-        _call_hooks(_end_hooks, run.run_id, status)
+    if run_end_hooks:
+        _call_hooks(run_end_hooks, run.run_id, status)
     run._store.finish_run(run.run_id, status)
 
 
@@ -497,7 +498,7 @@ def _log_points(run_id: str, points: list | tuple) -> None:
     if run is not None:
         run.points.extend(points)
     else:
-        _store().log_points(run_id, list(points))
+        current_store().log_points(run_id, list(points))
 
 
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
@@ -538,7 +539,7 @@ def _target(run_id: str | None) -> tuple[Store, str]:
     if run_id is None:
         run = _get_or_start_run()
         return run._store, run.run_id
-    return _store(), run_id
+    return current_store(), run_id
 
 
 # -- artifacts -------------------------------------------------------------------------------
@@ -657,14 +658,14 @@ def _input_records(store: Store, run_id: str) -> list[dict[str, Any]]:
 def _dataset_inputs(run_id: str) -> tuple:
     from nbtrack.data import inputs_from_records
 
-    return inputs_from_records(_input_records(_store(), run_id))
+    return inputs_from_records(_input_records(current_store(), run_id))
 
 
 # -- reading -----------------------------------------------------------------------------------
 
 
 def get_run(run_id: str) -> Run:
-    row = _store().get_run(run_id)
+    row = current_store().get_run(run_id)
     run = run_from_row(row)
     if row.get("inputs"):  # the datasets live in the journal; the row only counts them
         run = run._replace(inputs=RunInputs(_dataset_inputs(run_id)))
@@ -673,20 +674,20 @@ def get_run(run_id: str) -> Run:
 
 def get_metric_history(run_id: str, key: str) -> MetricHistory:
     """Every point logged for ``key`` in the run, oldest first."""
-    steps, values, timestamps = _store().metric_history(run_id, key)
+    steps, values, timestamps = current_store().metric_history(run_id, key)
     return MetricHistory(key, steps, values, timestamps)
 
 
 def delete_run(run_id: str) -> None:
     """Soft-delete a run: hidden from searches, kept on disk, restorable."""
-    _store().set_lifecycle(run_id, "deleted")
+    current_store().set_lifecycle(run_id, "deleted")
     for run in _active:
         if run.run_id == run_id:  # refuse its metrics at once, as MLflow does
             run._use_buffer(_DeletedRunBuffer(run_id))
 
 
 def restore_run(run_id: str) -> None:
-    _store().set_lifecycle(run_id, "active")
+    current_store().set_lifecycle(run_id, "active")
     for run in _active:
         if run.run_id == run_id:
             run._use_buffer([])
@@ -727,7 +728,7 @@ def _unflushed_points(run_id: str) -> tuple[int, list] | None:
     the buffer to the journal in between: each point is in exactly one of the two. None
     when this process has no open writer for the run. ``log_metric`` never takes that lock.
     """
-    store = _store()
+    store = current_store()
     writer = store.writer(run_id)
     if writer is None:
         return None
@@ -824,7 +825,7 @@ def _experiment_ids(
     if ids:
         return {str(i) for i in ids}
     if names:
-        store = _store()
+        store = current_store()
         found = [store.get_experiment_by_name(n) for n in names]
         return {e["experiment_id"] for e in found if e is not None}
     if search_all:
@@ -833,7 +834,7 @@ def _experiment_ids(
 
 
 def _rows_in(experiment_ids: set[str] | None) -> Iterator[dict[str, Any]]:
-    rows = _store().runs()
+    rows = current_store().runs()
     if experiment_ids is None:
         return iter(rows)
     return (r for r in rows if r["experiment_id"] in experiment_ids)

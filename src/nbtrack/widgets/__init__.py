@@ -96,7 +96,7 @@ def compare_runs(
 
 def _resolve(runs: str | Sequence[str]) -> list[str]:
     refs = [runs] if isinstance(runs, str) else list(runs)
-    store = fluent._store()
+    store = fluent.current_store()
     return [store.resolve_run(ref)["run_id"] for ref in refs]
 
 
@@ -127,7 +127,7 @@ def run_details(ref: str) -> StaticView:
 
 def run_sections(ref: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """A run's row and what :func:`run_details` shows of it, as (title, text) sections."""
-    store = fluent._store()
+    store = fluent.current_store()
     row = store.resolve_run(ref)
     records = store.read_journal(row["run_id"])
     cell = next((r for r in reversed(records) if r["op"] == "cell"), None)

@@ -151,7 +151,7 @@ def compare_with_previous(card: RunCard, run_ids: list[str]) -> Any:
     """Compare the run with the one before it from the same cell (else in the experiment)."""
     from nbtrack.widgets.compare import CompareRuns
 
-    row = fluent._store().get_run(run_ids[0])
+    row = fluent.current_store().get_run(run_ids[0])
     previous = previous_run(row)
     if previous is None:
         return "No earlier run in this experiment to compare with."
@@ -161,7 +161,7 @@ def compare_with_previous(card: RunCard, run_ids: list[str]) -> Any:
 def previous_run(row: dict[str, Any]) -> dict[str, Any] | None:
     rows = [
         r
-        for r in fluent._store().runs()
+        for r in fluent.current_store().runs()
         if r["experiment_id"] == row["experiment_id"]
         and r.get("lifecycle_stage", "active") == "active"
         and r.get("start_time", 0) < row.get("start_time", 0)
@@ -189,7 +189,7 @@ class _CellWatch:
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.store = fluent._store()
+        self.store = fluent.current_store()
         self.lock = threading.Lock()
         self.card: RunCard | None = None
         self.display_id: str | None = None

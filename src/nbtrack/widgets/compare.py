@@ -64,7 +64,7 @@ class CompareRuns(Panel):
         run_ids = list(dict.fromkeys(run_ids))
         if len(run_ids) < 2:
             raise ValueError("CompareRuns needs at least two runs.")
-        store = fluent._store()
+        store = fluent.current_store()
         self._rows = [store.get_run(run_id) for run_id in run_ids]
         self._sources = [_cell_source(store, run_id) for run_id in run_ids]
         labels = run_labels(self._rows)

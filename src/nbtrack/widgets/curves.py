@@ -57,7 +57,7 @@ class MetricCurves(Panel):
     ) -> None:
         if not run_ids:
             raise ValueError("MetricCurves needs at least one run.")
-        store = fluent._store()
+        store = fluent.current_store()
         self._store = store
         self._run_ids = list(dict.fromkeys(run_ids))
         self._rows = {run_id: store.get_run(run_id) for run_id in self._run_ids}

@@ -34,7 +34,7 @@ class RegisterForm(Panel):
     answered = traitlets.Int(0).tag(sync=True)  # counts replies, so the page re-enables
 
     def __init__(self, run_id: str) -> None:
-        store = fluent._store()
+        store = fluent.current_store()
         row = store.get_run(run_id)
         packages = [p for p in model_packages(store, run_id) if p != "."]
         if not packages:

@@ -49,7 +49,7 @@ class RegistryPanel(Panel):
     detail = traitlets.Dict().tag(sync=True)  # an opened run: {run_id, title, sections}
 
     def __init__(self, name: str | None = None) -> None:
-        self._store = fluent._store()  # the panel stays on its store, whatever comes later
+        self._store = fluent.current_store()  # the panel stays on its store, whatever comes later
         self._ids = itertools.count(1)
         self._fingerprint = file_signature(self._registry_path())
         with self._store.registry.reading() as state:
@@ -170,10 +170,11 @@ class RegistryPanel(Panel):
             self.pending = {}
 
     def _check_store(self) -> None:
-        if fluent._store() is not self._store:
+        if fluent.current_store() is not self._store:
             raise InvalidParameterError(
                 f"This panel shows the registry in {self._store.root}, but the active store is "
-                f"now {fluent._store().root}; show %track registry again to work on that one."
+                f"now {fluent.current_store().root}; show %track registry again to work on that "
+                "one."
             )
 
     # -- runs --------------------------------------------------------------------------------

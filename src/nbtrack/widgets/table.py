@@ -96,7 +96,7 @@ class RunTable(Panel):
             # Pin the experiment: a later set_experiment must not change what this shows.
             experiment_ids = [fluent._current_experiment_id()]
         self._experiment_ids = set(experiment_ids) if experiment_ids else None
-        self._store = fluent._store()  # the table stays on its store, whatever comes later
+        self._store = fluent.current_store()  # the table stays on its store, whatever comes later
         self._matched = self._search(filter_string, "active")  # a bad filter raises here
         self._fingerprint = _catalog_fingerprint(self._store.root)
         sort_by, descending = _sort_from(order_by)
@@ -458,7 +458,7 @@ def curves_of_selected(table: RunTable, run_ids: list[str]) -> Any:
 def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
     from nbtrack.widgets.compare import _cell_source
 
-    store = fluent._store()
+    store = fluent.current_store()
     row = store.get_run(run_ids[0])
     source = _cell_source(store, row["run_id"])
     cell = row.get("cell") or {}
@@ -486,5 +486,5 @@ def restore_selected(table: RunTable, run_ids: list[str]) -> str:
 
 
 def _oldest_first(table: RunTable, run_ids: list[str]) -> list[str]:
-    store = fluent._store()
+    store = fluent.current_store()
     return sorted(run_ids, key=lambda run_id: store.get_run(run_id).get("start_time", 0))
