@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 import nbtrack
 from nbtrack.store import Store
 from nbtrack.tracking import fluent
+from notebook_helpers import prepare_kernel_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -69,9 +69,5 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     Kernels inherit this process's environment, so NBTRACK_* variables are cleared.
     """
-    for variable in ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID", "JPY_SESSION_NAME"):
-        monkeypatch.delenv(variable, raising=False)
-    # The kernel must import this checkout's nbtrack even without an editable install.
-    paths = [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    prepare_kernel_environment(monkeypatch)
     return tmp_path

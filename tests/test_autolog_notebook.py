@@ -3,17 +3,15 @@ training, a stale result produced on purpose, and a reproduction whose metrics m
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from nbtrack.store import Store
+from notebook_helpers import cell_starting, execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "autolog-and-reproduce.ipynb"
@@ -22,30 +20,13 @@ NOTEBOOK = ROOT / "notebooks" / "autolog-and-reproduce.ipynb"
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     workdir = tmp_path_factory.mktemp("autolog-notebook")
-    shutil.copy(NOTEBOOK, workdir / NOTEBOOK.name)
-    nb = nbformat.read(workdir / NOTEBOOK.name, as_version=4)
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID"):
-            patch.delenv(variable, raising=False)
-        patch.setenv("JPY_SESSION_NAME", str(workdir / NOTEBOOK.name))
-        paths = [
-            str(ROOT / "src"),
-            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-        ]
-        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
-        NotebookClient(
-            nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(workdir)}}
-        ).execute()
+    session = str(workdir / NOTEBOOK.name)  # the notebook the runs name as their source
+    nb = execute_notebook(NOTEBOOK, workdir, env={"JPY_SESSION_NAME": session})
     with Store(workdir / ".nbtrack") as store:
         experiment = store.get_experiment_by_name("autolog-demo")
         rows = [r for r in store.runs() if r["experiment_id"] == experiment["experiment_id"]]
         journals = {r["run_id"]: store.read_journal(r["run_id"]) for r in rows}
     yield SimpleNamespace(nb=nb, workdir=workdir, rows=rows, journals=journals)
-
-
-def _cell(nb, prefix: str):
-    [cell] = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith(prefix)]
-    return cell
 
 
 def _text(cell) -> str:
@@ -101,7 +82,7 @@ def test_autolog_recorded_the_training_without_logging_code(executed):
 def test_the_stale_result_is_flagged_with_its_reason(executed):
     [row] = [r for r in executed.rows if r["run_name"] == "precision-at-threshold"]
     assert row["stale"].startswith("redefined outside the slice: `threshold` from In[")
-    cell = _cell(executed.nb, "%%track --name precision-at-threshold")
+    cell = cell_starting(executed.nb, "%%track --name precision-at-threshold")
     assert "STALE: redefined outside the slice" in _text(cell)
     others = [r for r in executed.rows if r["run_name"] != "precision-at-threshold"]
     assert not [r for r in others if r.get("stale")]
@@ -115,6 +96,6 @@ def test_the_reproduction_matches(executed):
     assert copy["tags"]["nbtrack.reproduction.matches"] == "true"
     for key in ("test_accuracy", "training_log_loss", "training_f1_score"):
         assert copy["metrics"][key][0] == pytest.approx(original["metrics"][key][0], rel=1e-9)
-    shown = _text(_cell(executed.nb, "reproduction = nbtrack.reproduce"))
+    shown = _text(cell_starting(executed.nb, "reproduction = nbtrack.reproduce"))
     assert "metrics match" in shown and "test_accuracy" in shown
     assert "reproduction.ipynb" in _artifacts(executed, copy["run_id"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from notebook_helpers import cell_starting, execute_notebook, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "compare-runs.ipynb"
@@ -37,36 +37,18 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """The notebook run in a fresh folder and saved there, as ``nbconvert --execute`` would."""
     workdir = tmp_path_factory.mktemp("compare-runs")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID"):
-            patch.delenv(variable, raising=False)
-        paths = [
-            str(ROOT / "src"),
-            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-        ]
-        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
-        NotebookClient(
-            nb,
-            kernel_name="python3",
-            timeout=600,
-            store_widget_state=True,
-            resources={"metadata": {"path": str(workdir)}},
-        ).execute()
+    nb = execute_notebook(NOTEBOOK, workdir, store_widget_state=True)
     saved = workdir / "compare-runs.executed.ipynb"
     nbformat.write(nb, saved)
     yield SimpleNamespace(nb=nb, saved=saved, workdir=workdir)
 
 
-def cell(nb: Any, source_start: str) -> Any:
-    [found] = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith(source_start)]
-    return found
-
-
 def panel_bundle(nb: Any, source_start: str) -> dict[str, Any]:
     """The one output of a cell that holds a widget view."""
-    bundles = [o["data"] for o in cell(nb, source_start).outputs if WIDGET in o.get("data", {})]
-    assert len(bundles) == 1, cell(nb, source_start).outputs
+    bundles = [
+        o["data"] for o in cell_starting(nb, source_start).outputs if WIDGET in o.get("data", {})
+    ]
+    assert len(bundles) == 1, cell_starting(nb, source_start).outputs
     return bundles[0]
 
 
@@ -114,11 +96,9 @@ def test_each_track_cell_has_one_card_with_widget_and_static_forms(executed):
     for name in RUNS:
         quoted = f'"{name}"' if name == XSS else name
         source = f"%%track --name {quoted}"
-        outputs = [
-            o for o in cell(executed.nb, source).outputs if o["output_type"] == "display_data"
-        ]
-        assert len(outputs) == 1, (name, outputs)
-        data = outputs[0]["data"]
+        displays = outputs(cell_starting(executed.nb, source), "display_data")
+        assert len(displays) == 1, (name, displays)
+        data = displays[0]["data"]
         assert data[WIDGET]["model_id"] in widget_state(executed.nb)
         assert 'class="nbtrack-run-card"' in data["text/html"]
         assert data["text/plain"].startswith(f"[nbtrack] {name} | FINISHED |")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,9 +19,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from nbtrack.store import Store
+from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
@@ -40,39 +39,8 @@ STATUSES = {
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """The notebook executed in a fresh folder (its kernel's cwd) and the store it made."""
     workdir = tmp_path_factory.mktemp("quickstart")
-    shutil.copy(NOTEBOOK, workdir / NOTEBOOK.name)
-    nb = nbformat.read(workdir / NOTEBOOK.name, as_version=4)
-    # What the function-scoped ``kernel_env`` fixture does, for one kernel per module.
-    with pytest.MonkeyPatch.context() as patch:
-        for variable in (
-            "NBTRACK_DIR",
-            "NBTRACK_TRACKING_URI",
-            "NBTRACK_RUN_ID",
-            "JPY_SESSION_NAME",
-        ):
-            patch.delenv(variable, raising=False)
-        paths = [
-            str(ROOT / "src"),
-            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-        ]
-        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
-        NotebookClient(
-            nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(workdir)}}
-        ).execute()
+    nb = execute_notebook(NOTEBOOK, workdir)
     yield SimpleNamespace(nb=nb, workdir=workdir, store=workdir / ".nbtrack")
-
-
-def code_cells(nb) -> list[Any]:
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def cell_starting(nb, prefix: str):
-    [cell] = [c for c in code_cells(nb) if c.source.startswith(prefix)]
-    return cell
-
-
-def outputs(cell, output_type: str) -> list[dict[str, Any]]:
-    return [o for o in cell.outputs if o["output_type"] == output_type]
 
 
 def quickstart_runs(store_path: Path) -> dict[str, dict[str, Any]]:

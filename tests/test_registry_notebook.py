@@ -8,8 +8,6 @@ the cells' outputs and the registry the kernel left in ``<workdir>/.nbtrack``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,9 +15,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from nbtrack.store import Store
+from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
@@ -28,39 +26,8 @@ NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     workdir = tmp_path_factory.mktemp("registry")
-    shutil.copy(NOTEBOOK, workdir / NOTEBOOK.name)
-    nb = nbformat.read(workdir / NOTEBOOK.name, as_version=4)
-    with pytest.MonkeyPatch.context() as patch:  # as conftest's kernel_env, once per module
-        for variable in (
-            "NBTRACK_DIR",
-            "NBTRACK_TRACKING_URI",
-            "NBTRACK_RUN_ID",
-            "JPY_SESSION_NAME",
-        ):
-            patch.delenv(variable, raising=False)
-        patch.setenv("NBTRACK_USER", "dana")
-        paths = [
-            str(ROOT / "src"),
-            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-        ]
-        patch.setenv("PYTHONPATH", os.pathsep.join(paths))
-        NotebookClient(
-            nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(workdir)}}
-        ).execute()
+    nb = execute_notebook(NOTEBOOK, workdir, env={"NBTRACK_USER": "dana"})
     yield SimpleNamespace(nb=nb, store=workdir / ".nbtrack")
-
-
-def _code(nb) -> list[Any]:
-    return [c for c in nb.cells if c.cell_type == "code"]
-
-
-def _cell(nb, prefix: str):
-    [cell] = [c for c in _code(nb) if c.source.startswith(prefix)]
-    return cell
-
-
-def _outputs(cell, kind: str) -> list[dict[str, Any]]:
-    return [o for o in cell.outputs if o["output_type"] == kind]
 
 
 def _events(executed) -> list[dict[str, Any]]:
@@ -70,13 +37,13 @@ def _events(executed) -> list[dict[str, Any]]:
 
 def test_only_the_tagged_cell_errors(executed) -> None:
     nbformat.validate(executed.nb)
-    errored = [c for c in _code(executed.nb) if _outputs(c, "error")]
+    errored = [c for c in code_cells(executed.nb) if outputs(c, "error")]
     assert [c.metadata.get("tags") for c in errored] == [["raises-exception"]]
 
 
 def test_the_gate_refuses_the_weaker_model_listing_the_failed_check(executed) -> None:
-    cell = _cell(executed.nb, '%track promote cancer 1 --to Production --reason "ship')
-    [error] = _outputs(cell, "error")
+    cell = cell_starting(executed.nb, '%track promote cancer 1 --to Production --reason "ship')
+    [error] = outputs(cell, "error")
     assert error["ename"] == "TransitionRefused"
     with Store(executed.store) as store, store.registry.reading() as state:
         baseline_auc = state.version(state.names["cancer"], 1)["metrics"]["val_auc"][0]
@@ -125,22 +92,25 @@ def test_the_registry_records_every_move_with_who_and_why(executed) -> None:
 
 
 def test_loading_by_alias_and_stage(executed) -> None:
-    [champion] = _outputs(_cell(executed.nb, "champion = nbtrack.load_model"), "execute_result")
+    [champion] = outputs(
+        cell_starting(executed.nb, "champion = nbtrack.load_model"), "execute_result"
+    )
     assert champion["data"]["text/plain"].startswith("array([")
-    [restored] = _outputs(
-        _cell(executed.nb, 'nbtrack.load_model("models:/cancer/Production")'), "execute_result"
+    [restored] = outputs(
+        cell_starting(executed.nb, 'nbtrack.load_model("models:/cancer/Production")'),
+        "execute_result",
     )
     assert restored["data"]["text/plain"].startswith("LogisticRegression(")
 
 
 def test_registry_view_and_history_are_shown(executed) -> None:
-    [view] = _outputs(_cell(executed.nb, "%track registry cancer"), "execute_result")
+    [view] = outputs(cell_starting(executed.nb, "%track registry cancer"), "execute_result")
     html, text = view["data"]["text/html"], view["data"]["text/plain"]
     assert 'class="nbtrack-registry"' in html and "<script" not in html
     assert "cancer (2 versions)" in text and "version.rollback" in text
     assert "1/2 passed (forced)" in text
-    [history] = _outputs(
-        _cell(executed.nb, 'history = registry.history("cancer")'), "execute_result"
+    [history] = outputs(
+        cell_starting(executed.nb, 'history = registry.history("cancer")'), "execute_result"
     )
     assert "version.rollback" in history["data"]["text/plain"]
     assert "<table" in history["data"]["text/html"]

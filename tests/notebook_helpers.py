@@ -1,0 +1,64 @@
+"""The project's notebooks run headless in real kernels, and their executed cells read.
+
+Kernels inherit this process's environment, so every kernel a test starts goes through
+:func:`prepare_kernel_environment` (conftest's ``kernel_env`` does it per test,
+:func:`execute_notebook` once per notebook).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+CLEARED = ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID", "JPY_SESSION_NAME")
+
+
+def prepare_kernel_environment(patch: pytest.MonkeyPatch, **variables: str) -> None:
+    """Clear the NBTRACK_* variables (and the notebook path), put this checkout's ``src``
+    first on PYTHONPATH (no editable install needed), then set ``variables``."""
+    for variable in CLEARED:
+        patch.delenv(variable, raising=False)
+    paths = [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    patch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    for name, value in variables.items():
+        patch.setenv(name, value)
+
+
+def execute_notebook(
+    notebook: Path, workdir: Path, env: dict[str, str] | None = None, **client_options: Any
+) -> Any:
+    """Copy ``notebook`` into ``workdir`` and run it there to the end in a fresh kernel
+    (cwd ``workdir``, so its store is ``workdir/.nbtrack``); the executed notebook."""
+    shutil.copy(notebook, workdir / notebook.name)
+    nb = nbformat.read(workdir / notebook.name, as_version=4)
+    with pytest.MonkeyPatch.context() as patch:
+        prepare_kernel_environment(patch, **(env or {}))
+        NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=600,
+            resources={"metadata": {"path": str(workdir)}},
+            **client_options,
+        ).execute()
+    return nb
+
+
+def code_cells(nb: Any) -> list[Any]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def cell_starting(nb: Any, prefix: str) -> Any:
+    """The one code cell whose source starts with ``prefix``."""
+    [cell] = [c for c in code_cells(nb) if c.source.startswith(prefix)]
+    return cell
+
+
+def outputs(cell: Any, output_type: str) -> list[dict[str, Any]]:
+    return [o for o in cell.outputs if o["output_type"] == output_type]
