@@ -61,6 +61,7 @@ def reset_fluent() -> None:
     fluent._experiment_name = None
     fluent._run_factory = None
     fluent._last_run_id = None
+    fluent._known_inputs.clear()
 
 
 @pytest.fixture

@@ -61,6 +61,9 @@ _experiment_id: str | None = None
 _experiment_name: str | None = None  # the active experiment's name, to find it in a new store
 _run_factory: Callable[[], ActiveRun | None] | None = None
 _last_run_id: str | None = None
+# Inputs known to be in a run's journal: journals only grow, so a key seen stays true and
+# logging it again needs no journal read.
+_known_inputs: set[tuple[Path, str, tuple]] = set()
 # Provenance features (autolog, system metrics, the execution trace) register here: each
 # start hook gets (run, resumed) once a run is active, each end hook (run_id, status)
 # before this process finishes a run. A failing hook warns; it never fails the run.
@@ -641,11 +644,16 @@ def _append_input(store: Store, run_id: str, record: dict[str, Any]) -> bool:
     """Append an input record unless the run has it already; True if appended."""
     from nbtrack.data import input_key
 
+    key = input_key(record)
     with _state_lock:
-        logged = _input_records(store, run_id)
-        if input_key(record) in {input_key(r) for r in logged}:
+        if (store.root, run_id, key) in _known_inputs:  # e.g. each predict() on the same data
+            return False
+        logged = [input_key(r) for r in _input_records(store, run_id)]
+        _known_inputs.update((store.root, run_id, k) for k in logged)
+        if key in logged:
             return False
         store.append(run_id, [{**record, "n": len(logged) + 1}])
+        _known_inputs.add((store.root, run_id, key))
     return True
 
 
