@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
-import importlib
 import numbers
+import pkgutil
 import shlex
 import traceback
 import warnings
@@ -222,8 +222,7 @@ class TrackMagics(Magics):
             raise UsageError(f"%track: unknown command {words[0]!r}.\n{usage()}")
         handler = entry[1]
         if isinstance(handler, str):  # "module:function", imported on first use
-            module, _, name = handler.partition(":")
-            handler = getattr(importlib.import_module(module), name)
+            handler = pkgutil.resolve_name(handler)
         rest = line.strip()[len(words[0]) :].strip()
         return handler(self, words[1:], rest)
 

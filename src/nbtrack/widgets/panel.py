@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import os
+import pkgutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -81,8 +81,7 @@ class Action:
     def resolve(self) -> Callable[[Any, list[str]], Any]:
         if callable(self.handler):
             return self.handler
-        module, _, name = self.handler.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return pkgutil.resolve_name(self.handler)
 
 
 class Panel(anywidget.AnyWidget):
