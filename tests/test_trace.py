@@ -186,6 +186,29 @@ def test_sources_are_redacted_and_the_session_file_grows_incrementally(tmp_path:
     assert "sk-live-123456" not in (tmp_path / "traces" / f"{trace.session}.jsonl").read_text()
 
 
+def test_a_tracked_cells_secrets_are_redacted_in_its_magic_line_and_its_body(tmp_path) -> None:
+    trace = ExecutionTrace()
+    cell = (
+        "%%track --name login --param api_key=sk-magic-line\n"
+        'session = login(user="ann", password="hunter2")\n'
+        'headers = {"X-Api-Key": "sk-dict-value"}\n'
+        "lr = 0.1"
+    )
+    trace.start_cell(1, "t", cell)
+    record = trace.run_record()
+    trace.finish_cell()
+    trace.write_session(tmp_path)
+    written = (tmp_path / "traces" / f"{trace.session}.jsonl").read_text()
+    for secret in ("sk-magic-line", "hunter2", "sk-dict-value"):
+        assert secret not in json.dumps(record) and secret not in written
+    assert record["slice"][0]["source"] == (
+        "%%track --name login --param api_key=<redacted>\n"
+        "session = login(user=\"ann\", password='<redacted>')\n"
+        "headers = {\"X-Api-Key\": '<redacted>'}\n"
+        "lr = 0.1"
+    )
+
+
 def test_notebook_positions_read_cell_ids_from_the_saved_file(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
     path.write_text(json.dumps({"cells": [{"id": "x"}, {"id": "y"}, {"cell_type": "code"}]}))

@@ -18,9 +18,13 @@ def redact_source(source: str) -> str:
     """``source`` with literal values bound to secret-looking names replaced.
 
     Covers ``api_key = "..."``, ``token: str = "..."``, ``login(password="...")`` and
-    ``{"secret": "..."}``. Code that does not parse (IPython magics) is redacted line by
-    line instead.
+    ``{"secret": "..."}``. A cell magic's first line (``%%track --param token=...``) loses
+    its secret-looking ``name=value`` arguments and the Python below it is redacted as
+    above; other code that does not parse (line magics) is redacted line by line.
     """
+    if source.startswith("%%"):
+        line, newline, body = source.partition("\n")
+        return _ARGUMENT.sub(rf"\1{REDACTED}", line) + newline + redact_source(body)
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -34,6 +38,7 @@ def redact_source(source: str) -> str:
     return data.decode()
 
 
+_ARGUMENT = re.compile(rf"(\b\w*(?:{_SECRET_NAME.pattern})\w*=)\S+", re.IGNORECASE)
 _LINE_ASSIGNMENT = re.compile(
     rf"^(\s*\w*(?:{_SECRET_NAME.pattern})\w*\s*(?::[^=\n]*)?=\s*)\S.*$",
     re.IGNORECASE | re.MULTILINE,
