@@ -13,8 +13,9 @@ from typing import Any
 
 from nbtrack.autologging import sklearn_autolog as autolog
 from nbtrack.models.api import ModelInfo, load_native, save_model
+from nbtrack.models.mlmodel import SKLEARN_FLAVOR
 
-FLAVOR_NAME = "sklearn"
+FLAVOR_NAME = SKLEARN_FLAVOR
 SERIALIZATION_FORMAT_PICKLE = "pickle"
 SERIALIZATION_FORMAT_CLOUDPICKLE = "cloudpickle"
 

@@ -220,11 +220,6 @@ def enabled_integrations() -> tuple[str, ...]:
     return tuple(n for n in INTEGRATIONS if n in _enabled)
 
 
-def config(name: str) -> AutologConfig | None:
-    """The configuration an integration was enabled with, None when it is off."""
-    return _enabled.get(name)
-
-
 def wait(run_id: str | None = None, timeout: float | None = None) -> None:
     """Block until autolog's background logging (of one run, or all) has landed."""
     from nbtrack.autologging import worker

@@ -36,15 +36,12 @@ class _Baseline:
     samples: int = 0
 
 
-_config: AutologConfig | None = None
 _runs: dict[str, _Baseline] = {}
 _lock = threading.Lock()
 _sampler: _Sampler | None = None
 
 
 def enable(config: AutologConfig) -> None:
-    global _config
-    _config = config
     if _on_start not in fluent.run_start_hooks:
         fluent.run_start_hooks.append(_on_start)
         fluent.run_end_hooks.append(_on_end)
@@ -53,8 +50,7 @@ def enable(config: AutologConfig) -> None:
 
 
 def disable() -> None:
-    global _config, _sampler
-    _config = None
+    global _sampler
     for hooks, hook in ((fluent.run_start_hooks, _on_start), (fluent.run_end_hooks, _on_end)):
         if hook in hooks:
             hooks.remove(hook)

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from typing import Any
 
-from nbtrack.autologging.patches import warn
+from nbtrack.autologging.patches import guarded
 
 _executor: ThreadPoolExecutor | None = None
 _pending: dict[str, list[Future]] = {}  # run id -> its unfinished jobs
@@ -28,18 +28,10 @@ def submit(run_id: str, what: str, job: Callable[..., Any], *args: Any) -> Futur
         if _executor is None:
             # Non-daemon: the interpreter finishes queued logging before it exits.
             _executor = ThreadPoolExecutor(1, thread_name_prefix="nbtrack-autolog")
-        future = _executor.submit(_run, what, job, args)
+        future = _executor.submit(guarded, what, job, *args)
         _pending.setdefault(run_id, []).append(future)
     future.add_done_callback(lambda done: _forget(run_id, done))
     return future
-
-
-def _run(what: str, job: Callable[..., Any], args: tuple) -> Any:
-    try:
-        return job(*args)
-    except Exception as error:
-        warn(f"nbtrack autolog could not {what}: {type(error).__name__}: {error}")
-        return None
 
 
 def _forget(run_id: str, future: Future) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.store.artifacts import write_bytes
 
 ENVIRONMENTS = "environments"
 
@@ -136,11 +137,8 @@ def store(store_root: Path, environment: dict[str, Any]) -> str:
     data = json.dumps(environment, sort_keys=True, indent=1).encode()
     digest = _sha256(data)
     target = Path(store_root) / ENVIRONMENTS / f"{digest}.json"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        temp.write_bytes(data)
-        os.replace(temp, target)  # content-addressed: a racing writer writes the same bytes
+    if not target.exists():  # content-addressed: a racing writer writes the same bytes
+        write_bytes(target, data)
     return digest
 
 

@@ -24,7 +24,6 @@ from nbtrack import search
 from nbtrack.errors import BAD_REQUEST, InvalidParameterError, NbtrackError
 
 BEATS = "beats:"
-GATED_STAGES = ("Staging", "Production")
 DISTINCT_APPROVER = "distinct_approver"
 
 

@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 REGISTRY_JOURNAL = "registry.jsonl"
 MODELS = "registered_models"
 VERSIONS = "model_versions"
-STAGES = ("None", "Staging", "Production", "Archived")
 
 
 class ModelRow(TypedDict, total=False):

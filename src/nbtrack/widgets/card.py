@@ -127,21 +127,8 @@ def card_fields(row: dict[str, Any]) -> dict[str, Any]:
         "metrics": [list(m) for m in metrics[:MAX_ITEMS]],
         "more_metrics": max(0, len(metrics) - MAX_ITEMS),
         "error": (row.get("error") or "")[:300],
-        "stale": _stale_text(row.get("stale")),
+        "stale": row.get("stale") or "",
     }
-
-
-def _stale_text(stale: Any) -> str:
-    """The run's stale reason (issue 6 adds it to rows) as text, or ''."""
-    if not stale:
-        return ""
-    if isinstance(stale, str):
-        return stale
-    if isinstance(stale, dict):
-        return stale.get("reason") or ", ".join(f"{k}: {v}" for k, v in stale.items())
-    if isinstance(stale, list | tuple):
-        return "; ".join(map(str, stale))
-    return "stale"
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -217,8 +204,7 @@ def _logs_steps(store: Any, run_id: str, writer: Any) -> bool:
                 return True
         except (IndexError, TypeError):
             pass
-    metrics = store.catalog.value("runs", run_id, "metrics") or {}
-    return any(point[1] > 0 for point in metrics.values())
+    return stepped({"metrics": store.catalog.value("runs", run_id, "metrics") or {}})
 
 
 _watches: dict[str, _CellWatch] = {}

@@ -21,7 +21,7 @@ def curves(magics: Any, argv: list[str], rest: str) -> Any:
     parser.add_argument("runs", nargs="*", default=["last"])
     parser.add_argument("--metric", action="append", default=[])
     args = parser.parse_args(argv)
-    return metric_curves(args.runs or ["last"], metrics=args.metric or None)
+    return metric_curves(args.runs, metrics=args.metric or None)
 
 
 def compare(magics: Any, argv: list[str], rest: str) -> Any:

@@ -97,9 +97,6 @@ class SeriesReader:
             return parts[0]
         return tuple(np.concatenate(c) for c in zip(*parts, strict=True))  # type: ignore[return-value]
 
-    def point_count(self) -> int:
-        return sum(len(self.columns(k)[0]) for k in self.metric_keys())
-
 
 def _size(path: Path) -> int:
     try:

@@ -10,7 +10,6 @@ another kernel changed the store.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,9 @@ from ipywidgets import widget_serialization
 
 from nbtrack import search
 from nbtrack.errors import NbtrackError
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
-from nbtrack.widgets.card import _stale_text
 from nbtrack.widgets.panel import Action, Panel, module
 from nbtrack.widgets.static import (
     format_duration,
@@ -258,10 +256,6 @@ class RunTable(Panel):
         else:
             super().show_result(result)
 
-    def matched(self) -> list[dict[str, Any]]:
-        """The matching rows in the table's order (what the pages show)."""
-        return list(self._matched)
-
     def _experiment_label(self) -> str:
         if self._experiment_ids is None:
             return "all experiments"
@@ -302,14 +296,7 @@ def _in_view(stage: str, view: str) -> bool:
 
 def _catalog_fingerprint(root: Path) -> tuple[Any, ...]:
     """Changes whenever any process commits to the catalog (its two files change)."""
-    marks: list[Any] = []
-    for name in (SNAPSHOT_NAME, CHANGELOG_NAME):
-        try:
-            st = os.stat(root / name)
-            marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:
-            marks.append(None)
-    return tuple(marks)
+    return tuple(file_signature(root / name) for name in (SNAPSHOT_NAME, CHANGELOG_NAME))
 
 
 def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
@@ -436,7 +423,7 @@ def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
         "cells": [_cell(row, c) for c in visible],
         "status": row.get("status", ""),
         "deleted": row.get("lifecycle_stage", "active") != "active",
-        "stale": _stale_text(row.get("stale")),
+        "stale": row.get("stale") or "",
     }
 
 
