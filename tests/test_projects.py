@@ -210,3 +210,23 @@ def test_a_failing_command_makes_a_failed_run(project: Path, kernel_env: Path):
     with Store(kernel_env / "store") as store:
         [row] = store.runs()
     assert row["status"] == "FAILED" and row["error"] == "the command exited with status 3"
+
+
+def test_a_scheduled_run_is_left_for_its_child_and_not_measured_here(tracking) -> None:
+    import nbtrack
+    from nbtrack.autologging import system
+    from nbtrack.projects import runs
+
+    nbtrack.autolog(integrations="system")
+    try:
+        run_id = runs.schedule("later", {"lr": 0.1}, {"team": "a"})
+        assert run_id not in system._runs  # no sampler writes system/* into it from here
+    finally:
+        nbtrack.autolog(disable=True)
+    run = tracking.get_run(run_id)
+    assert run.info.status == "SCHEDULED" and tracking.active_run() is None
+    assert run.data.params == {"lr": "0.1"} and run.data.metrics == {}
+    assert run.data.tags["team"] == "a" and run.data.tags["mlflow.runName"] == "later"
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"]
+    with pytest.raises(InvalidParameterError, match="tag"):
+        runs.schedule("bad", {}, {"team!": "x"})

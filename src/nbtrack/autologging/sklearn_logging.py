@@ -368,26 +368,20 @@ def log_candidates(store, run_id, search, X, y, config: AutologConfig) -> None:
         results = results.nsmallest(config.max_tuning_runs, rank)
     dataset = dataset_for(X, y) if config.log_datasets else None
     end_time = int(time.time() * 1000)
-    environment, git_tags = fluent._environment(store)
+    tags = {
+        "mlflow.autologging": "sklearn",
+        "estimator_name": type(seed).__name__,
+        "estimator_class": clip_tag(class_path(seed)),
+    }
     for _, row in results.iterrows():
-        name = random_run_name()
-        tags = {
-            **fluent._system_tags(name, run_id, None),
-            **git_tags,
-            "mlflow.autologging": "sklearn",
-            "estimator_name": type(seed).__name__,
-            "estimator_class": class_path(seed),
-        }
-        writer = store.create_run(
+        child = fluent.create_run(
+            store,
             parent["experiment_id"],
-            run_name=name,
-            user_id=tags["mlflow.user"],
-            tags={k: clip_tag(v) for k, v in tags.items()},
+            random_run_name(),
+            tags,
+            parent_run_id=run_id,
             start_time=parent["start_time"],
-        )
-        child = writer.run_id
-        if environment is not None:
-            writer.write(environment)
+        ).run_id
         log_params(store, child, {**base, **row.get("params", {})})
         scores = {
             key: value

@@ -13,20 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.tracking import fluent
+from nbtrack.validation import check_key, check_tag_value
 
 
 def schedule(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
     """Create a run with the system, environment and given tags and params; return its id.
 
-    It is left SCHEDULED and not active here: another process will resume it.
+    It is left SCHEDULED and not active here (no start hook measures or traces it in this
+    process): another process will resume it.
     """
-    run = fluent.start_run(run_name=name, tags=tags)
-    fluent._active.remove(run)
-    store = run._store
+    store = fluent.current_store()
+    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in tags.items()}
+    run_id = fluent.create_run(store, None, name, clean).run_id
     if params:
-        store.log_params(run.run_id, {str(k): str(v) for k, v in params.items()})
-    store.finish_run(run.run_id, "SCHEDULED")
-    return run.run_id
+        store.log_params(run_id, {str(k): str(v) for k, v in params.items()})
+    store.finish_run(run_id, "SCHEDULED")
+    return run_id
 
 
 def finish(

@@ -307,22 +307,41 @@ def start_run(
         if parent_run_id is None and nested and _active:
             parent_run_id = _active[-1].run_id
         name = run_name or user_tags.get("mlflow.runName") or random_run_name()
-        system = _system_tags(name, parent_run_id, description)
-        environment, git_tags = _environment(store)
-        writer = store.create_run(
-            str(experiment_id) if experiment_id is not None else _current_experiment_id(),
-            run_name=name,
-            user_id=system["mlflow.user"],
-            tags={**system, **git_tags, **user_tags},
-        )
-        if environment is not None:
-            writer.write(environment)
+        experiment = str(experiment_id) if experiment_id is not None else None
+        writer = create_run(store, experiment, name, user_tags, parent_run_id, description)
         active = ActiveRun(store, writer)
     _active.append(active)
     _last_run_id = active.run_id
     if run_start_hooks:
         _call_hooks(run_start_hooks, active, run_id is not None)
     return active
+
+
+def create_run(
+    store: Store,
+    experiment_id: str | None,
+    name: str,
+    tags: dict[str, str],
+    parent_run_id: str | None = None,
+    description: str | None = None,
+    start_time: int | None = None,
+) -> RunWriter:
+    """A RUNNING run with MLflow's system tags, the git tags, ``tags`` and the session's
+    environment, in ``experiment_id`` (None: the active experiment). It is not made active
+    and no start hook runs: :func:`start_run` does both, for runs this process works in.
+    """
+    system = _system_tags(name, parent_run_id, description)
+    environment, git_tags = _environment(store)
+    writer = store.create_run(
+        experiment_id if experiment_id is not None else _current_experiment_id(),
+        run_name=name,
+        user_id=system["mlflow.user"],
+        tags={**system, **git_tags, **tags},
+        start_time=start_time,
+    )
+    if environment is not None:
+        writer.write(environment)
+    return writer
 
 
 def _environment(store: Store) -> tuple[dict[str, Any] | None, dict[str, str]]:
