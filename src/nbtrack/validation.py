@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 import posixpath
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from nbtrack.errors import InvalidParameterError
@@ -58,6 +59,11 @@ def check_param_value(key: str, value: Any) -> str:
 def check_tag_value(key: str, value: Any) -> str:
     """Tags are strings too; ``str(value)`` must fit in 8,000 characters."""
     return _text_value("Tag", key, value, MAX_TAG_VALUE_LENGTH)
+
+
+def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """Every key and value of ``tags`` checked (None is no tags); values as strings."""
+    return {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
 
 
 def _text_value(kind: str, key: str, value: Any, limit: int) -> str:

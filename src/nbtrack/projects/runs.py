@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrack.tracking import fluent
-from nbtrack.validation import check_key, check_tag_value
+from nbtrack.validation import check_tags
 
 
 def schedule(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
@@ -23,7 +23,7 @@ def schedule(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
     process): another process will resume it.
     """
     store = fluent.current_store()
-    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in tags.items()}
+    clean = check_tags(tags)
     run_id = fluent.create_run(store, None, name, clean).run_id
     if params:
         store.log_params(run_id, {str(k): str(v) for k, v in params.items()})

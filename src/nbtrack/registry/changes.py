@@ -15,7 +15,7 @@ from nbtrack.registry.entities import ModelVersion, RegisteredModel, model_from_
 from nbtrack.registry.names import check_model_name, check_reason, check_version, identity
 from nbtrack.registry.queries import find_model, find_version, registry_store, version_entity
 from nbtrack.store.registry import Transaction
-from nbtrack.validation import check_key, check_tag_value
+from nbtrack.validation import check_key, check_tag_value, check_tags
 
 # -- registered models ------------------------------------------------------------------------
 
@@ -29,7 +29,7 @@ def create_registered_model(
 ) -> RegisteredModel:
     """Create an empty registered model; an error if the name is taken."""
     check_model_name(name)
-    clean_tags = _tags(tags)
+    clean_tags = check_tags(tags)
     with registry_store().transaction(identity()) as tx:
         if tx.state.model(name) is not None:
             raise InvalidParameterError(
@@ -48,10 +48,6 @@ def _create_model(
     model_id = uuid.uuid4().hex
     tx.append("model.create", model_id, name, tags=tags, description=description, reason=reason)
     return model_id
-
-
-def _tags(tags: dict[str, Any] | None) -> dict[str, str]:
-    return {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
 
 
 def update_registered_model(
@@ -131,7 +127,7 @@ def register_model(
     """
     check_model_name(name)
     package = _package(model_uri)
-    clean_tags = _tags(tags)
+    clean_tags = check_tags(tags)
     reason = check_reason(reason)
     with registry_store().transaction(identity()) as tx:
         model = tx.state.model(name)
@@ -150,7 +146,7 @@ def create_model_version(
 ) -> ModelVersion:
     """Add a version to an existing model from ``source`` (see :func:`source_uri`)."""
     package = _package(source_uri(source, run_id))
-    clean_tags = _tags(tags)
+    clean_tags = check_tags(tags)
     reason = check_reason(reason)
     with registry_store().transaction(identity()) as tx:
         model = find_model(tx.state, name)

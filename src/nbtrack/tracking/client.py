@@ -17,6 +17,7 @@ from nbtrack import registry
 from nbtrack.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
 from nbtrack.errors import InvalidParameterError
 from nbtrack.tracking import fluent
+from nbtrack.validation import check_tags
 
 if TYPE_CHECKING:
     from nbtrack.registry.entities import ModelVersion, RegisteredModel
@@ -111,9 +112,8 @@ class MlflowClient:
     ) -> Run:
         """Create a RUNNING run that is not the active run (end it with set_terminated)."""
         from nbtrack.tracking.names import random_run_name
-        from nbtrack.validation import check_key, check_tag_value
 
-        clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+        clean = check_tags(tags)
         name = run_name or clean.get("mlflow.runName") or random_run_name()
         system = fluent._system_tags(name, clean.get("mlflow.parentRunId"), None)
         store = self._store()
@@ -182,9 +182,7 @@ class MlflowClient:
         self._set_tags(run_id, {key: value})
 
     def _set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        from nbtrack.validation import check_key, check_tag_value
-
-        clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in tags.items()}
+        clean = check_tags(tags)
         self._store().append(run_id, [{"op": "tags", "tags": clean}])
 
     def delete_tag(self, run_id: str, key: str) -> None:

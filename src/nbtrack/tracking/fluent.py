@@ -40,6 +40,7 @@ from nbtrack.validation import (
     check_key,
     check_param_value,
     check_tag_value,
+    check_tags,
     metric_step,
     metric_timestamp,
     metric_value,
@@ -220,7 +221,7 @@ def create_experiment(
             "keeps artifacts inside the store.",
             stacklevel=2,
         )
-    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+    clean = check_tags(tags)
     return current_store().create_experiment(name, clean)
 
 
@@ -297,7 +298,7 @@ def start_run(
             "start_run() with nested=True."
         )
     run_id = run_id or (None if _active else os.environ.get("NBTRACK_RUN_ID"))
-    user_tags = {check_key(k, "tag"): check_tag_value(k, v) for k, v in (tags or {}).items()}
+    user_tags = check_tags(tags)
     store = current_store()
     if run_id is not None:
         active = ActiveRun(store, store.resume_run(run_id))
@@ -544,7 +545,7 @@ def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
 
 def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
     """Set tags on the active run (starting one if needed); later values replace earlier."""
-    clean = {check_key(k, "tag"): check_tag_value(k, v) for k, v in tags.items()}
+    clean = check_tags(tags)
     store, run_id = _target(None)
     store.append(run_id, [{"op": "tags", "tags": clean}])
 
