@@ -50,8 +50,12 @@ def log_after_fit(
     # Predictions on the training set, made once for the metrics, the score and the plots.
     predictions = Predictions(estimator, X)
     try:
+        # One input record of the training data, for the run and each search child run.
+        training = None
         if config.log_datasets:
-            guarded("log the training dataset", log_dataset, store, run_id, X, y, silent=silent)
+            training = guarded("describe the training dataset", training_input, X, y, silent=silent)
+        if training is not None:
+            guarded("log the training dataset", _add_input, store, run_id, training, silent=silent)
         metrics: dict[str, float] = {}
         if y is not None:
             found = guarded(
@@ -88,7 +92,7 @@ def log_after_fit(
             )
         guarded("save estimator.html", log_estimator_html, store, run_id, estimator, silent=silent)
         if is_search(estimator):
-            log_search(store, run_id, estimator, X, y, config)
+            log_search(store, run_id, estimator, training, config)
     finally:
         if managed:
             _end(store, run_id)
@@ -119,13 +123,18 @@ class Predictions:
 # -- datasets and metrics ---------------------------------------------------------------------
 
 
-def log_dataset(store: Any, run_id: str, X: Any, y: Any) -> None:
+def training_input(X: Any, y: Any) -> dict[str, Any] | None:
+    """The input record (context ``train``) of the data a fit received; None if unknown."""
     from nbtrack.data import dataset_for, record_for
-    from nbtrack.tracking import fluent
 
     dataset = dataset_for(X, y)
-    if dataset is not None:
-        fluent._append_input(store, run_id, record_for(dataset, "train", None))
+    return None if dataset is None else record_for(dataset, "train", None)
+
+
+def _add_input(store: Any, run_id: str, record: dict[str, Any]) -> None:
+    from nbtrack.tracking import fluent
+
+    fluent._append_input(store, run_id, record)
 
 
 def training_metrics(
@@ -319,7 +328,9 @@ def _secret_values(estimator: Any) -> list[str]:
 # -- searches ----------------------------------------------------------------------------------
 
 
-def log_search(store: Any, run_id: str, search: Any, X: Any, y: Any, config: AutologConfig) -> None:
+def log_search(
+    store: Any, run_id: str, search: Any, training: dict[str, Any] | None, config: AutologConfig
+) -> None:
     """best_cv_score, best_<param> params, child runs and cv_results.csv of a fitted search."""
     silent = config.silent
     if hasattr(search, "best_score_"):
@@ -334,8 +345,7 @@ def log_search(store: Any, run_id: str, search: Any, X: Any, y: Any, config: Aut
             store,
             run_id,
             search,
-            X,
-            y,
+            training,
             config,
             silent=silent,
         )
@@ -349,11 +359,11 @@ def log_cv_results(store: Any, run_id: str, search: Any) -> None:
     store.add_artifact(run_id, "cv_results.csv", text.encode("utf-8"))
 
 
-def log_candidates(store, run_id, search, X, y, config: AutologConfig) -> None:
-    """One finished child run per best candidate, as MLflow's parameter-search children."""
+def log_candidates(store, run_id, search, training, config: AutologConfig) -> None:
+    """One finished child run per best candidate, as MLflow's parameter-search children
+    (``training``: the parent's training input record, given to each child too)."""
     import pandas as pd
 
-    from nbtrack.data import dataset_for, record_for
     from nbtrack.tracking import fluent
     from nbtrack.tracking.names import random_run_name
 
@@ -366,7 +376,6 @@ def log_candidates(store, run_id, search, X, y, config: AutologConfig) -> None:
         if rank not in results.columns:
             rank = next(c for c in results.columns if "rank_test_" in c)
         results = results.nsmallest(config.max_tuning_runs, rank)
-    dataset = dataset_for(X, y) if config.log_datasets else None
     end_time = int(time.time() * 1000)
     tags = {
         "mlflow.autologging": "sklearn",
@@ -389,6 +398,6 @@ def log_candidates(store, run_id, search, X, y, config: AutologConfig) -> None:
             if not str(key).startswith(("param", "split")) and isinstance(value, numbers.Number)
         }
         log_metrics(store, child, scores)
-        if dataset is not None:
-            fluent._append_input(store, child, record_for(dataset, "train", None))
+        if training is not None:
+            fluent._append_input(store, child, training)
         store.finish_run(child, "FINISHED", end_time)
