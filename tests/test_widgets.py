@@ -196,6 +196,20 @@ def test_table_filter_applies_or_reports_inline(tracking):
     assert table.total == 3 and table.error == ""
 
 
+def test_table_order_by_reads_mlflow_clauses(tracking):
+    make_run(tracking, "low", {}, {"val loss": 0.1})
+    make_run(tracking, "high", {}, {"val loss": 0.7})
+    table = RunTable(order_by=["metrics.`val loss` DESC"])
+    assert (table.sort_by, table.descending) == ("metrics.val loss", True)
+    assert names(table) == ["high", "low"]
+    assert (RunTable(order_by=["created"]).sort_by, RunTable(order_by=["tag.t"]).sort_by) == (
+        "start",
+        "tags.t",
+    )
+    with pytest.raises(InvalidFilterError, match="expected ASC or DESC"):
+        RunTable(order_by=["metrics.`val loss` SIDEWAYS"])
+
+
 def test_table_sorts_by_any_column_missing_values_last(tracking):
     make_run(tracking, "b", {"lr": "10"}, {"acc": 0.3})
     make_run(tracking, "a", {"lr": "2"}, {"acc": 0.9})

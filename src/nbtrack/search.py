@@ -628,6 +628,19 @@ def _parse_order_clause(clause: str) -> tuple[_Ident, bool]:
     return ident, word == "ASC"
 
 
+def order_clause(clause: str) -> tuple[str, str, bool]:
+    """One ``order_by`` clause as (kind, key, ascending), kind being ``metrics``,
+    ``params``, ``tags`` or ``attributes`` (aliases resolved, backticks removed).
+
+    Raises
+    ------
+    InvalidFilterError
+        If the clause does not parse; the message points at where.
+    """
+    ident, ascending = _parse_order_clause(clause)
+    return ident.kind, ident.key, ascending
+
+
 def _parse_order_by(order_by: tuple[str, ...]) -> list[tuple[_Ident, bool]]:
     parsed, seen = [], {}
     for clause in order_by:

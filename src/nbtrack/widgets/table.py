@@ -303,22 +303,10 @@ def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
     """The table's sort column from the first MLflow ``order_by`` clause."""
     if not order_by:
         return "start", True
-    words = order_by[0].split()
-    field = words[0].strip("`")
-    descending = len(words) > 1 and words[1].upper() == "DESC"
-    aliases = {
-        "start_time": "start",
-        "attributes.start_time": "start",
-        "run_name": "name",
-        "attributes.run_name": "name",
-        "status": "status",
-        "attributes.status": "status",
-    }
-    field = aliases.get(field, field)
-    for prefix, short in (("param.", "params."), ("metric.", "metrics."), ("tag.", "tags.")):
-        if field.startswith(prefix):
-            field = short + field[len(prefix) :]
-    return field, descending
+    kind, key, ascending = search.order_clause(order_by[0])
+    if kind == "attributes":
+        return {"start_time": "start", "run_name": "name"}.get(key, key), not ascending
+    return f"{kind}.{key}", not ascending
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
