@@ -12,7 +12,7 @@ from typing import Any
 
 from nbtrack.registry.history import event_rows, policy_text
 from nbtrack.store.registry import RegistryState
-from nbtrack.widgets.static import StaticView, format_time, format_value
+from nbtrack.widgets.static import StaticView, format_time, format_value, text_table
 
 _STAGE_COLORS = {
     "Production": "#1a7f37",
@@ -73,7 +73,8 @@ def _model_section(state: RegistryState, model: dict[str, Any]) -> tuple[str, st
         f"</tr></thead><tbody>{body}</tbody></table>"
     )
     table = [list(_VERSION_HEAD), *(_version_cells(v, aliases) for v in versions)]
-    text = f"{title}\npolicy: {policy}\n{_text_table(table)}"
+    lines = [title, f"policy: {policy}", *text_table(table, max_width=40)]
+    text = "\n".join(lines)
     return markup, text
 
 
@@ -126,17 +127,6 @@ def _log_html(rows: list[dict[str, Any]]) -> str:
 
 
 def _log_text(rows: list[dict[str, Any]]) -> str:
-    return "audit log\n" + _text_table([list(_LOG_HEAD), *(_log_cells(r) for r in rows)])
-
-
-def _text_table(table: list[list[str]]) -> str:
-    widths = [min(40, max(len(line[i]) for line in table)) for i in range(len(table[0]))]
-    lines = [
-        "  ".join(_clip(c, w).ljust(w) for c, w in zip(line, widths, strict=True)) for line in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return "audit log\n" + "\n".join(
+        text_table([list(_LOG_HEAD), *(_log_cells(r) for r in rows)], max_width=40)
+    )

@@ -19,7 +19,7 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import charts
 from nbtrack.widgets.curves import MetricCurves, run_labels, stepped
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
-from nbtrack.widgets.static import format_value
+from nbtrack.widgets.static import format_value, text_table
 
 # A metric whose name says it measures a cost is better when lower; others when higher.
 LOWER_IS_BETTER = re.compile(
@@ -251,7 +251,7 @@ class CompareRuns(Panel):
             [p["key"] + (" *" if p["differs"] else ""), *(v or "-" for v in p["values"])]
             for p in self.params
         ]
-        out += ["", *_text_table(table), "(* differs)"]
+        out += ["", *text_table(table, max_width=40), "(* differs)"]
         table = [["metric", *names]] + [
             [
                 f"{m['key']} ({'lower' if m['direction'] == 'min' else 'higher'} is better)",
@@ -262,7 +262,7 @@ class CompareRuns(Panel):
             ]
             for m in self.metrics
         ]
-        out += ["", *_text_table(table), "(★ best)"]
+        out += ["", *text_table(table, max_width=40), "(★ best)"]
         for diff in self.code:
             out += ["", f"code: {diff['title']}" + (f" ({diff['note']})" if diff["note"] else "")]
             out += [f"  {text}" for _, text in diff["lines"]]
@@ -363,13 +363,3 @@ def _positions(values: list[Any]) -> list[float | None]:
     ranks = sorted({str(v) for v in present})
     place = {v: (0.5 if len(ranks) == 1 else i / (len(ranks) - 1)) for i, v in enumerate(ranks)}
     return [None if v is None else place[str(v)] for v in values]
-
-
-def _text_table(rows: list[list[str]]) -> list[str]:
-    widths = [min(40, max(len(str(r[i])) for r in rows)) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(str(c)[:w].ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return lines

@@ -22,7 +22,7 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
-from nbtrack.widgets.static import format_value
+from nbtrack.widgets.static import format_value, text_table
 
 MAX_DEFAULT_METRICS = 4
 MARKERS_UP_TO = 40  # points per series below which each point gets a dot
@@ -258,18 +258,8 @@ class MetricCurves(Panel):
         ]
         if not body:
             return "[nbtrack] metric curves: no metric points logged yet"
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-            for row in [header, *body]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return (
-            "[nbtrack] metric curves · "
-            + self.summary
-            + "\n"
-            + "\n".join(line.rstrip() for line in lines)
-        )
+        lines = text_table([header, *body])
+        return "[nbtrack] metric curves · " + self.summary + "\n" + "\n".join(lines)
 
     def static_html(self, png_bytes: bytes | None) -> str:
         e = html.escape

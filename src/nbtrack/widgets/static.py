@@ -154,15 +154,23 @@ def runs_table_text(rows: Sequence[dict[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    table = [header, *body]
-    widths = [min(30, max(len(str(line[i])) for line in table)) for i in range(len(header))]
+    lines = text_table([header, *body], max_width=30)
+    lines.append(f"({len(rows)} run{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def text_table(table: Sequence[Sequence[Any]], max_width: int | None = None) -> list[str]:
+    """Fixed-width lines of ``table`` (its first row the header, ruled off below); a cell
+    wider than ``max_width`` is cut with "…"."""
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
+    if max_width is not None:
+        widths = [min(max_width, w) for w in widths]
     lines = [
-        "  ".join(_clip(str(c), w).ljust(w) for c, w in zip(line, widths, strict=True))
+        "  ".join(_clip(str(c), w).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
         for line in table
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"({len(rows)} run{'s' if len(rows) != 1 else ''})")
-    return "\n".join(line.rstrip() for line in lines)
+    return lines
 
 
 def _clip(text: str, width: int) -> str:
