@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbtrack import registry
@@ -80,7 +80,8 @@ class MlflowClient:
     ) -> PagedList:
         found = fluent.search_experiments(view_type)
         if filter_string:
-            found = [e for e in found if _experiment_matches(e, filter_string)]
+            matches = _experiment_filter(filter_string)
+            found = [e for e in found if matches({"name": e.name, "tags": e.tags})]
         return PagedList(found[:max_results] if max_results else found)
 
     def delete_experiment(self, experiment_id: str) -> None:
@@ -420,9 +421,8 @@ class MlflowClient:
         return registry.get_model_version_by_alias(name, alias)
 
 
-def _experiment_matches(experiment: Experiment, filter_string: str) -> bool:
+def _experiment_filter(filter_string: str) -> Callable[[dict[str, Any]], bool]:
     """The experiment filters MLflow code uses most: ``name = 'x'`` and ``name LIKE 'x%'``."""
-    from nbtrack.registry.filters import compile_filter
+    from nbtrack.registry.filters import MODEL_KEYS, compile_filter
 
-    row = {"name": experiment.name, "tags": experiment.tags}
-    return compile_filter(filter_string, {"name": "name"})(row)
+    return compile_filter(filter_string, MODEL_KEYS)
