@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -59,6 +60,21 @@ def test_register_records_the_package_sums_signature_and_run_snapshot(nb) -> Non
     assert version.digest == registry.changes.digest(files)
     assert json.loads(version.signature["inputs"])[0]["name"] == "sepal length (cm)"
     assert nb.register_model(f"runs:/{logged_run(nb, 0.5)}/model", "churn").version == 2
+
+
+def test_non_finite_metrics_survive_the_registry_journal(nb) -> None:
+    run_id = logged_run(nb, float("nan"), loss=float("inf"))
+    nb.register_model(f"runs:/{run_id}/model", "churn")
+    registry.promote("churn", 1, "Staging", reason="smoke test", force=True)
+    text = registry_bytes(nb).decode()
+    assert '"NaN"' in text and '"Infinity"' in text  # JSON has no NaN: spelled as strings
+    # Read back from disk, as another process would.
+    with Store(store_path(nb)) as store, store.registry.reading() as state:
+        [version] = state.versions_of(state.model_id("churn"))
+    assert math.isnan(version["metrics"]["val_auc"][0])
+    assert version["metrics"]["loss"][0] == math.inf
+    [event] = [e for e in registry.history("churn").itertuples() if e.event == "version.stage"]
+    assert math.isnan(event.metrics["val_auc"]) and event.metrics["loss"] == math.inf
 
 
 def test_registering_inside_a_run_snapshots_the_metrics_logged_so_far(nb) -> None:

@@ -55,7 +55,7 @@ from nbtrack.store.journal import (
     repair_tail,
     valid_length,
 )
-from nbtrack.store.rows import from_disk
+from nbtrack.store.rows import from_disk, to_disk
 
 if TYPE_CHECKING:
     from nbtrack.store.store import Store
@@ -330,14 +330,7 @@ def _read_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
 def _detached(row: dict[str, Any]) -> dict[str, Any]:
     # The catalog keeps references to what it is given; never share our nested dicts.
     # (The round trip spells non-finite metrics as strings, which from_disk undoes.)
-    return from_disk(orjson.loads(orjson.dumps(_encoded(row))))
-
-
-def _encoded(row: dict[str, Any]) -> dict[str, Any]:
-    metrics = row.get("metrics")
-    if not metrics:
-        return row
-    return {**row, "metrics": {k: [encode_float(p[0]), *p[1:]] for k, p in metrics.items()}}
+    return from_disk(orjson.loads(orjson.dumps(to_disk(row))))
 
 
 class Transaction:
@@ -448,9 +441,7 @@ class RegistryStore:
 def _encoded_event(event: dict[str, Any]) -> dict[str, Any]:
     if "metrics" not in event and "evidence" not in event:
         return event
-    event = dict(event)
-    if "metrics" in event:
-        event["metrics"] = {k: [encode_float(p[0]), *p[1:]] for k, p in event["metrics"].items()}
+    event = to_disk(dict(event))
     if "evidence" in event:
         metrics = event["evidence"].get("metrics", {})
         event["evidence"] = {
