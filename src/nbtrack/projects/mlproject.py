@@ -21,6 +21,7 @@ from typing import Any
 
 from nbtrack.errors import InvalidParameterError
 from nbtrack.projects import runs
+from nbtrack.projects.execute import kernel_environment
 
 MLPROJECT = "MLproject"
 TYPES = ("string", "str", "float", "int", "integer", "path", "uri")
@@ -188,13 +189,12 @@ def run_project(
         "mlflow.project.env": "local",
     }
     run_id = runs.schedule(name or f"{project.name}:{entry_point.name}", values, tags)
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("NBTRACK_DIR",)},
-        "NBTRACK_RUN_ID": run_id,
-        "NBTRACK_TRACKING_URI": runs.store_uri(),
+    env = kernel_environment(
+        NBTRACK_RUN_ID=run_id,
+        NBTRACK_TRACKING_URI=runs.store_uri(),
         # "The current environment": ``python`` in the command is this interpreter.
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-    }
+        PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    )
     print(f"nbtrack: run {run_id[:8]} ({entry_point.name}): {command}", flush=True)
     try:
         code = subprocess.run(command, shell=True, cwd=project.folder, env=env).returncode
