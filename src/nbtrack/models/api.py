@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import shutil
@@ -120,8 +119,9 @@ def log_model(
         run_id=run_id,
         artifact_path=artifact_path,
     )
-    for file_name, data in files.items():
-        store.add_artifact(run_id, f"{artifact_path}/{file_name}", data)
+    sums = {
+        n: store.add_artifact(run_id, f"{artifact_path}/{n}", data) for n, data in files.items()
+    }
     info = ModelInfo(
         artifact_path=artifact_path,
         flavors=mlmodel.flavors,
@@ -131,7 +131,7 @@ def log_model(
         saved_input_example_info=mlmodel.saved_input_example_info,
         signature=mlmodel.signature,
         utc_time_created=mlmodel.utc_time_created,
-        files={n: hashlib.sha256(data).hexdigest() for n, data in files.items()},
+        files=sums,
         metadata=metadata,
     )
     if registered_model_name is not None:

@@ -318,8 +318,9 @@ class Store:
         if points:
             self.append(run_id, metric_records(points))
 
-    def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> None:
-        """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts."""
+    def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> str:
+        """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts;
+        return its SHA-256, as recorded in the journal."""
         relative = artifacts.relative_path(relative)
         self._check_active(run_id)
         target = artifacts.destination(self.artifact_dir(run_id), relative)
@@ -329,6 +330,7 @@ class Store:
             size, sha256 = artifacts.copy_in(source, target)
         record = {"op": "artifact", "path": relative, "size": size, "sha256": sha256}
         self.append(run_id, [record])
+        return sha256
 
     def _open_writer(self, run_id: str) -> RunWriter:
         with self._writers_lock:
