@@ -23,7 +23,7 @@ import orjson
 from tinydb.storages import Storage
 
 from nbtrack.errors import StoreError
-from nbtrack.store.journal import valid_length
+from nbtrack.store.journal import read_lines_after
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.rows import Patch, apply_patch, from_disk, merge_patch, to_disk
 
@@ -204,19 +204,12 @@ class CatalogStorage(Storage):
         self._log_offset = 0
 
     def _read_log_tail(self) -> None:
-        try:
-            with open(self._changelog, "rb") as log:
-                log.seek(self._log_offset)
-                data = log.read()
-        except FileNotFoundError:
-            return
-        complete = data[: valid_length(data)]
-        for line in complete.splitlines():
+        lines, self._log_offset = read_lines_after(self._changelog, self._log_offset)
+        for line in lines:
             record = orjson.loads(line)
             if record["gen"] == self._generation:
                 doc = self._tables.setdefault(record["table"], {}).setdefault(record["id"], {})
                 apply_patch(doc, from_disk(record["patch"]))
-        self._log_offset += len(complete)
 
     def _snapshot_size(self) -> int:
         try:

@@ -106,9 +106,20 @@ def read_records(path: str | os.PathLike[str], prefix: bytes | None = None) -> I
                 _warn_torn(path, number, "a record that is not valid JSON")
 
 
-def valid_length(data: bytes) -> int:
-    """The length of the prefix of ``data`` made of complete lines."""
-    return data.rfind(b"\n") + 1
+def read_lines_after(
+    path: str | os.PathLike[str], offset: int, end: int | None = None
+) -> tuple[list[bytes], int]:
+    """The complete lines of an append-only file between byte ``offset`` and ``end`` (the
+    end of the file by default), and the offset just after them: a line another process is
+    still writing is left for the next read. A missing file has no lines."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read() if end is None else handle.read(end - offset)
+    except FileNotFoundError:
+        return [], offset
+    complete = data[: data.rfind(b"\n") + 1]
+    return complete.splitlines(), offset + len(complete)
 
 
 def repair_tail(path: str | os.PathLike[str]) -> None:

@@ -52,8 +52,8 @@ from nbtrack.store.journal import (
     TornRecordWarning,
     decode_float,
     encode_float,
+    read_lines_after,
     repair_tail,
-    valid_length,
 )
 from nbtrack.store.rows import from_disk, to_disk
 
@@ -307,15 +307,9 @@ def fold_registry(store: Store) -> dict[str, dict[str, dict[str, Any]]]:
 
 def _read_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     """The complete events after byte ``offset``, and the offset after them."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except FileNotFoundError:
-        return [], offset
-    complete = data[: valid_length(data)]
+    lines, end = read_lines_after(path, offset)
     events = []
-    for line in complete.splitlines():
+    for line in lines:
         try:
             events.append(orjson.loads(line))
         except orjson.JSONDecodeError:  # only a damaged disk makes a whole line unreadable
@@ -324,7 +318,7 @@ def _read_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
                 TornRecordWarning,
                 stacklevel=3,
             )
-    return events, offset + len(complete)
+    return events, end
 
 
 def _detached(row: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
-from nbtrack.store.journal import valid_length
+from nbtrack.store.journal import read_lines_after
 from nbtrack.store.records import POINT_WIDTH, metric_columns
 from nbtrack.tracking import fluent
 
@@ -61,16 +61,12 @@ class SeriesReader:
     def _read_journal(self, size: int) -> bool:
         if size <= self._offset:
             return False
-        with open(self._path, "rb") as journal:
-            journal.seek(self._offset)
-            data = journal.read(size - self._offset)
-        complete = data[: valid_length(data)]
-        self._offset += len(complete)
-        for line in complete.splitlines():
+        lines, self._offset = read_lines_after(self._path, self._offset, size)
+        for line in lines:
             if line.startswith(_METRICS_PREFIX):
                 record = orjson.loads(line)
                 self._chunks.setdefault(record["key"], []).append(metric_columns(record))
-        return bool(complete)
+        return bool(lines)
 
     def metric_keys(self) -> list[str]:
         return sorted(set(self._chunks) | set(self._tail))
