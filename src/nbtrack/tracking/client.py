@@ -96,11 +96,7 @@ class MlflowClient:
         self._store().update_experiment(str(experiment_id), name=check_experiment_name(new_name))
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
-        from nbtrack.validation import check_key, check_tag_value
-
-        check_key(key, "tag")
-        tags = {key: check_tag_value(key, value)}
-        self._store().update_experiment(str(experiment_id), tags=tags)
+        self._store().update_experiment(str(experiment_id), tags=check_tags({key: value}))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -177,22 +173,13 @@ class MlflowClient:
                 metric.key, metric.value, metric.step, timestamp=metric.timestamp, run_id=run_id
             )
         if tags:
-            self._set_tags(run_id, {t.key: t.value for t in tags})
+            fluent.set_tags({t.key: t.value for t in tags}, run_id=run_id)
 
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
-        self._set_tags(run_id, {key: value})
-
-    def _set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        clean = check_tags(tags)
-        self._store().append(run_id, [{"op": "tags", "tags": clean}])
+        fluent.set_tags({key: value}, run_id=run_id)
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        from nbtrack.errors import NotFoundError
-
-        store = self._store()
-        if key not in store.get_run(run_id).get("tags", {}):
-            raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
-        store.append(run_id, [{"op": "untag", "key": key}])
+        fluent.delete_tag(key, run_id=run_id)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None

@@ -248,9 +248,7 @@ def restore_experiment(experiment_id: str) -> None:
 
 
 def set_experiment_tag(key: str, value: Any) -> None:
-    check_key(key, "tag")
-    tags = {key: check_tag_value(key, value)}
-    current_store().update_experiment(_current_experiment_id(), tags=tags)
+    current_store().update_experiment(_current_experiment_id(), tags=check_tags({key: value}))
 
 
 def _experiment(row: dict[str, Any]) -> Experiment:
@@ -543,16 +541,19 @@ def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
     set_tags({key: value})
 
 
-def set_tags(tags: dict[str, Any], synchronous: bool | None = None) -> None:
-    """Set tags on the active run (starting one if needed); later values replace earlier."""
+def set_tags(
+    tags: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
+    """Set tags on the active run (starting one if needed) or on ``run_id``; later values
+    replace earlier."""
     clean = check_tags(tags)
-    store, run_id = _target(None)
+    store, run_id = _target(run_id)
     store.append(run_id, [{"op": "tags", "tags": clean}])
 
 
-def delete_tag(key: str) -> None:
-    """Remove a tag from the active run; an error if it has no such tag."""
-    store, run_id = _target(None)
+def delete_tag(key: str, run_id: str | None = None) -> None:
+    """Remove a tag from the active run (or ``run_id``); an error if it has no such tag."""
+    store, run_id = _target(run_id)
     if key not in store.get_run(run_id).get("tags", {}):
         raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
     store.append(run_id, [{"op": "untag", "key": key}])
