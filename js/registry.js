@@ -11,7 +11,6 @@
 //         {kind: "close_detail"}, {kind: "refresh"}
 
 const REGISTRY_STYLE = `
-.nbt-stage { color: #fff; border-radius: 3px; padding: 0 5px; font-size: 11px; white-space: nowrap; }
 .nbt-stage-Production { background: #1a7f37; } .nbt-stage-Staging { background: #9a6700; }
 .nbt-stage-Archived { background: #6e7781; } .nbt-stage-None { background: #8c959f; }
 .nbt-alias { background: #8250df; margin-right: 3px; }
@@ -40,7 +39,7 @@ function ensureRegistryStyle() {
 }
 
 function stageBadge(stage) {
-  return h("span", { className: `nbt-stage nbt-stage-${stage}` }, stage);
+  return h("span", { className: `nbt-badge nbt-stage-${stage}` }, stage);
 }
 
 function versionRow(model, name, v) {
@@ -54,7 +53,7 @@ function versionRow(model, name, v) {
   return h("tr", { dataset: { version: String(v.version) } },
     h("td", {}, `v${v.version}`),
     h("td", { className: "nbt-version-stage" }, stageBadge(v.stage)),
-    h("td", { className: "nbt-aliases" }, v.aliases.map((a) => h("span", { className: "nbt-stage nbt-alias" }, `@${a}`))),
+    h("td", { className: "nbt-aliases" }, v.aliases.map((a) => h("span", { className: "nbt-badge nbt-alias" }, `@${a}`))),
     h("td", { className: "nbt-source" }, run, " ", h("code", { className: "nbt-muted" }, v.run_id.slice(0, 8))),
     h("td", {}, v.created_by),
     h("td", {}, v.created),
@@ -143,7 +142,7 @@ function auditLog(model) {
     h("td", { className: "nbt-event" }, e.event), h("td", {}, e.version),
     h("td", {}, e.from), h("td", {}, e.to),
     h("td", { className: "nbt-why", title: e.reason || e.detail }, e.reason || h("span", { className: "nbt-muted" }, e.detail)),
-    h("td", { title: e.check_lines.join("\n") }, e.checks, e.forced ? [" ", h("span", { className: "nbt-stage nbt-forced" }, "forced")] : null)));
+    h("td", { title: e.check_lines.join("\n") }, e.checks, e.forced ? [" ", h("span", { className: "nbt-badge nbt-forced" }, "forced")] : null)));
   return h("div", { className: "nbt-audit-log" },
     h("div", { className: "nbt-subtitle" }, "audit log ",
       h("span", { className: "nbt-muted" }, total > events.length ? `(newest ${events.length} of ${total})` : `(${total} event${total === 1 ? "" : "s"}, newest first)`)),

@@ -113,7 +113,7 @@ class RunTable(Panel):
             page_size=page_size,
             total=len(self._matched),
             rows=[_display_row(r, visible) for r in self._matched[:page_size]],
-            actions=[a.describe(n) for n, a in TABLE_ACTIONS.items() if "active" in a.views],
+            actions=[a.describe(n) for n, a in self.action_table.items() if "active" in a.views],
             experiment=self._experiment_label(),
         )
         self.observe(self._on_view, names=["view"])
