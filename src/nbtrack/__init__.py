@@ -155,6 +155,15 @@ _LAZY = {
     "load_model": "nbtrack.models.api",
     "log_model": "nbtrack.models.api",
     "register_model": "nbtrack.registry.changes",
+    # The panels and provenance, as the %track commands show them (runs, show, curves,
+    # compare, registry, reproduce, on/off).
+    "compare_runs": "nbtrack.widgets",
+    "metric_curves": "nbtrack.widgets",
+    "registry_panel": "nbtrack.widgets",
+    "reproduce": "nbtrack.reproduction",
+    "run_details": "nbtrack.widgets",
+    "runs_table": "nbtrack.widgets",
+    "track_cells": "nbtrack.magics",
 }
 _SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
 
@@ -180,66 +189,6 @@ def unload_ipython_extension(ipython: Any) -> None:
     from nbtrack.magics import unload_ipython_extension as unload
 
     unload(ipython)
-
-
-def track_cells(on: bool = True) -> None:
-    """``%track on|off``: while on, each cell that logs something is a child run."""
-    from nbtrack.magics import track_cells as track
-
-    track(on)
-
-
-def runs_table(filter_string: str = "", **kwargs: Any) -> Any:
-    """``%track runs FILTER``: a table of the active experiment's runs."""
-    from nbtrack.widgets import runs_table as table
-
-    return table(filter_string, **kwargs)
-
-
-def registry_panel(name: str | None = None) -> Any:
-    """``%track registry [NAME]``: registered models, their versions, transitions and log."""
-    from nbtrack.widgets import registry_panel as panel
-
-    return panel(name)
-
-
-def run_details(run: str) -> Any:
-    """``%track show RUN``: one run in full, including the cell that made it."""
-    from nbtrack.widgets import run_details as details
-
-    return details(run)
-
-
-def metric_curves(runs: Any = "last", metrics: Any = None, **kwargs: Any) -> Any:
-    """``%track curves RUN…``: metric curves of runs (by id, prefix, name or 'last')."""
-    from nbtrack.widgets import metric_curves as curves
-
-    return curves(runs, metrics, **kwargs)
-
-
-def compare_runs(runs: Any = (), **kwargs: Any) -> Any:
-    """``%track compare RUN RUN…`` (or ``last=N``): runs side by side."""
-    from nbtrack.widgets import compare_runs as compare
-
-    return compare(runs, **kwargs)
-
-
-def reproduce(
-    run: str,
-    execute: bool = False,
-    path: str | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
-    timeout: float = 600,
-) -> Any:
-    """``%track reproduce RUN [--execute]``: a clean notebook of the cells a run depends on.
-
-    See :func:`nbtrack.reproduction.reproduce`; with ``execute`` it runs headless in a
-    fresh kernel as a new run and reports which metrics match within the tolerances.
-    """
-    from nbtrack.reproduction import reproduce as make
-
-    return make(run, execute=execute, path=path, rtol=rtol, atol=atol, timeout=timeout)
 
 
 def doctor(rebuild: bool = False, progress: bool = True) -> Any:
