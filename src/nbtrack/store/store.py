@@ -391,24 +391,21 @@ class Store:
         order."""
         import numpy as np
 
-        self.get_run(run_id)
-        writer = self._writers.get(run_id)
-        if writer is not None:
-            writer.flush()
         prefix = b'{"op":"metrics","key":' + orjson.dumps(key) + b","
-        parts = [metric_columns(r) for r in read_records(self.journal_path(run_id), prefix)]
+        parts = [metric_columns(r) for r in self.read_journal(run_id, prefix)]
         if not parts:
             return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
         steps, values, times = zip(*parts, strict=True)
         return np.concatenate(steps), np.concatenate(values), np.concatenate(times)
 
-    def read_journal(self, run_id: str) -> list[dict[str, Any]]:
-        """Every complete record of a run's journal, after writing what is buffered."""
+    def read_journal(self, run_id: str, prefix: bytes | None = None) -> list[dict[str, Any]]:
+        """Every complete record of a run's journal (only those whose line starts with
+        ``prefix``, if given), after writing what is buffered."""
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
-        return list(read_records(self.journal_path(run_id)))
+        return list(read_records(self.journal_path(run_id), prefix))
 
     def set_lifecycle(self, run_id: str, stage: str) -> None:
         """Soft-delete (``deleted``) or restore (``active``) a run."""

@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 from nbtrack.errors import NotFoundError
 from nbtrack.store import Store
 from nbtrack.store.artifacts import relative_path
-from nbtrack.store.journal import read_records
 
 
 class FileInfo(NamedTuple):
@@ -24,11 +23,7 @@ class FileInfo(NamedTuple):
 
 def recorded_artifacts(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     """Every artifact the run's journal records, the latest record per path."""
-    store.get_run(run_id)
-    writer = store.writer(run_id)
-    if writer is not None:
-        writer.flush()  # what is buffered precedes what we read
-    records = read_records(store.journal_path(run_id), prefix=b'{"op":"artifact"')
+    records = store.read_journal(run_id, prefix=b'{"op":"artifact"')
     return {record["path"]: record for record in records}
 
 
