@@ -37,6 +37,8 @@ from nbtrack.entities import (
     ViewType,
 )
 from nbtrack.errors import MlflowException, NbtrackError
+from nbtrack.models import registry_link as _registry_link
+from nbtrack.tracking import context as _context
 from nbtrack.tracking.fluent import (
     ActiveRun,
     active_run,
@@ -44,6 +46,8 @@ from nbtrack.tracking.fluent import (
     delete_experiment,
     delete_run,
     delete_tag,
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
     end_run,
     flush,
     get_artifact_uri,
@@ -74,11 +78,11 @@ from nbtrack.tracking.fluent import (
     start_run,
     status,
 )
+from nbtrack.version import __version__
 
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun",
@@ -103,7 +107,9 @@ __all__ = [
     "delete_experiment",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
     "doctor",
+    "enable_system_metrics_logging",
     "end_run",
     "flush",
     "get_artifact_uri",
@@ -168,6 +174,14 @@ _LAZY = {
 _SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
 
 
+# The layers above tracking contribute to every run: where it was started (notebook or
+# script), the environment and git (run context), and system metrics when asked for.
+_context.register("nbtrack.capture.notebook:run_context")
+_context.register("nbtrack.capture.environment:run_context")
+_context.observe("nbtrack.autologging.system:on_run_start", "nbtrack.autologging.system:on_run_end")
+_registry_link.link("nbtrack.registry.queries:lookup", "nbtrack.registry.changes:register_model")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -176,6 +190,11 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"nbtrack.{name}")
     raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazily loaded names too, so tab completion and ``dir(nbtrack)`` list them."""
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _runs(args: argparse.Namespace, fluent) -> int:
     from nbtrack.entities import ViewType
-    from nbtrack.widgets.static import runs_table_text
+    from nbtrack.render import runs_table_text
 
     rows = fluent.search_rows(
         experiment_names=[args.experiment] if args.experiment else None,
@@ -102,9 +102,11 @@ def _runs(args: argparse.Namespace, fluent) -> int:
 
 
 def _show(args: argparse.Namespace, fluent) -> int:
-    from nbtrack.widgets import run_details
+    from nbtrack.render import run_details
 
-    print(run_details(args.run).text)
+    store = fluent.current_store()
+    run_id = store.resolve_run(args.run)["run_id"]
+    print(run_details(store.get_run(run_id), store.records(run_id)).text)
     return 0
 
 
@@ -119,7 +121,7 @@ def _doctor(args: argparse.Namespace, fluent) -> int:
 def _experiments(args: argparse.Namespace, fluent) -> int:
     from nbtrack.entities import ViewType
 
-    experiments = fluent.search_experiments(ViewType.ALL)
+    experiments = fluent.search_experiments(ViewType.ALL, order_by=["experiment_id ASC"])
     counts: dict[str, int] = {}
     for row in fluent.current_store().runs():
         if row.get("lifecycle_stage") == "active":

@@ -81,8 +81,43 @@ class RunData(NamedTuple):
     tags: dict[str, str]
 
 
+class DatasetRecord(NamedTuple):
+    """A logged dataset as MLflow's ``mlflow.entities.Dataset``: every field a string."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+class InputTag(NamedTuple):
+    key: str
+    value: str
+
+
+class DatasetInput(NamedTuple):
+    """One entry of ``run.inputs.dataset_inputs``: the dataset and its input tags."""
+
+    dataset: DatasetRecord
+    tags: list[InputTag]
+
+
 class RunInputs(NamedTuple):
-    dataset_inputs: tuple[Any, ...] = ()
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+
+
+def inputs_from_records(records: list[dict[str, Any]]) -> RunInputs:
+    """``run.inputs`` from a run's input records."""
+    return RunInputs(
+        tuple(
+            DatasetInput(
+                DatasetRecord(**r["dataset"]), [InputTag(k, v) for k, v in r["tags"].items()]
+            )
+            for r in records
+        )
+    )
 
 
 class Run(NamedTuple):
@@ -91,6 +126,16 @@ class Run(NamedTuple):
     info: RunInfo
     data: RunData
     inputs: RunInputs = RunInputs()
+
+    # MLflow's entities keep these as private attributes, and code in the wild (MLflow's
+    # own examples among it) reads them.
+    @property
+    def _info(self) -> RunInfo:
+        return self.info
+
+    @property
+    def _data(self) -> RunData:
+        return self.data
 
     def to_dictionary(self) -> dict[str, Any]:
         return {

@@ -23,8 +23,10 @@ from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.redact import redact_source
 from nbtrack.capture.trace import ExecutionTrace
+from nbtrack.store.records import cell_record, traceback_record
 from nbtrack.tracking import fluent
-from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
+from nbtrack.tracking.session import ActiveRun, status_for
+from nbtrack.validation import MAX_PARAM_VALUE_LENGTH, check_tags
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +69,8 @@ class TrackMagics(Magics):
         self._count_offset = _count_offset(shell)
         self._count_before_cell: int | None = None  # None until we see a cell start
         self.cells_tracked = False
-        self._session_run: fluent.ActiveRun | None = None
-        self._cell_run: fluent.ActiveRun | None = None
+        self._session_run: ActiveRun | None = None
+        self._cell_run: ActiveRun | None = None
         # Provenance: every cell this kernel runs, so each run records the cells it
         # depends on and whether they were stale (capture/trace.py). Cells run before
         # the extension was loaded come from IPython's input history.
@@ -90,11 +92,12 @@ class TrackMagics(Magics):
         if seen is not None and result.execution_count is not None and result.info.store_history:
             self._count_offset = seen - result.execution_count
         run, self._cell_run = self._cell_run, None
-        if run is not None and fluent.active_run() is run:
+        session = fluent.default_session()
+        if run is not None:
             error = result.error_in_exec or result.error_before_exec
-            fluent.end_run(_status_for(error))
+            session.end(run, status_for(type(error) if error is not None else None))
         _guarded(self.trace.finish_cell)  # provenance: the cell joins the trace
-        fluent.flush_buffers()
+        session.flush_buffers()
 
     # -- %%track -----------------------------------------------------------------------
 
@@ -118,36 +121,31 @@ class TrackMagics(Magics):
         self._finish_cell_run(run, args, cell, None)
         return value
 
-    def _start_cell_run(self, args: argparse.Namespace, cell: str) -> fluent.ActiveRun:
-        tags = _pairs(args.tag, "--tag")
+    def _start_cell_run(self, args: argparse.Namespace, cell: str) -> ActiveRun:
+        tags = check_tags(_pairs(args.tag, "--tag"))
         params = _pairs(args.param, "--param")
+        session = fluent.default_session()
         experiment_id = None
         if args.experiment:
-            experiment_id = fluent.set_experiment(args.experiment).experiment_id
-        parent = fluent.active_run() or self._session()
-        run = fluent.start_run(
+            experiment_id = session.set_experiment(args.experiment)["experiment_id"]
+        parent = session.active_run() or self._session_parent()
+        run = session.start_run(
             run_name=args.name or _default_name(self.execution_count),
             experiment_id=experiment_id,
             nested=parent is not None,
             parent_run_id=parent.run_id if parent is not None else None,
             tags=tags,
         )
-        run._store.append(run.run_id, [self._cell_record(cell)])
+        run.store.append(run.run_id, [self._cell_record(cell)])
         if params:
-            fluent.log_params(params)
+            fluent.log_params(params, run_id=run.run_id)
         from nbtrack.widgets.card import watch_run  # O(1): live curves if it logs steps
 
         watch_run(run.run_id)
         return run
 
     def _cell_record(self, cell: str) -> dict[str, Any]:
-        return {
-            "op": "cell",
-            "source": redact_source(cell),
-            "execution_count": self.execution_count,
-            "cell_id": self.cell_id,
-            "notebook": notebook_path(),
-        }
+        return cell_record(redact_source(cell), self.execution_count, self.cell_id, notebook_path())
 
     def _execute(self, cell: str) -> Any:
         """Run the cell body in the user namespace and return its last expression's value."""
@@ -168,15 +166,15 @@ class TrackMagics(Magics):
         return None
 
     def _finish_cell_run(self, run, args, cell: str, error: BaseException | None) -> None:
-        store = run._store
+        store = run.store
         if not args.no_params:
             _log_code_params(run, cell, skip=_names(args.metrics))
         if error is None:
-            _log_named_metrics(self.shell.user_ns, args.metrics)
+            _log_named_metrics(run, self.shell.user_ns, args.metrics)
         else:
             label = f"Cell In[{self.execution_count}]"
-            store.append(run.run_id, _error_records(error, self.cell_filename, label))
-        fluent._end_run_and_children(run.run_id, _status_for(error))
+            _record_error(run, error, self.cell_filename, label)
+        run.session.end(run, status_for(type(error) if error is not None else None))
         row = store.get_run(run.run_id)
         # The card widget (its bundle also holds the static card); if the run logged steps
         # while the cell ran, this updates the live card shown then instead.
@@ -188,26 +186,30 @@ class TrackMagics(Magics):
 
     def track_cells(self, on: bool) -> None:
         self.cells_tracked = on
-        fluent.set_run_factory(self._cell_run_factory if on else None)
+        session = fluent.default_session()
+        session.run_factory = self._cell_run_factory if on else None
         if not on and self._session_run is not None:
-            session, self._session_run = self._session_run, None
-            session._store.finish_run(session.run_id, "FINISHED")
+            parent, self._session_run = self._session_run, None
+            parent.session.end(parent, "FINISHED")
 
-    def _session(self) -> fluent.ActiveRun | None:
+    def _session_parent(self) -> ActiveRun | None:
+        """Under ``%track on``, the notebook's session run: every cell run's parent."""
         if not self.cells_tracked:
             return None
         if self._session_run is None:
-            session = fluent.start_run(run_name="notebook-session", tags={"nbtrack.session": "1"})
-            fluent._active.remove(session)  # the session is a parent, never the active run
-            self._session_run = session
+            session = fluent.default_session()
+            parent = session.start_run(run_name="notebook-session", tags={"nbtrack.session": "1"})
+            session.detach(parent)  # a parent, never the active run
+            self._session_run = parent
         return self._session_run
 
-    def _cell_run_factory(self) -> fluent.ActiveRun:
-        session = self._session()
-        run = fluent.start_run(
-            run_name=_default_name(self.execution_count), parent_run_id=session.run_id
+    def _cell_run_factory(self) -> ActiveRun:
+        parent = self._session_parent()
+        session = fluent.default_session()
+        run = session.start_run(
+            run_name=_default_name(self.execution_count), parent_run_id=parent.run_id
         )
-        run._store.append(run.run_id, [self._cell_record(self.cell_source)])
+        run.store.append(run.run_id, [self._cell_record(self.cell_source)])
         self._cell_run = run
         return run
 
@@ -341,12 +343,6 @@ def _count_offset(shell) -> int:
     return shell.execution_count - (len(history) - 1) if len(history) > 1 else 0
 
 
-def _status_for(error: BaseException | None) -> str:
-    if error is None:
-        return "FINISHED"
-    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-
-
 def _default_name(execution_count: int) -> str:
     return f"cell-{execution_count}"
 
@@ -355,19 +351,19 @@ def _names(csv: str) -> list[str]:
     return [name for name in (n.strip() for n in csv.split(",")) if name]
 
 
-def _log_code_params(run: fluent.ActiveRun, cell: str, skip: list[str]) -> None:
+def _log_code_params(run: ActiveRun, cell: str, skip: list[str]) -> None:
     """Log the cell's literal assignments, except --metrics names and keys already logged."""
-    logged = run._store.get_run(run.run_id).get("params", {})
+    logged = run.store.get_run(run.run_id).get("params", {})
     found = {
         name: str(value)
         for name, value in literal_assignments(cell).items()
         if name not in logged and name not in skip and len(str(value)) <= MAX_PARAM_VALUE_LENGTH
     }
     if found:
-        run._store.log_params(run.run_id, found)
+        run.store.log_params(run.run_id, found)
 
 
-def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
+def _log_named_metrics(run: ActiveRun, namespace: dict[str, Any], names: str) -> None:
     for name in _names(names):
         if name not in namespace:
             warnings.warn(
@@ -376,7 +372,7 @@ def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
             continue
         value = namespace[name]
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            fluent.log_metric(name, value)
+            fluent.log_metric(name, value, run_id=run.run_id)
         else:
             warnings.warn(
                 f"%%track --metrics: {name!r} is {type(value).__name__}, not a number; skipped.",
@@ -384,12 +380,10 @@ def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
             )
 
 
-def _error_records(error: BaseException, cell_filename: str, label: str) -> list[dict[str, Any]]:
+def _record_error(run: ActiveRun, error: BaseException, cell_filename: str, label: str) -> None:
     summary = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    return [
-        {"op": "set", "fields": {"error": summary[:1000]}},
-        {"op": "traceback", "text": _user_traceback(error, cell_filename, label)},
-    ]
+    run.store.set_fields(run.run_id, error=summary[:1000])
+    run.store.append(run.run_id, [traceback_record(_user_traceback(error, cell_filename, label))])
 
 
 def _user_traceback(error: BaseException, cell_filename: str, label: str) -> str:
@@ -418,7 +412,7 @@ def load_ipython_extension(shell) -> None:
     shell.events.register("post_run_cell", _magics.post_run_cell)
     # Provenance: runs started in a cell get its trace; the environment is captured in
     # the background now, so the first tracked cell does not wait for it.
-    fluent.run_start_hooks.append(_magics.trace.on_run_start)
+    fluent.default_session().run_start_hooks.append(_magics.trace.on_run_start)
     _guarded(_prefetch_environment)
 
 
@@ -429,8 +423,9 @@ def unload_ipython_extension(shell) -> None:
     _magics.track_cells(False)
     shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
     shell.events.unregister("post_run_cell", _magics.post_run_cell)
-    if _magics.trace.on_run_start in fluent.run_start_hooks:
-        fluent.run_start_hooks.remove(_magics.trace.on_run_start)
+    hooks = fluent.default_session().run_start_hooks
+    if _magics.trace.on_run_start in hooks:
+        hooks.remove(_magics.trace.on_run_start)
     _magics = None
 
 

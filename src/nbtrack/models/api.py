@@ -99,8 +99,7 @@ def log_model(
     from nbtrack.tracking.artifacts import files_under
 
     artifact_path = relative_path(name, "name")
-    run = fluent._get_or_start_run()
-    store, run_id = run._store, run.run_id
+    store, run_id = fluent.default_session().target(None)
     if files_under(store, run_id, artifact_path):
         raise InvalidParameterError(
             f"Run {run_id} already has artifacts at {artifact_path!r}; log the model under "
@@ -135,9 +134,9 @@ def log_model(
         metadata=metadata,
     )
     if registered_model_name is not None:
-        from nbtrack.registry.changes import register_model
+        from nbtrack.models import registry_link
 
-        version = register_model(info.model_uri, registered_model_name, reason=reason)
+        version = registry_link.register(info.model_uri, registered_model_name, reason)
         info = replace(info, registered_model_version=version.version)
     return info
 

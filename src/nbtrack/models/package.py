@@ -82,7 +82,10 @@ def build_package(
     if input_example is not None:
         example, example_files, example_info = _example_files(input_example)
         files.update(example_files)
-        signature = signature if signature is not None else _infer(model, example, predict_fn)
+        if signature is None:
+            signature = _infer(model, example, predict_fn)
+    if signature is False:  # MLflow's way to ask for no signature, not even an inferred one
+        signature = None
     requirements = environment.requirements(
         environment.SKLEARN_REQUIREMENTS if sklearn else environment.PYFUNC_REQUIREMENTS,
         None if sklearn else model,
@@ -234,6 +237,6 @@ def _environment_files(requirements: list[str], conda_env: Any) -> dict[str, byt
 
 
 def _nbtrack_version() -> str:
-    from nbtrack import __version__
+    from nbtrack.version import __version__
 
     return __version__

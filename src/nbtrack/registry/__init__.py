@@ -56,7 +56,7 @@ from nbtrack.registry.queries import (
 from nbtrack.registry.stages import delete_alias, promote, rollback, set_alias
 
 if TYPE_CHECKING:
-    from nbtrack.widgets.static import StaticView
+    from nbtrack.render import StaticView
 
 __all__ = [
     "NO_REASON",

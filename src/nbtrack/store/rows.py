@@ -19,6 +19,8 @@ LatestMetric = list
 
 
 class RunRow(TypedDict, total=False):
+    """A run's catalog row: what journals' records fold into (records.py's ``to_patch``)."""
+
     run_id: str
     experiment_id: str
     run_name: str
@@ -27,13 +29,16 @@ class RunRow(TypedDict, total=False):
     end_time: int | None
     lifecycle_stage: str  # active | deleted
     user_id: str
+    artifact_uri: str
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, LatestMetric]
     process: dict[str, Any]  # host, pid, started: who is writing a RUNNING run
     cell: dict[str, Any]  # notebook, cell_id, execution_count (the source stays in the journal)
     error: str  # "ExcType: message" of a FAILED run
-    artifacts: int  # number of artifact files
+    inputs: int  # how many dataset inputs the journal holds
+    environment: str  # digest of the session's environment file
+    stale: str  # why the notebook's state was stale when the run started
 
 
 class Patch(TypedDict, total=False):

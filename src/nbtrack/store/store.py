@@ -28,10 +28,23 @@ from tinydb.table import Table
 from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
 from nbtrack.store import artifacts, recovery
 from nbtrack.store.catalog import CatalogStorage
-from nbtrack.store.journal import Journal, read_records, repair_tail
+from nbtrack.store.journal import Journal, read_lines_after, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.procs import current_process, is_alive
-from nbtrack.store.records import metric_columns, metric_records, to_patch
+from nbtrack.store.records import (
+    Record,
+    artifact_record,
+    create_record,
+    fields_record,
+    line_prefix,
+    metric_columns,
+    metric_records,
+    params_record,
+    tags_record,
+    to_patch,
+    untag_record,
+)
+from nbtrack.store.rows import RunRow
 from nbtrack.store.writer import Flusher, RunWriter
 
 if TYPE_CHECKING:
@@ -227,7 +240,7 @@ class Store:
             "process": current_process(),
         }
         writer = self._open_writer(run_id)
-        writer.write({"op": "create", "run": row})
+        writer.write(create_record(row))
         # Other processes see the run at the background thread's next commit (within a
         # second); if this process dies first, the next Store() indexes it from its journal.
         self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
@@ -247,8 +260,7 @@ class Store:
         if run_id not in self._writers:
             repair_tail(self.journal_path(run_id))  # no live writer: mend a crash's torn tail
         writer = self._open_writer(run_id)
-        fields = {"status": "RUNNING", "end_time": None, "process": current_process()}
-        writer.write({"op": "set", "fields": fields})
+        writer.write(fields_record(status="RUNNING", end_time=None, process=current_process()))
         self.catalog.commit()
         return writer
 
@@ -263,17 +275,17 @@ class Store:
         fsynced by the background thread within a second, or at once by :meth:`flush`.
         Other processes see the new status at the next catalog commit (the same second).
         """
-        fields = {"status": status, "end_time": end_time if end_time is not None else _now_ms()}
+        end_time = end_time if end_time is not None else _now_ms()
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()  # the last points precede the status that ends the run
-        self.append(run_id, [{"op": "set", "fields": fields}])
+        self.append(run_id, [fields_record(status=status, end_time=end_time)])
         with self._writers_lock:
             writer = self._writers.pop(run_id, None)
             if writer is not None:
                 self._unsynced.add(writer.close())
 
-    def append(self, run_id: str, records: list[dict[str, Any]]) -> None:
+    def append(self, run_id: str, records: list[Record]) -> None:
         """Append records to a run, through its open writer or directly to its journal."""
         if any(r["op"] != "set" for r in records):
             self._check_active(run_id)
@@ -311,12 +323,16 @@ class Store:
                 )
         new = {k: v for k, v in params.items() if k not in current}
         if new:
-            self.append(run_id, [{"op": "params", "params": new}])
+            self.append(run_id, [params_record(new)])
 
-    def log_points(self, run_id: str, points: list) -> None:
-        """Write a flat list of points now (the buffered path is ``writer(run_id).points``)."""
-        if points:
-            self.append(run_id, metric_records(points))
+    def log_points(self, run_id: str, points: list | tuple) -> None:
+        """Log flat metric points (records.POINT_WIDTH a point): into the buffer of the
+        run's open writer in this process, else to its journal at once."""
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.points.extend(points)
+        elif points:
+            self.append(run_id, metric_records(list(points)))
 
     def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> str:
         """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts;
@@ -328,8 +344,7 @@ class Store:
             size, sha256 = artifacts.write_bytes(target, source)
         else:
             size, sha256 = artifacts.copy_in(source, target)
-        record = {"op": "artifact", "path": relative, "size": size, "sha256": sha256}
-        self.append(run_id, [record])
+        self.append(run_id, [artifact_record(relative, size, sha256)])
         return sha256
 
     def _open_writer(self, run_id: str) -> RunWriter:
@@ -350,7 +365,7 @@ class Store:
     def artifact_uri(self, run_id: str) -> str:
         return self.artifact_dir(run_id).as_uri()
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         """The run's catalog row (a copy)."""
         row = self.catalog.get(RUNS, run_id)
         if row is None and _is_run_id(run_id) and self.journal_path(run_id).exists():
@@ -360,7 +375,7 @@ class Store:
             raise NotFoundError(f"Run with id={run_id} not found in {self.root}.")
         return row
 
-    def resolve_run(self, ref: str) -> dict[str, Any]:
+    def resolve_run(self, ref: str) -> RunRow:
         """Find a run by id, unique id prefix, name (the newest run of that name) or 'last'."""
         if _is_run_id(ref):
             return self.get_run(ref)
@@ -382,7 +397,7 @@ class Store:
             )
         return dict(max(matches, key=lambda r: r.get("start_time", 0)))
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRow]:
         """Every run's row, deleted ones included; treat them as read-only."""
         return self.catalog.documents(RUNS)
 
@@ -391,25 +406,64 @@ class Store:
         order."""
         import numpy as np
 
-        prefix = b'{"op":"metrics","key":' + orjson.dumps(key) + b","
-        parts = [metric_columns(r) for r in self.read_journal(run_id, prefix)]
+        prefix = line_prefix("metrics") + b',"key":' + orjson.dumps(key) + b","
+        parts = [metric_columns(r) for r in self._read(run_id, prefix)]
         if not parts:
             return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
         steps, values, times = zip(*parts, strict=True)
         return np.concatenate(steps), np.concatenate(values), np.concatenate(times)
 
-    def read_journal(self, run_id: str, prefix: bytes | None = None) -> list[dict[str, Any]]:
-        """Every complete record of a run's journal (only those whose line starts with
-        ``prefix``, if given), after writing what is buffered."""
+    def records(self, run_id: str, op: str | None = None) -> list[Record]:
+        """Every complete record of a run's journal (only those of kind ``op``, if given),
+        after writing what is buffered."""
+        return self._read(run_id, line_prefix(op) if op is not None else None)
+
+    def _read(self, run_id: str, prefix: bytes | None) -> list[Record]:
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
         return list(read_records(self.journal_path(run_id), prefix))
 
+    def records_after(
+        self, run_id: str, offset: int, op: str, end: int | None = None
+    ) -> tuple[list[Record], int]:
+        """The records of kind ``op`` appended between byte ``offset`` and ``end`` of the
+        run's journal, and the offset to read from next (for readers that follow a run)."""
+        lines, offset = read_lines_after(self.journal_path(run_id), offset, end)
+        prefix = line_prefix(op)
+        return [orjson.loads(line) for line in lines if line.startswith(prefix)], offset
+
+    def unflushed(self, run_id: str) -> tuple[int, list] | None:
+        """The journal's length and a copy of the points not yet written to it, for live
+        panels; None when this process has no open writer for the run."""
+        writer = self._writers.get(run_id)
+        return writer.snapshot() if writer is not None else None
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.append(run_id, [tags_record(tags)])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag; an error if the run has no such tag."""
+        if key not in self.get_run(run_id).get("tags", {}):
+            raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
+        self.append(run_id, [untag_record(key)])
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Rename a run: its row and MLflow's ``mlflow.runName`` tag."""
+        self.append(run_id, [fields_record(run_name=name), tags_record({"mlflow.runName": name})])
+
+    def set_fields(self, run_id: str, **fields: Any) -> None:
+        """Change top-level fields of a run's row (``run_name``, ``error``, ...)."""
+        self.append(run_id, [fields_record(**fields)])
+
     def set_lifecycle(self, run_id: str, stage: str) -> None:
-        """Soft-delete (``deleted``) or restore (``active``) a run."""
-        self.append(run_id, [{"op": "set", "fields": {"lifecycle_stage": stage}}])
+        """Soft-delete (``deleted``) or restore (``active``) a run. An open writer of a
+        deleted run refuses new points at once, as MLflow refuses to log to it."""
+        self.append(run_id, [fields_record(lifecycle_stage=stage)])
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.accept_points(stage == ACTIVE)
 
     # -- durability -------------------------------------------------------------------------
 

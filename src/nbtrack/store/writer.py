@@ -8,6 +8,7 @@ buffer has grown large.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.errors import RunStateError
 from nbtrack.store.journal import Journal
 from nbtrack.store.records import POINT_WIDTH, metric_records, to_patch
 
@@ -42,7 +44,7 @@ class RunWriter:
 
         self.run_id = run_id
         self.points: list = []
-        self._store = store
+        self.store = store
         self._journal = Journal(store.journal_path(run_id))
         self._lock = threading.Lock()
         self.last_flush = time.monotonic()
@@ -74,6 +76,23 @@ class RunWriter:
             self.last_flush = time.monotonic()
         return count // POINT_WIDTH
 
+    def snapshot(self) -> tuple[int, list]:
+        """The journal's length and a copy of the buffered points, read under the lock so
+        that a flush cannot move points in between: each point is in exactly one of the
+        two. ``log_metric`` never takes that lock."""
+        with self._lock:
+            try:
+                size = os.stat(self._journal.path).st_size
+            except FileNotFoundError:
+                size = 0
+            return size, self.points[:]
+
+    def accept_points(self, accept: bool) -> None:
+        """Refuse new points from now on (the run was deleted), or accept them again.
+        Callers hold this writer's ``points`` list, so the list itself is replaced."""
+        self.flush()
+        self.points = [] if accept else _RefusingBuffer(self.run_id)
+
     def close(self, durable: bool = False) -> Path:
         """Write what is buffered and close the journal; return its path."""
         self.flush(durable=durable)
@@ -84,7 +103,23 @@ class RunWriter:
     def _stage(self, record: dict[str, Any]) -> None:
         patch = to_patch(record)
         if patch is not None:
-            self._store.catalog.stage("runs", self.run_id, patch)
+            self.store.catalog.stage("runs", self.run_id, patch)
+
+
+class _RefusingBuffer(list):
+    """The metric buffer of a deleted run: every append is refused."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def append(self, point: object) -> None:
+        raise RunStateError(
+            f"Run '{self.run_id}' is deleted; restore it (restore_run) before logging to it."
+        )
+
+    def extend(self, points: object) -> None:
+        self.append(points)
 
 
 class Flusher:

@@ -1,4 +1,5 @@
-"""A run's artifacts as its journal records them (path, size, SHA-256): listing and copying."""
+"""A run's artifacts as its journal records them (path, size, SHA-256): logging, listing and
+copying."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from nbtrack.errors import NotFoundError
+from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.store import Store
-from nbtrack.store.artifacts import relative_path
+from nbtrack.store.artifacts import copy_tree_entries, relative_path
 
 
 class FileInfo(NamedTuple):
@@ -21,10 +22,63 @@ class FileInfo(NamedTuple):
     file_size: int | None
 
 
+Entries = list[tuple[str, "Path | bytes"]]  # (path in the run's artifacts, file or content)
+
+
+def file_entries(local_path: str | os.PathLike[str], artifact_path: str | None) -> Entries:
+    """A file to copy into the artifacts (under ``artifact_path`` if given)."""
+    source = Path(local_path)
+    if not source.is_file():
+        raise InvalidParameterError(f"log_artifact: {source} is not a file.")
+    return [(_join(_folder(artifact_path), source.name), source)]
+
+
+def folder_entries(local_dir: str | os.PathLike[str], artifact_path: str | None) -> Entries:
+    """Every file under a directory, to copy into the artifacts."""
+    folder = _folder(artifact_path)
+    return [(_join(folder, rel), source) for source, rel in copy_tree_entries(Path(local_dir))]
+
+
+def text_entries(text: str, artifact_file: str) -> Entries:
+    """``text`` as a UTF-8 file."""
+    return [(relative_path(artifact_file, "artifact_file"), str(text).encode("utf-8"))]
+
+
+def dict_entries(dictionary: dict[str, Any], artifact_file: str) -> Entries:
+    """A dict as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
+    if artifact_file.endswith((".yaml", ".yml")):
+        import yaml
+
+        text = yaml.safe_dump(dictionary, indent=2, default_flow_style=False, sort_keys=False)
+    else:
+        import json
+
+        text = json.dumps(dictionary, indent=2)
+    return text_entries(text, artifact_file)
+
+
+def add(store: Store, run_id: str, entries: Entries) -> None:
+    """Store checked entries (from the functions above) in the run's artifacts."""
+    for relative, source in entries:
+        store.add_artifact(run_id, relative, source)
+
+
+def artifact_uri(store: Store, run_id: str, artifact_path: str | None = None) -> str:
+    base = store.artifact_uri(run_id)
+    return f"{base}/{relative_path(artifact_path)}" if artifact_path else base
+
+
+def _folder(artifact_path: str | None) -> str:
+    return relative_path(artifact_path) if artifact_path else ""
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
 def recorded_artifacts(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     """Every artifact the run's journal records, the latest record per path."""
-    records = store.read_journal(run_id, prefix=b'{"op":"artifact"')
-    return {record["path"]: record for record in records}
+    return {record["path"]: record for record in store.records(run_id, "artifact")}
 
 
 def files_under(store: Store, run_id: str, folder: str) -> dict[str, str]:

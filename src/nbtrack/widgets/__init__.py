@@ -6,17 +6,12 @@ Importing this package is light: the widget classes (anywidget, numpy) load on f
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nbtrack.store.records import to_patch
+from nbtrack import render
+from nbtrack.render import StaticView
 from nbtrack.tracking import fluent
-from nbtrack.widgets.static import (
-    StaticView,
-    format_duration,
-    format_time,
-)
 
 if TYPE_CHECKING:
     from nbtrack.widgets.compare import CompareRuns
@@ -114,61 +109,8 @@ def registry_panel(name: str | None = None) -> RegistryPanel:
 
 
 def run_details(ref: str) -> StaticView:
-    """One run in full: info, params, metrics, tags, the cell that made it, its error."""
-    _row, sections = run_sections(ref)
-    text = "\n\n".join(f"{title}\n{body}" for title, body in sections)
-    pre = "<pre style='font-family:monospace;white-space:pre-wrap;margin:0'>"
-    markup = "".join(
-        f"<h4 style='margin:6px 0 2px'>{html.escape(title)}</h4>{pre}{html.escape(body)}</pre>"
-        for title, body in sections
-    )
-    return StaticView(f"<div class='nbtrack-run'>{markup}</div>", text)
-
-
-def run_sections(ref: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """A run's row and what :func:`run_details` shows of it, as (title, text) sections."""
+    """One run in full: info, params, metrics, tags, provenance, the cell that made it, its
+    error. ``ref`` is a run id, an id prefix, a run name or 'last'."""
     store = fluent.current_store()
-    row = store.resolve_run(ref)
-    records = store.read_journal(row["run_id"])
-    cell = next((r for r in reversed(records) if r["op"] == "cell"), None)
-    error = next((r["text"] for r in reversed(records) if r["op"] == "traceback"), None)
-    artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
-    return row, _detail_sections(row, cell, error, artifacts)
-
-
-def _detail_sections(row, cell, error, artifacts) -> list[tuple[str, str]]:
-    def lines(mapping) -> str:
-        return "\n".join(f"  {k} = {v}" for k, v in sorted(mapping.items())) or "  -"
-
-    info = {
-        "run_id": row["run_id"],
-        "name": row.get("run_name", ""),
-        "experiment_id": row["experiment_id"],
-        "status": row["status"],
-        "start": format_time(row.get("start_time")),
-        "duration": format_duration(row),
-        "lifecycle": row.get("lifecycle_stage", "active"),
-    }
-    sections = [
-        (f"run {row.get('run_name', '')}", lines(info)),
-        ("params", lines(row.get("params", {}))),
-        ("metrics (latest)", lines({k: p[0] for k, p in row.get("metrics", {}).items()})),
-        ("tags", lines(row.get("tags", {}))),
-    ]
-    if artifacts:
-        sections.append(
-            (
-                "artifacts",
-                "\n".join(
-                    f"  {p}  {a['size']} B  sha256:{a['sha256'][:12]}"
-                    for p, a in sorted(artifacts.items())
-                ),
-            )
-        )
-    if cell is not None:
-        where = to_patch(cell)["set"]["cell"]
-        header = ", ".join(f"{k}={v}" for k, v in where.items() if v is not None)
-        sections.append((f"cell ({header})", cell.get("source", "")))
-    if error:
-        sections.append(("error", error))
-    return sections
+    run_id = store.resolve_run(ref)["run_id"]
+    return render.run_details(store.get_run(run_id), store.records(run_id))

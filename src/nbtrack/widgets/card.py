@@ -19,18 +19,18 @@ import traitlets
 from IPython.display import display, update_display
 from ipywidgets import widget_serialization
 
-from nbtrack.store.records import POINT_WIDTH
-from nbtrack.tracking import fluent
-from nbtrack.widgets import live
-from nbtrack.widgets.curves import MetricCurves, stepped
-from nbtrack.widgets.panel import Action, Panel, module
-from nbtrack.widgets.static import (
+from nbtrack.render import (
     format_duration,
     format_value,
     latest_metrics,
     run_card_html,
     run_card_text,
 )
+from nbtrack.store.records import POINT_WIDTH
+from nbtrack.tracking import fluent
+from nbtrack.widgets import live
+from nbtrack.widgets.curves import MetricCurves, stepped
+from nbtrack.widgets.panel import Action, Panel, module
 
 MAX_ITEMS = 12
 

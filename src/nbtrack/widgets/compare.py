@@ -14,12 +14,11 @@ from typing import Any
 import traitlets
 from ipywidgets import widget_serialization
 
-from nbtrack.store.journal import read_records
+from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts
 from nbtrack.widgets.curves import MetricCurves, run_labels, stepped
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
-from nbtrack.widgets.static import format_value, text_table
 
 # A metric whose name says it measures a cost is better when lower; others when higher.
 LOWER_IS_BETTER = re.compile(
@@ -66,7 +65,7 @@ class CompareRuns(Panel):
             raise ValueError("CompareRuns needs at least two runs.")
         store = fluent.current_store()
         self._rows = [store.get_run(run_id) for run_id in run_ids]
-        self._sources = [_cell_source(store, run_id) for run_id in run_ids]
+        self._sources = [cell_source(store, run_id) for run_id in run_ids]
         labels = run_labels(self._rows)
         self._names = [labels[r["run_id"]] for r in self._rows]
         param_keys = sorted({k for r in self._rows for k in r.get("params", {})})
@@ -316,9 +315,9 @@ class CompareRuns(Panel):
         )
 
 
-def _cell_source(store: Any, run_id: str) -> str | None:
+def cell_source(store: Any, run_id: str) -> str | None:
     """The source of the cell that made the run (the last one recorded), if any."""
-    records = list(read_records(store.journal_path(run_id), b'{"op":"cell"'))
+    records = store.records(run_id, "cell")
     return records[-1].get("source") if records else None
 
 

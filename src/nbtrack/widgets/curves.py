@@ -18,11 +18,11 @@ import numpy as np
 import traitlets
 from ipywidgets import widget_serialization
 
+from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
-from nbtrack.widgets.static import format_value, text_table
 
 MAX_DEFAULT_METRICS = 4
 MARKERS_UP_TO = 40  # points per series below which each point gets a dot

@@ -25,12 +25,12 @@ from nbtrack.registry.entities import REVIEWED_STAGES, STAGES, canonical_stage
 from nbtrack.registry.history import event_rows, policy_text
 from nbtrack.registry.names import check_version, identity
 from nbtrack.registry.render import registry_view
+from nbtrack.render import format_time, format_value
 from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
 from nbtrack.widgets.panel import Panel, module
-from nbtrack.widgets.static import format_time, format_value
 
 REFRESH_SECONDS = 1.0
 EVENTS_SHOWN = 200  # the newest events the panel lists; the static form has them all
@@ -181,11 +181,11 @@ class RegistryPanel(Panel):
 
     def open_run(self, run_id: str) -> None:
         """Show a version's source run in the detail area."""
-        from nbtrack.widgets import run_sections
+        from nbtrack.render import run_sections
 
         with self._lock:
-            self._check_store()
-            row, sections = run_sections(run_id)
+            row = self._store.get_run(run_id)
+            sections = run_sections(row, self._store.records(run_id))
             self.detail = {
                 "run_id": row["run_id"],
                 "title": f"source run {row['run_id'][:8]}",

@@ -20,17 +20,17 @@ from ipywidgets import widget_serialization
 
 from nbtrack import search
 from nbtrack.errors import NbtrackError
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
-from nbtrack.tracking import fluent
-from nbtrack.widgets import live
-from nbtrack.widgets.panel import Action, Panel, module
-from nbtrack.widgets.static import (
+from nbtrack.render import (
     format_duration,
     format_time,
     format_value,
     runs_table_html,
     runs_table_text,
 )
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
+from nbtrack.tracking import fluent
+from nbtrack.widgets import live
+from nbtrack.widgets.panel import Action, Panel, module
 
 FIXED_COLUMNS = ["name", "status", "start", "duration"]
 DEFAULT_VISIBLE_PER_KIND = 6
@@ -92,11 +92,11 @@ class RunTable(Panel):
     ) -> None:
         if experiment_ids is None and not search_all_experiments:
             # Pin the experiment: a later set_experiment must not change what this shows.
-            experiment_ids = [fluent._current_experiment_id()]
+            experiment_ids = [fluent.default_session().experiment_id]
         self._experiment_ids = set(experiment_ids) if experiment_ids else None
-        self._store = fluent.current_store()  # the table stays on its store, whatever comes later
+        self.store = fluent.current_store()  # the table stays on its store, whatever comes later
         self._matched = self._search(filter_string, "active")  # a bad filter raises here
-        self._fingerprint = _catalog_fingerprint(self._store.root)
+        self._fingerprint = _catalog_fingerprint(self.store.root)
         sort_by, descending = _sort_from(order_by)
         _sort_key(sort_by)  # an unknown column fails here, before anything is shown
         columns = _columns(self._matched)
@@ -128,7 +128,7 @@ class RunTable(Panel):
         ids = self._experiment_ids
         rows = [
             r
-            for r in self._store.runs()
+            for r in self.store.runs()
             if (ids is None or r["experiment_id"] in ids)
             and _in_view(r.get("lifecycle_stage", "active"), view)
         ]
@@ -212,7 +212,7 @@ class RunTable(Panel):
         """The watcher's call: re-search when the catalog changed on disk."""
         if self.comm is None:  # closed
             return False
-        fingerprint = _catalog_fingerprint(self._store.root)
+        fingerprint = _catalog_fingerprint(self.store.root)
         if fingerprint != self._fingerprint:
             self._fingerprint = fingerprint
             self.refresh()
@@ -259,7 +259,7 @@ class RunTable(Panel):
     def _experiment_label(self) -> str:
         if self._experiment_ids is None:
             return "all experiments"
-        store = self._store
+        store = self.store
         names = []
         for experiment_id in sorted(self._experiment_ids):
             try:
@@ -431,11 +431,11 @@ def curves_of_selected(table: RunTable, run_ids: list[str]) -> Any:
 
 
 def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
-    from nbtrack.widgets.compare import _cell_source
+    from nbtrack.widgets.compare import cell_source
 
-    store = fluent.current_store()
+    store = table.store
     row = store.get_run(run_ids[0])
-    source = _cell_source(store, row["run_id"])
+    source = cell_source(store, row["run_id"])
     cell = row.get("cell") or {}
     where = f"In[{cell['execution_count']}]" if cell.get("execution_count") else "cell"
     title = f"{row.get('run_name', '')}: {where}" + (
@@ -446,7 +446,7 @@ def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
 
 def delete_selected(table: RunTable, run_ids: list[str]) -> str:
     for run_id in run_ids:
-        fluent.delete_run(run_id)
+        table.store.set_lifecycle(run_id, "deleted")
     table.selected = []
     table.refresh()
     return f"Deleted {len(run_ids)} run{'s' * (len(run_ids) != 1)} (restore them from 'deleted')."
@@ -454,12 +454,12 @@ def delete_selected(table: RunTable, run_ids: list[str]) -> str:
 
 def restore_selected(table: RunTable, run_ids: list[str]) -> str:
     for run_id in run_ids:
-        fluent.restore_run(run_id)
+        table.store.set_lifecycle(run_id, "active")
     table.selected = []
     table.refresh()
     return f"Restored {len(run_ids)} run{'s' * (len(run_ids) != 1)}."
 
 
 def _oldest_first(table: RunTable, run_ids: list[str]) -> list[str]:
-    store = fluent.current_store()
+    store = table.store
     return sorted(run_ids, key=lambda run_id: store.get_run(run_id).get("start_time", 0))

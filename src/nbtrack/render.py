@@ -1,7 +1,8 @@
 """Static renderings of runs: escaped HTML (no scripts) and readable plain text.
 
-These are what a saved notebook shows without a kernel, so every user-controlled
-string goes through :func:`html.escape`.
+These are what a saved notebook shows without a kernel, what the registry prints and what
+the command line prints, so every user-controlled string goes through
+:func:`html.escape`. They work on catalog rows and journal records alone.
 """
 
 from __future__ import annotations
@@ -225,3 +226,72 @@ class StaticView:
 
     def __repr__(self) -> str:
         return self.text
+
+
+def run_details(row: dict[str, Any], records: list[dict[str, Any]]) -> StaticView:
+    """One run in full from its row and journal records: info, params, metrics, tags,
+    artifacts, provenance, the cell that made it, its error."""
+    sections = run_sections(row, records)
+    text = "\n\n".join(f"{title}\n{body}" for title, body in sections)
+    pre = "<pre style='font-family:monospace;white-space:pre-wrap;margin:0'>"
+    markup = "".join(
+        f"<h4 style='margin:6px 0 2px'>{html.escape(title)}</h4>{pre}{html.escape(body)}</pre>"
+        for title, body in sections
+    )
+    return StaticView(f"<div class='nbtrack-run'>{markup}</div>", text)
+
+
+def run_sections(row: dict[str, Any], records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What :func:`run_details` shows, as (title, text) sections."""
+    cell = next((r for r in reversed(records) if r["op"] == "cell"), None)
+    trace = next((r for r in reversed(records) if r["op"] == "trace"), None)
+    error = next((r["text"] for r in reversed(records) if r["op"] == "traceback"), None)
+    artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
+    info = {
+        "run_id": row["run_id"],
+        "name": row.get("run_name", ""),
+        "experiment_id": row["experiment_id"],
+        "status": row["status"],
+        "start": format_time(row.get("start_time")),
+        "duration": format_duration(row),
+        "lifecycle": row.get("lifecycle_stage", "active"),
+        "stale": row.get("stale") or "no",
+    }
+    sections = [
+        (f"run {row.get('run_name', '')}", _lines(info)),
+        ("params", _lines(row.get("params", {}))),
+        ("metrics (latest)", _lines(latest_metrics(row))),
+        ("tags", _lines(row.get("tags", {}))),
+    ]
+    if artifacts:
+        listing = "\n".join(
+            f"  {p}  {a['size']} B  sha256:{a['sha256'][:12]}" for p, a in sorted(artifacts.items())
+        )
+        sections.append(("artifacts", listing))
+    if trace is not None:
+        sections.append(("provenance", _provenance(trace)))
+    if cell is not None:
+        where = {k: cell.get(k) for k in ("notebook", "cell_id", "execution_count")}
+        header = ", ".join(f"{k}={v}" for k, v in where.items() if v is not None)
+        sections.append((f"cell ({header})", cell.get("source", "")))
+    if error:
+        sections.append(("error", error))
+    return sections
+
+
+def _lines(mapping: dict[str, Any]) -> str:
+    return "\n".join(f"  {k} = {v}" for k, v in sorted(mapping.items())) or "  -"
+
+
+def _provenance(trace: dict[str, Any]) -> str:
+    """The trace record: the cells the run depends on and the stale verdict's reasons."""
+    cells = [
+        f"In[{c['execution_count']}]" if c.get("execution_count") is not None else "a cell"
+        for c in trace.get("slice", [])
+    ]
+    lines = [
+        f"  stale = {trace.get('stale') or 'no'}",
+        f"  slice = {', '.join(cells) or '-'} ({trace.get('cells', 0)} cells run in the session)",
+    ]
+    lines += [f"  reason: {reason}" for reason in trace.get("reasons", [])]
+    return "\n".join(lines)
