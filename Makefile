@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NB     := notebooks
 
-.PHONY: quickstart test lint format bench lab clean
+.PHONY: quickstart test test-fast lint format bench lab clean
 
 ## Run notebooks/quickstart.ipynb headless against a fresh store; print its run table.
 ## Widget state is not stored, so the HTML shows each panel's static form (no CDN scripts).
@@ -22,9 +22,15 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## The inner loop: no kernels, no browser, nothing slow (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not kernel and not browser and not slow"
+
+## Style, and the layering contract (pyproject's [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -25,7 +25,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
     with Store(workdir / ".nbtrack") as store:
         experiment = store.get_experiment_by_name("autolog-demo")
         rows = [r for r in store.runs() if r["experiment_id"] == experiment["experiment_id"]]
-        journals = {r["run_id"]: store.read_journal(r["run_id"]) for r in rows}
+        journals = {r["run_id"]: store.records(r["run_id"]) for r in rows}
     yield SimpleNamespace(nb=nb, workdir=workdir, rows=rows, journals=journals)
 
 

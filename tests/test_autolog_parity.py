@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
-)
+pytestmark = [
+    pytest.mark.slow,  # MLflow and nbtrack run the same scripts
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
+    ),
+]
 
 SCRIPT = """
 import warnings
@@ -133,14 +136,14 @@ def _mlflow_runs(uri: str) -> list[dict]:
 
 
 def _nbtrack_runs(root: Path) -> list[dict]:
-    from nbtrack.data import inputs_from_records
+    from nbtrack.entities import inputs_from_records
     from nbtrack.store import Store
 
     runs = []
     with Store(root) as store:
         for row in store.runs():
-            records = store.read_journal(row["run_id"])
-            inputs = inputs_from_records([r for r in records if r["op"] == "input"])
+            records = store.records(row["run_id"])
+            inputs = inputs_from_records([r for r in records if r["op"] == "input"]).dataset_inputs
             runs.append(
                 {
                     "id": row["run_id"],

@@ -56,7 +56,7 @@ def _runs(api) -> list:
 
 def _artifacts(api, run_id: str) -> set[str]:
     store = api.tracking.fluent.current_store()
-    return {r["path"] for r in store.read_journal(run_id) if r["op"] == "artifact"}
+    return {r["path"] for r in store.records(run_id) if r["op"] == "artifact"}
 
 
 def test_a_classifier_fit_outside_a_run_gets_a_run_of_its_own(autologged) -> None:

@@ -24,6 +24,8 @@ import pytest
 from nbtrack.store import Store, doctor
 from nbtrack.store.journal import read_records
 
+pytestmark = pytest.mark.slow  # several processes on one store
+
 WORKERS = 4
 RUNS_PER_WORKER = 250
 STEPS = 4

@@ -102,7 +102,7 @@ def test_runs_reference_one_stored_environment_and_carry_git_tags(tracking, repo
         pass
     with tracking.start_run() as second:
         pass
-    store = first._store
+    store = first.store
     rows = [store.get_run(r.run_id) for r in (first, second)]
     digest = rows[0]["environment"]
     assert rows[1]["environment"] == digest
@@ -128,13 +128,14 @@ def test_runs_reference_one_stored_environment_and_carry_git_tags(tracking, repo
 
 
 def test_a_failing_capture_warns_and_the_run_still_starts(tracking, monkeypatch):
-    def broken(store_root):
+    def broken():
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(environment, "for_run", broken)
+    environment._reset()  # captured and stored by an earlier test otherwise
+    monkeypatch.setattr(environment, "session_environment", broken)
     with pytest.warns(UserWarning, match="disk on fire"), tracking.start_run() as run:
         tracking.log_param("p", 1)
-    row = run._store.get_run(run.info.run_id)
+    row = run.store.get_run(run.info.run_id)
     assert row["status"] == "FINISHED" and "environment" not in row
 
 

@@ -206,7 +206,7 @@ def runs_by_name(path: Path, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
 
 def journal(path: Path, run_id: str, op: str) -> list[dict[str, Any]]:
     with opened(path) as store:
-        return [r for r in store.read_journal(run_id) if r["op"] == op]
+        return [r for r in store.records(run_id) if r["op"] == op]
 
 
 def cell_record(path: Path, run_id: str) -> dict[str, Any]:
@@ -533,6 +533,26 @@ def test_track_on_makes_cells_that_log_child_runs_of_one_session(nb: Kernel, ker
     expected.add(tracked.execution_count)
     assert plain.execution_count not in numbers
     assert numbers == expected
+
+
+def test_track_off_ends_the_session_run_through_the_end_hooks(nb: Kernel, kernel_env: Path):
+    # With system metrics on, the session run of %track on is measured like any run: %track
+    # off must end it the one way runs end, so its totals land and sampling stops.
+    store = kernel_env / ".nbtrack"
+    nb.ok("import os; os.environ['NBTRACK_SYSTEM_SAMPLING_SECONDS'] = '0.05'")
+    nb.ok("%track autolog on system")
+    nb.ok("%track on")
+    nb.ok("nbtrack.log_metric('m', 1.0)\nimport time; time.sleep(0.3)")
+    nb.ok("%track off")
+    [session] = [r for r in runs_by_name(store).values() if "nbtrack.session" in r["tags"]]
+    assert session["status"] == "FINISHED"
+    assert "system/wall_time_seconds" in session["metrics"]
+    key = "system/process_memory_megabytes"
+    with opened(store) as opened_store:
+        sampled = len(opened_store.metric_history(session["run_id"], key)[0])
+    nb.ok("import time; time.sleep(0.4); nbtrack.flush()")
+    with opened(store) as opened_store:
+        assert len(opened_store.metric_history(session["run_id"], key)[0]) == sampled
 
 
 def test_notebook_path_comes_from_jpy_session_name(kernel_env: Path):

@@ -25,8 +25,9 @@ from mlflow import MlflowClient
 from mlflow.tracking import fluent as mlflow_fluent
 
 import nbtrack
-from conftest import reset_fluent
 from nbtrack.errors import InvalidFilterError
+from nbtrack.tracking import fluent
+from nbtrack.tracking.session import Session, close_stores
 
 ALPHA = "diff-alpha"
 BETA = "diff-beta"
@@ -52,9 +53,12 @@ ACTIVE_ONLY, DELETED_ONLY, ALL = 1, 2, 3  # ViewType: the same numbers in MLflow
 ONE_SIDED_TAG_PREFIXES = ("mlflow.source.git.",)
 VALUE_DIFFERS_TAGS = frozenset({"mlflow.user", "mlflow.source.name", "mlflow.source.type"})
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
-)
+pytestmark = [
+    pytest.mark.slow,  # the same scenario logged to a real MLflow
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
+    ),
+]
 
 
 # --- the scenario ---------------------------------------------------------------------------
@@ -385,13 +389,12 @@ def nbtrack_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Logge
         patch.chdir(root)
         for variable in _NBTRACK_ENV:
             patch.delenv(variable, raising=False)
-        reset_fluent()
-        try:
-            nbtrack.set_tracking_uri(root / "nbtrack")
+        session = Session(root / "nbtrack")
+        with fluent.use_session(session):
             logged = log_scenario(nbtrack)
             nbtrack.flush()
-        finally:
-            reset_fluent()
+            session.close("KILLED")
+        close_stores()
     return root / "nbtrack", logged
 
 

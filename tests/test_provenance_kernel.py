@@ -81,7 +81,7 @@ def test_out_of_order_run_is_stale_and_a_clean_one_reproduces(nb: Kernel, kernel
     # The slice in the order it ran: no stale cells (the C = 0.01 tweak, the first fit).
     assert code[2:] == [DATA, "C = 1.0", FIT, SCORE.format(name="clean-run")]
     with Store(store) as opened:
-        paths = [r["path"] for r in opened.read_journal(new["run_id"]) if r["op"] == "artifact"]
+        paths = [r["path"] for r in opened.records(new["run_id"]) if r["op"] == "artifact"]
     assert paths == ["reproduction.ipynb"]
 
 

@@ -95,7 +95,7 @@ def test_failing_cell_reraises_sklearns_error_and_keeps_its_run(executed):
     assert row["params"] == {"n_estimators": "100", "max_depth": "-1"}
     assert "accuracy" not in row.get("metrics", {})
     with Store(executed.store) as store:
-        records = store.read_journal(row["run_id"])
+        records = store.records(row["run_id"])
     [kept] = [r["text"] for r in records if r["op"] == "traceback"]
     assert "sklearn" in kept and kept.rstrip().splitlines()[-1].startswith(
         "sklearn.utils._param_validation.InvalidParameterError: The 'max_depth'"

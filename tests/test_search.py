@@ -768,6 +768,7 @@ CROSS_ORDERS = [
 ]
 
 
+@pytest.mark.slow  # builds a real MLflow store
 @_mlflow_warnings
 def test_filters_match_real_mlflow(mlflow_store):
     client, experiment_id, rows, names = mlflow_store

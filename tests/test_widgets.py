@@ -18,6 +18,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from nbtrack.errors import InvalidFilterError
+from nbtrack.render import run_card_html, run_card_text
 from nbtrack.widgets import commands, live
 from nbtrack.widgets.card import CARD_ACTIONS, RunCard, card_fields, show_run_card, watch_run
 from nbtrack.widgets.compare import CompareRuns, direction
@@ -26,7 +27,6 @@ from nbtrack.widgets.panel import Action, VegaRuntime, vega_bundle
 from nbtrack.widgets.register import RegisterForm
 from nbtrack.widgets.registry import RegistryPanel
 from nbtrack.widgets.series import MAX_POINTS, SeriesReader, downsample, smooth
-from nbtrack.widgets.static import run_card_html, run_card_text
 from nbtrack.widgets.table import TABLE_ACTIONS, RunTable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,17 +108,17 @@ def test_smoothing_is_tensorboards_debiased_ema():
 
 def test_series_reader_sees_journal_and_buffer_once_each(tracking):
     run = tracking.start_run(run_name="live")
-    reader = SeriesReader(run._store, run.run_id)
+    reader = SeriesReader(run.store, run.run_id)
     for step in range(100):
         tracking.log_metric("loss", float(step), step=step)
-    run._writer.flush()  # the first 100 go to the journal
+    run.writer.flush()  # the first 100 go to the journal
     for step in range(100, 150):
         tracking.log_metric("loss", float(step), step=step)  # these stay buffered
     assert reader.update()
     steps, values, _ = reader.columns("loss")
     assert steps.tolist() == list(range(150)) and values.tolist() == list(map(float, range(150)))
     assert not reader.update()  # nothing new
-    run._writer.flush()  # the buffered 50 move to the journal: still counted once
+    run.writer.flush()  # the buffered 50 move to the journal: still counted once
     reader.update()
     assert reader.columns("loss")[0].tolist() == list(range(150))
     tracking.end_run()
@@ -129,13 +129,13 @@ def test_series_reader_sees_journal_and_buffer_once_each(tracking):
 
 def test_series_reader_never_loses_or_repeats_points_under_concurrent_flushes(tracking):
     run = tracking.start_run(run_name="race")
-    reader = SeriesReader(run._store, run.run_id)
+    reader = SeriesReader(run.store, run.run_id)
     stop = threading.Event()
     problems: list[str] = []
 
     def read_and_flush() -> None:
         while not stop.is_set():
-            run._writer.flush()
+            run.writer.flush()
             reader.update()
             steps = reader.columns("m")[0]
             if steps.tolist() != list(range(len(steps))):
