@@ -140,9 +140,11 @@ def _listed_verdict(words: tuple[str, ...]) -> bool | None:
 
 
 def _mixed(chars: str, length: int, *classes: str) -> str:
-    """A run of ``length`` or more ``chars`` holding each of ``classes``: generated keys
-    mix them; words and model names (``sk-learn-v2``) do not."""
-    return "".join(f"(?=[{chars}]*[{c}])" for c in classes) + f"[{chars}]{{{length},}}"
+    """A run of ``length`` or more ``chars`` with each of ``classes`` in its first 200:
+    generated keys mix them; words and model names (``sk-learn-v2``) do not. (Bounded,
+    so that a long run of ``sk-sk-…`` costs linear time.)"""
+    ahead = "".join(f"(?=[{chars}]{{0,200}}[{c}])" for c in classes)
+    return f"{ahead}[{chars}]{{{length},}}"
 
 
 # Credentials known by their shape, each starting a word; the whole match goes.
@@ -186,13 +188,15 @@ def redact(name: str, value: Any) -> Any:
     """``value`` as it may be stored under ``name``.
 
     ``<redacted>`` if the name is secret (``None`` and booleans, which hold no secret, are
-    kept); a string with its credentials replaced (:func:`redact_text`); the items of a
-    dict, list, tuple or set redacted in turn, a dict's under their keys.
+    kept). A string loses its credential-shaped parts, URL passwords and the values of
+    secret ``name=value`` and ``"name": value`` pairs (``postgres://ann:<redacted>@db``,
+    ``?api_key=<redacted>&n=5``). The items of a dict, list, tuple or set are redacted
+    in turn, a dict's under their keys.
     """
     if is_secret_name(name) and value is not None and not isinstance(value, bool):
         return REDACTED
     if isinstance(value, str):
-        return redact_text(value)
+        return _redact_text(value)
     if isinstance(value, dict):
         return {k: redact(k if isinstance(k, str) else "", v) for k, v in value.items()}
     if type(value) in (list, tuple, set, frozenset):  # not subclasses: a namedtuple's
@@ -200,7 +204,7 @@ def redact(name: str, value: Any) -> Any:
     return value
 
 
-def redact_text(text: str) -> str:
+def _redact_text(text: str) -> str:
     """``text`` with credential-shaped values, URL passwords and the values of secret
     ``name=value`` and ``"name": value`` pairs replaced by ``<redacted>``."""
     return _redact_shapes(_redact_pairs(text))
@@ -214,9 +218,10 @@ def _redact_pairs(text: str) -> str:
 
 def _pair(match: re.Match[str]) -> str:
     value = match["value"]
-    if not is_secret_name(match["name"]):
-        return match["head"] + _redact_pairs(value)  # a quoted value may hold pairs itself
     quote = value[0] if len(value) > 1 and value[0] in "'\"" else ""
+    if not is_secret_name(match["name"]):
+        # A quoted value may hold pairs of its own: "Server=db;Password=...".
+        return match[0] if not quote else match["head"] + _redact_pairs(value)
     return f"{match['head']}{quote}{REDACTED}{quote}"
 
 
@@ -238,7 +243,7 @@ def redact_source(source: str) -> str:
     lose the values of their secret ``name=value`` pairs, and the whole text (comments and
     f-strings too) its credential-shaped values. Magic and shell lines (``%%track --param
     token=...``, ``%env HF_TOKEN=...``), and code that does not parse even without them,
-    are redacted as text (:func:`redact_text`).
+    are redacted as string values are (:func:`redact`).
     """
     magics: list[re.Match[str]] = []
     try:
@@ -248,7 +253,7 @@ def redact_source(source: str) -> str:
         try:
             tree = ast.parse(_MAGIC.sub(r"\1pass", source))  # same lines, same offsets
         except SyntaxError:
-            return redact_text(source)
+            return _redact_text(source)
     data = source.encode()
     offsets = _line_offsets(data)
     nodes = list(ast.walk(tree))
@@ -258,7 +263,7 @@ def redact_source(source: str) -> str:
         edits.setdefault(span, _redact_pairs(data[start:end].decode()))
     for match in magics:
         start = len(source[: match.start()].encode())
-        edits[start, start + len(match[0].encode())] = redact_text(match[0])
+        edits[start, start + len(match[0].encode())] = _redact_text(match[0])
     return _redact_shapes(_edited(data, edits).decode())
 
 
