@@ -42,6 +42,7 @@ _NOT_SECRET_BEFORE_LAST = frozenset(
 )
 # Words of a name: `HFToken` -> HF, Token; `aws-secret_key2` -> aws, secret, key.
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
+# Names users list, by whether they are secret: the environment's, and set_secret_names's.
 _VARIABLES = {True: "NBTRACK_SECRET_NAMES", False: "NBTRACK_NOT_SECRET_NAMES"}
 _listed: dict[bool, tuple[tuple[str, ...], ...]] = {True: (), False: ()}
 
