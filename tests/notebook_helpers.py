@@ -17,7 +17,14 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEARED = ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID", "JPY_SESSION_NAME")
+CLEARED = (
+    "NBTRACK_DIR",
+    "NBTRACK_TRACKING_URI",
+    "NBTRACK_RUN_ID",
+    "NBTRACK_SECRET_NAMES",
+    "NBTRACK_NOT_SECRET_NAMES",
+    "JPY_SESSION_NAME",
+)
 
 
 def prepare_kernel_environment(patch: pytest.MonkeyPatch, **variables: str) -> None:

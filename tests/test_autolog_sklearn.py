@@ -301,6 +301,21 @@ class TokenTree(DecisionTreeClassifier):
         self.api_token = api_token
 
 
+TEXTS = ["good movie", "bad movie", "great film", "awful film", "good plot", "bad plot"] * 5
+LABELS = [1, 0, 1, 0, 1, 0] * 5
+
+
+def test_a_vectorizers_token_params_are_ordinary_params(autologged) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    pipeline = Pipeline([("vect", CountVectorizer()), ("clf", LogisticRegression())])
+    pipeline.fit(TEXTS, LABELS)
+    [run] = _runs(autologged)
+    assert run.data.params["vect__token_pattern"] == r"(?u)\b\w\w+\b"
+    assert run.data.params["vect__tokenizer"] == "None"
+    assert run.data.params == {k: str(v) for k, v in pipeline.get_params(deep=True).items()}
+
+
 def test_secret_looking_params_are_redacted(autologged) -> None:
     X, y = load_iris(return_X_y=True)
     TokenTree(api_token="tok-5up3r-s3cr3t", max_depth=2).fit(X, y)

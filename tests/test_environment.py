@@ -53,6 +53,23 @@ def repo(tmp_path: Path) -> Path:
     return folder
 
 
+def test_allow_listed_variables_are_redacted_by_their_words_and_values(monkeypatch):
+    listed = {
+        "TOKENIZERS_PARALLELISM": ("false", "false"),  # Hugging Face's; no token in it
+        "KEY_DIM": ("64", "64"),
+        "HF_TOKEN": ("hf_plain", REDACTED),
+        "DATABASE_URL": ("postgres://ann:hunter2@db/runs", "postgres://ann:<redacted>@db/runs"),
+        "SERVICE_CONFIG": ("sk-" + "T3BlbkFJ" * 6, REDACTED),
+    }
+    for name, (value, _) in listed.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NBTRACK_ENV_ALLOWLIST", ",".join(listed))
+    variables = environment.allowed_variables()
+    assert {name: variables[name] for name in listed} == {
+        name: stored for name, (_, stored) in listed.items()
+    }
+
+
 def test_capture_holds_python_platform_packages_and_no_secret_values(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name, value in SECRETS.items():

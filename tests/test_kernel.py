@@ -330,6 +330,25 @@ def test_secret_literals_never_reach_the_store(nb: Kernel, kernel_env: Path):
     assert not [s for s in SECRETS.values() if s in shown]
 
 
+def test_secret_names_from_the_environment_and_set_secret_names_reach_the_kernel(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NBTRACK_SECRET_NAMES", "vocab_size")
+    monkeypatch.setenv("NBTRACK_NOT_SECRET_NAMES", "pwd")
+    kernel = Kernel(kernel_env)  # a child process: it inherits the variables
+    try:
+        kernel.ok("%load_ext nbtrack\nimport nbtrack")
+        kernel.ok("%%track --name env\nvocab_size = 32000\npwd = '/data'\nlr = 0.1")
+        env = runs_by_name(kernel_env / ".nbtrack")["env"]
+        assert env["params"] == {"vocab_size": "<redacted>", "pwd": "/data", "lr": "0.1"}
+        kernel.ok("nbtrack.set_secret_names(secret=['seed'])")
+        kernel.ok("%%track --name function\nseed = 7\nvocab_size = 100\nlr = 0.2")
+        function = runs_by_name(kernel_env / ".nbtrack")["function"]
+        assert function["params"] == {"seed": "<redacted>", "vocab_size": "<redacted>", "lr": "0.2"}
+    finally:
+        kernel.close()
+
+
 def test_user_strings_are_escaped_in_run_card_and_tables(nb: Kernel):
     name = "<img src=x onerror=alert(1)>"
     cell = nb.ok(f"%%track --name '{name}' --tag 'note=<script>alert(2)</script>'\nq = '<b>q</b>'")

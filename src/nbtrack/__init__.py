@@ -143,6 +143,7 @@ __all__ = [
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
+    "set_secret_names",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -170,6 +171,7 @@ _LAZY = {
     "run_details": "nbtrack.widgets",
     "runs_table": "nbtrack.widgets",
     "track_cells": "nbtrack.magics",
+    "set_secret_names": "nbtrack.capture.redact",  # what auto-capture redacts
 }
 _SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
 

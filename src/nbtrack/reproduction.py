@@ -221,7 +221,7 @@ def _parameters_source(row: dict[str, Any], sources: list[str]) -> str:
         names |= set(analyze(_python(body)).defs)
     lines = ["# Parameters of the original run"]
     for key, value in sorted(row.get("params", {}).items()):
-        if key.isidentifier() and key in names and value != REDACTED:
+        if key.isidentifier() and key in names and REDACTED not in value:
             lines.append(f"{key} = {_literal(value)}")
     return "\n".join(lines)
 

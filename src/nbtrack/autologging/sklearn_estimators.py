@@ -9,7 +9,7 @@ import inspect
 from typing import Any
 
 from nbtrack.autologging.patches import warn
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import redact
 from nbtrack.validation import MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
 
 
@@ -66,13 +66,11 @@ def class_path(estimator: Any) -> str:
 
 def log_params(store: Any, run_id: str, params: dict[str, Any], silent: bool = False) -> None:
     """Log params as MLflow's autologging client does (``str()``, long values cut with
-    "..."), except that a secret-looking name's value is ``<redacted>`` (auto-captured
-    values never include secrets); a key the run already has with another value is
-    skipped with a warning."""
+    "..."), except that secrets are ``<redacted>`` (auto-captured values never include
+    them: ``capture.redact``); a key the run already has with another value is skipped
+    with a warning."""
     clean = {
-        _clip(str(k), MAX_KEY_LENGTH): REDACTED
-        if is_secret_name(str(k))
-        else _clip(str(v), MAX_PARAM_VALUE_LENGTH)
+        _clip(str(k), MAX_KEY_LENGTH): _clip(_param_text(str(k), v), MAX_PARAM_VALUE_LENGTH)
         for k, v in params.items()
     }
     logged = store.get_run(run_id).get("params", {})
@@ -86,6 +84,11 @@ def log_params(store: Any, run_id: str, params: dict[str, Any], silent: bool = F
     new = {k: v for k, v in clean.items() if k not in logged}
     if new:
         store.log_params(run_id, new)
+
+
+def _param_text(key: str, value: Any) -> str:
+    # str() as MLflow logs it; None and booleans hold no secret, whatever the name.
+    return str(value) if value is None or isinstance(value, bool) else redact(key, str(value))
 
 
 def clip_tag(value: Any) -> str:

@@ -36,7 +36,7 @@ from nbtrack.autologging.sklearn_estimators import (
     is_search,
     log_params,
 )
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import redact
 from nbtrack.tracking import inputs
 
 if TYPE_CHECKING:
@@ -312,8 +312,8 @@ def log_estimator_html(store: Any, run_id: str, estimator: Any) -> None:
     from sklearn.utils import estimator_html_repr
 
     body = estimator_html_repr(estimator)
-    for secret in _secret_values(estimator):  # the repr shows params; the params log hid these
-        body = body.replace(html.escape(secret), html.escape(REDACTED))
+    for value, shown in _redacted_values(estimator):  # as the params log showed them
+        body = body.replace(html.escape(value), html.escape(shown))
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8"/>\n  </head>\n'
         f"  <body>\n    {body}\n  </body>\n</html>\n"
@@ -321,11 +321,12 @@ def log_estimator_html(store: Any, run_id: str, estimator: Any) -> None:
     store.add_artifact(run_id, "estimator.html", page.encode("utf-8"))
 
 
-def _secret_values(estimator: Any) -> list[str]:
-    """String values of the estimator's secret-looking params (longest first)."""
+def _redacted_values(estimator: Any) -> list[tuple[str, str]]:
+    """(value, redacted value) of the estimator's string params that redaction changes,
+    longest first."""
     params = estimator.get_params(deep=True)
-    found = {str(v) for k, v in params.items() if is_secret_name(k) and isinstance(v, str) and v}
-    return sorted(found, key=len, reverse=True)
+    found = {(v, redact(k, v)) for k, v in params.items() if isinstance(v, str) and v}
+    return sorted(((v, r) for v, r in found if r != v), key=lambda p: len(p[0]), reverse=True)
 
 
 # -- searches ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 It is captured once per process (a kernel session) and stored once per store as a
 content-addressed file, ``<store>/environments/<digest>.json``; each run references it by
 digest and carries MLflow's git tags. No environment variable is read except those on an
-allow-list, and any whose name looks secret is stored as ``<redacted>``.
+allow-list, and any whose name or value looks secret is stored redacted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.capture.notebook import notebook_path
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import redact
 from nbtrack.store.artifacts import write_bytes
 from nbtrack.store.records import environment_record
 from nbtrack.tracking.context import RunContext
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ENVIRONMENTS = "environments"
 
 # Variables that change results or explain them, never credentials. Extend with
-# NBTRACK_ENV_ALLOWLIST="A,B"; a secret-looking name is still redacted.
+# NBTRACK_ENV_ALLOWLIST="A,B"; a secret name or value is still redacted.
 ALLOWED_VARIABLES = (
     "CONDA_DEFAULT_ENV",
     "CUBLAS_WORKSPACE_CONFIG",
@@ -262,14 +262,10 @@ def _without_credentials(url: str | None) -> str | None:
 
 
 def allowed_variables() -> dict[str, str]:
-    """The allow-listed environment variables that are set; secret-looking names redacted."""
+    """The allow-listed environment variables that are set; secret names and values redacted."""
     extra = os.environ.get("NBTRACK_ENV_ALLOWLIST", "")
     names = set(ALLOWED_VARIABLES) | {n.strip() for n in extra.split(",") if n.strip()}
-    return {
-        name: REDACTED if is_secret_name(name) else os.environ[name]
-        for name in sorted(names)
-        if name in os.environ
-    }
+    return {name: redact(name, os.environ[name]) for name in sorted(names) if name in os.environ}
 
 
 def _sha256(data: bytes) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nbtrack.capture.defuse import EMPTY, Analysis, analyze
-from nbtrack.capture.redact import is_secret_name, redact_source
+from nbtrack.capture.redact import redact_source
 from nbtrack.store.records import tags_record, trace_record
 from nbtrack.validation import MAX_TAG_VALUE_LENGTH
 
@@ -99,9 +99,7 @@ class ExecutionTrace:
 
     def start_cell(self, execution_count: int | None, cell_id: str | None, raw: str) -> None:
         """Note the cell that starts running (pre_run_cell)."""
-        # Redaction re-parses the cell; without a secret-looking name anywhere in the
-        # text it cannot change anything, and this runs under every cell.
-        source = redact_source(raw) if is_secret_name(raw) else raw
+        source = redact_source(raw)
         index = len(self.history)
         self.current = CellExecution(
             index,
