@@ -19,8 +19,16 @@ from IPython.core.error import UsageError
 
 from nbtrack.errors import InvalidFilterError
 from nbtrack.render import run_card_html, run_card_text
+from nbtrack.tracking import fluent
 from nbtrack.widgets import commands, live
-from nbtrack.widgets.card import CARD_ACTIONS, RunCard, card_fields, show_run_card, watch_run
+from nbtrack.widgets.card import (
+    CARD_ACTIONS,
+    RunCard,
+    card_fields,
+    compare_with_previous,
+    show_run_card,
+    watch_run,
+)
 from nbtrack.widgets.compare import CompareRuns, direction
 from nbtrack.widgets.curves import MetricCurves
 from nbtrack.widgets.panel import Action, VegaRuntime, vega_bundle
@@ -57,7 +65,6 @@ def make_run(tracking, name: str, params=None, metrics=None, steps: int = 0, **t
 
 
 def add_cell(tracking, run_id: str, source: str) -> None:
-    from nbtrack.tracking import fluent
 
     record = {"op": "cell", "source": source, "execution_count": 1, "cell_id": "c1"}
     fluent.current_store().append(run_id, [{**record, "notebook": None}])
@@ -307,7 +314,6 @@ def test_actions_are_extensible(tracking, monkeypatch):
 
 
 def _row(run_id: str) -> dict[str, Any]:
-    from nbtrack.tracking import fluent
 
     return fluent.current_store().get_run(run_id)
 
@@ -336,7 +342,6 @@ def _child_env() -> dict[str, str]:
 
 def test_table_and_card_show_a_stale_reason(tracking):
     run_id = make_run(tracking, "old")
-    from nbtrack.tracking import fluent
 
     stale = {"op": "set", "fields": {"stale": "cell 3 changed since"}}
     fluent.current_store().append(run_id, [stale])
@@ -640,3 +645,22 @@ def test_watcher_drops_finished_and_failing_tasks():
         with pytest.warns(UserWarning) if task is broken else contextlib.nullcontext():
             live._tick(id(task), entry)
         assert not live.scheduled(task) and task.calls == 1
+
+
+def test_panels_act_on_the_store_they_show_after_the_store_changes(tracking, tmp_path):
+    ids = [make_run(tracking, f"r{i}", {"lr": str(i)}, {"loss": 1.0 / (i + 1)}) for i in range(2)]
+    table = RunTable()
+    card = RunCard(fluent.current_store().get_run(ids[1]))
+    tracking.set_tracking_uri(tmp_path / "elsewhere")  # what the next cells write to
+    other = make_run(tracking, "other-store-run")
+
+    compared = compare_with_previous(card, [ids[1]])
+    assert isinstance(compared, CompareRuns)
+    assert [r["id"] for r in compared.runs] == ids
+    table.run_action("curves", ids)
+    assert isinstance(table.detail, MetricCurves)
+    table.run_action("delete", ids[:1])
+    assert names(table) == ["r1"]
+    assert tracking.get_run(other).info.lifecycle_stage == "active"
+    tracking.set_tracking_uri(tmp_path / "store")
+    assert tracking.get_run(ids[0]).info.lifecycle_stage == "deleted"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import traitlets
@@ -31,6 +31,9 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import live
 from nbtrack.widgets.curves import MetricCurves, stepped
 from nbtrack.widgets.panel import Action, Panel, module
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 MAX_ITEMS = 12
 
@@ -60,8 +63,11 @@ class RunCard(Panel):
 
     action_table = CARD_ACTIONS
 
-    def __init__(self, row: dict[str, Any], curves: MetricCurves | None = None) -> None:
+    def __init__(
+        self, row: dict[str, Any], curves: MetricCurves | None = None, store: Store | None = None
+    ) -> None:
         self._row = row
+        self.store = store or fluent.current_store()  # its actions act on the run's store
         actions = _describe(self.action_table, curves is not None)
         super().__init__(run=card_fields(row), curves=curves, actions=actions)
 
@@ -138,17 +144,17 @@ def compare_with_previous(card: RunCard, run_ids: list[str]) -> Any:
     """Compare the run with the one before it from the same cell (else in the experiment)."""
     from nbtrack.widgets.compare import CompareRuns
 
-    row = fluent.current_store().get_run(run_ids[0])
-    previous = previous_run(row)
+    row = card.store.get_run(run_ids[0])
+    previous = previous_run(card.store, row)
     if previous is None:
         return "No earlier run in this experiment to compare with."
-    return CompareRuns([previous["run_id"], row["run_id"]])
+    return CompareRuns([previous["run_id"], row["run_id"]], store=card.store)
 
 
-def previous_run(row: dict[str, Any]) -> dict[str, Any] | None:
+def previous_run(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     rows = [
         r
-        for r in fluent.current_store().runs()
+        for r in store.runs()
         if r["experiment_id"] == row["experiment_id"]
         and r.get("lifecycle_stage", "active") == "active"
         and r.get("start_time", 0) < row.get("start_time", 0)
@@ -162,7 +168,7 @@ def previous_run(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def toggle_curves(card: RunCard, run_ids: list[str]) -> None:
     if card.curves is None:
-        card.curves = MetricCurves(run_ids)
+        card.curves = MetricCurves(run_ids, store=card.store)
         card.show_curves = True
     else:
         card.show_curves = not card.show_curves
@@ -190,7 +196,8 @@ class _CellWatch:
             if not _logs_steps(self.store, self.run_id, writer):
                 return writer is not None  # the cell's end takes over once the run closes
             row = self.store.get_run(self.run_id)
-            self.card = RunCard(row, MetricCurves([self.run_id]))
+            curves = MetricCurves([self.run_id], store=self.store)
+            self.card = RunCard(row, curves, store=self.store)
             self.display_id = uuid.uuid4().hex
             # No PNG yet: rendering one holds the GIL for ~0.1 s. The cell's end adds it.
             display(self.card.bundle(charts=False), raw=True, display_id=self.display_id)

@@ -9,7 +9,7 @@ import html
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 from ipywidgets import widget_serialization
@@ -19,6 +19,9 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import charts
 from nbtrack.widgets.curves import MetricCurves, run_labels, stepped
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 # A metric whose name says it measures a cost is better when lower; others when higher.
 LOWER_IS_BETTER = re.compile(
@@ -58,12 +61,16 @@ class CompareRuns(Panel):
     )
 
     def __init__(
-        self, run_ids: Sequence[str], directions: dict[str, str] | None = None, **kwargs: Any
+        self,
+        run_ids: Sequence[str],
+        directions: dict[str, str] | None = None,
+        store: Store | None = None,
+        **kwargs: Any,
     ) -> None:
         run_ids = list(dict.fromkeys(run_ids))
         if len(run_ids) < 2:
             raise ValueError("CompareRuns needs at least two runs.")
-        store = fluent.current_store()
+        store = store or fluent.current_store()
         self._rows = [store.get_run(run_id) for run_id in run_ids]
         self._sources = [cell_source(store, run_id) for run_id in run_ids]
         labels = run_labels(self._rows)
@@ -75,7 +82,8 @@ class CompareRuns(Panel):
         differing.sort(key=lambda k: -sum(v is not None for v in self._param_values(k)))
         with_all = [k for k in metric_keys if all(k in r.get("metrics", {}) for r in self._rows)]
         pc_metric = (with_all or metric_keys or [""])[0]
-        curves = MetricCurves(run_ids) if any(stepped(r) for r in self._rows) else None
+        stepping = any(stepped(r) for r in self._rows)
+        curves = MetricCurves(run_ids, store=store) if stepping else None
         super().__init__(
             runtime=vega_runtime(),
             runs=[

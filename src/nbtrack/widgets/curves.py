@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets
@@ -23,6 +23,9 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 MAX_DEFAULT_METRICS = 4
 MARKERS_UP_TO = 40  # points per series below which each point gets a dot
@@ -53,11 +56,12 @@ class MetricCurves(Panel):
         smoothing: float = 0.0,
         x_axis: str = "step",
         log_y: bool = False,
+        store: Store | None = None,
         **kwargs: Any,
     ) -> None:
         if not run_ids:
             raise ValueError("MetricCurves needs at least one run.")
-        store = fluent.current_store()
+        store = store or fluent.current_store()  # the panel stays on it, whatever comes later
         self._store = store
         self._run_ids = list(dict.fromkeys(run_ids))
         self._rows = {run_id: store.get_run(run_id) for run_id in self._run_ids}

@@ -9,7 +9,7 @@ reports the version, or says what was wrong.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
@@ -18,6 +18,9 @@ from nbtrack.models.source import model_packages
 from nbtrack.registry import changes, queries
 from nbtrack.tracking import fluent
 from nbtrack.widgets.panel import Panel, module
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 DEFAULT_ARTIFACT = "model"  # log_model's default name
 
@@ -33,8 +36,8 @@ class RegisterForm(Panel):
     registered = traitlets.Dict().tag(sync=True)  # {name, version, uri} after success
     answered = traitlets.Int(0).tag(sync=True)  # counts replies, so the page re-enables
 
-    def __init__(self, run_id: str) -> None:
-        store = fluent.current_store()
+    def __init__(self, run_id: str, store: Store | None = None) -> None:
+        store = store or fluent.current_store()
         row = store.get_run(run_id)
         packages = [p for p in model_packages(store, run_id) if p != "."]
         if not packages:
@@ -97,4 +100,4 @@ class RegisterForm(Panel):
 
 def register_run(panel: Any, run_ids: list[str]) -> RegisterForm:
     """The Register action: a form for the (one) selected run, shown in the detail area."""
-    return RegisterForm(run_ids[0])
+    return RegisterForm(run_ids[0], store=panel.store)

@@ -421,13 +421,13 @@ def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
 def compare_selected(table: RunTable, run_ids: list[str]) -> Any:
     from nbtrack.widgets.compare import CompareRuns
 
-    return CompareRuns(_oldest_first(table, run_ids))
+    return CompareRuns(_oldest_first(table, run_ids), store=table.store)
 
 
 def curves_of_selected(table: RunTable, run_ids: list[str]) -> Any:
     from nbtrack.widgets.curves import MetricCurves
 
-    return MetricCurves(_oldest_first(table, run_ids))
+    return MetricCurves(_oldest_first(table, run_ids), store=table.store)
 
 
 def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
