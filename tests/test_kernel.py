@@ -574,6 +574,21 @@ def test_track_off_ends_the_session_run_through_the_end_hooks(nb: Kernel, kernel
         assert len(opened_store.metric_history(session["run_id"], key)[0]) == sampled
 
 
+def test_nbtrack_errors_are_short_and_user_tracebacks_start_at_the_cell(nb: Kernel):
+    refused = nb.run("nbtrack.search_runs(filter_string='metrics.x >< 1')")
+    assert (refused.status, refused.reply["ename"]) == ("error", "InvalidFilterError")
+    lines = refused.traceback.strip().splitlines()
+    assert len(lines) < 10 and lines[-1].strip() == "^", lines
+    assert "search.py" not in refused.traceback and "%tb" in refused.traceback
+
+    failing = nb.run("%%track --name broken\ndef g():\n    raise ValueError('bad')\ng()")
+    assert (failing.status, failing.reply["ename"]) == ("error", "ValueError")
+    assert "run_cell_magic" not in failing.traceback
+    assert "raise ValueError('bad')" in failing.traceback
+    plain = nb.run("1 / 0")  # untracked cells keep IPython's traceback
+    assert "1 / 0" in plain.traceback and plain.reply["ename"] == "ZeroDivisionError"
+
+
 def test_notebook_path_comes_from_jpy_session_name(kernel_env: Path):
     path = "/some/path/nb.ipynb"
     kernel = Kernel(kernel_env, env={**os.environ, "JPY_SESSION_NAME": path})

@@ -23,6 +23,7 @@ from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.redact import redact_source
 from nbtrack.capture.trace import ExecutionTrace
+from nbtrack.errors import NbtrackError
 from nbtrack.store.records import cell_record, traceback_record
 from nbtrack.tracking import fluent
 from nbtrack.tracking.session import ActiveRun, status_for
@@ -410,6 +411,8 @@ def load_ipython_extension(shell) -> None:
     shell.register_magics(_magics)
     shell.events.register("pre_run_cell", _magics.pre_run_cell)
     shell.events.register("post_run_cell", _magics.post_run_cell)
+    if not shell.custom_exceptions:  # another extension's handler stays in charge
+        shell.set_custom_exc((Exception,), _show_error)
     # Provenance: runs started in a cell get its trace; the environment is captured in
     # the background now, so the first tracked cell does not wait for it.
     fluent.default_session().run_start_hooks.append(_magics.trace.on_run_start)
@@ -423,10 +426,36 @@ def unload_ipython_extension(shell) -> None:
     _magics.track_cells(False)
     shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
     shell.events.unregister("post_run_cell", _magics.post_run_cell)
+    if getattr(shell.CustomTB, "__func__", None) is _show_error:
+        shell.set_custom_exc((), None)
     hooks = fluent.default_session().run_start_hooks
     if _magics.trace.on_run_start in hooks:
         hooks.remove(_magics.trace.on_run_start)
     _magics = None
+
+
+def _show_error(shell, etype, value, tb, tb_offset=None) -> None:
+    """How a cell's error shows (IPython's custom exception handler).
+
+    nbtrack's own errors (a refused promotion, a bad filter, a rejected value) are messages
+    for the user: they show as one, like IPython's usage errors, with ``%tb`` for the
+    stack. Any other error shows its traceback from the user's code: a ``%%track`` cell's
+    traceback starts at the cell, without the ``run_cell_magic`` call holding its source.
+    """
+    if issubclass(etype, NbtrackError):
+        shell.showtraceback((etype, value, tb), exception_only=True)
+    else:
+        shell.showtraceback((etype, value, _from_tracked_cell(tb)), tb_offset=tb_offset)
+
+
+def _from_tracked_cell(tb):
+    """The traceback from the running ``%%track`` cell's body on, if it passed there."""
+    if _magics is None or not _magics.cell_filename:
+        return tb
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != _magics.cell_filename:
+        start = start.tb_next
+    return start if start is not None else tb
 
 
 def _guarded(function, *args) -> None:
