@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from nbtrack.store import Store
-from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs
+from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs, scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
@@ -27,7 +27,7 @@ NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     workdir = tmp_path_factory.mktemp("registry")
     nb = execute_notebook(NOTEBOOK, workdir, env={"NBTRACK_USER": "dana"})
-    yield SimpleNamespace(nb=nb, store=workdir / ".nbtrack")
+    yield SimpleNamespace(nb=nb, store=scratch_store(nb))
 
 
 def _events(executed) -> list[dict[str, Any]]:

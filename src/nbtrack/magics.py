@@ -256,7 +256,13 @@ def _experiment(magics: TrackMagics, argv: list[str], rest: str) -> None:
 
 
 def _store(magics: TrackMagics, argv: list[str], rest: str) -> None:
-    _expect(argv, 1, "store PATH")
+    _expect(argv, 1, "store PATH|--scratch")
+    if argv[0] == "--scratch":  # a store of the notebook's own: examples, throwaway work
+        import os
+        import tempfile
+
+        # Whoever runs the notebook may say where (make quickstart does); else a new folder.
+        argv = [os.environ.get("NBTRACK_DIR") or tempfile.mkdtemp(prefix="nbtrack-scratch-")]
     fluent.set_tracking_uri(argv[0])
     print(f"store: {fluent.get_tracking_uri()}")
 
@@ -287,7 +293,11 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
     "on": ("on", _on, "make every cell that logs something a child run"),
     "off": ("off", _off, "stop tracking every cell"),
     "experiment": ("experiment NAME", _experiment, "set (and create) the active experiment"),
-    "store": ("store PATH", _store, "use the store in PATH"),
+    "store": (
+        "store PATH|--scratch",
+        _store,
+        "use the store in PATH (--scratch: $NBTRACK_DIR if set, else a new temporary one)",
+    ),
     "runs": ("runs [FILTER]", _runs, "table of runs matching an MLflow filter"),
     "show": ("show RUN", _show, "one run in detail (id, id prefix, name or 'last')"),
     "autolog": (
