@@ -25,7 +25,15 @@ from tinydb.storages import Storage
 from nbtrack.errors import StoreError
 from nbtrack.store.journal import read_lines_after
 from nbtrack.store.locking import StoreLock
-from nbtrack.store.rows import Patch, apply_patch, from_disk, merge_patch, to_disk
+from nbtrack.store.rows import (
+    Patch,
+    apply_patch,
+    from_disk,
+    merge_patch,
+    patch_from_disk,
+    patch_to_disk,
+    to_disk,
+)
 
 SCHEMA_VERSION = 1
 META_TABLE = "_meta"
@@ -144,7 +152,7 @@ class CatalogStorage(Storage):
                 staged, self._staged = self._staged, {}
             lines = b"".join(
                 orjson.dumps(
-                    {"gen": self._generation, "table": t, "id": i, "patch": to_disk(patch)}
+                    {"gen": self._generation, "table": t, "id": i, "patch": patch_to_disk(patch)}
                 )
                 + b"\n"
                 for (t, i), patch in staged.items()
@@ -209,7 +217,7 @@ class CatalogStorage(Storage):
             record = orjson.loads(line)
             if record["gen"] == self._generation:
                 doc = self._tables.setdefault(record["table"], {}).setdefault(record["id"], {})
-                apply_patch(doc, from_disk(record["patch"]))
+                apply_patch(doc, patch_from_disk(record["patch"]))
 
     def _snapshot_size(self) -> int:
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.artifacts import sha256_file
-from nbtrack.store.journal import read_records, repair_tail
+from nbtrack.store.journal import encode_float, read_records, repair_tail
 from nbtrack.store.procs import is_alive
 from nbtrack.store.records import to_patch
 from nbtrack.store.rows import apply_patch
@@ -197,7 +197,8 @@ def _check_run(store: Store, run_id: str, row: dict | None, report: DoctorReport
 
 
 def _summary(row: dict[str, Any]) -> tuple:
-    metrics = {k: tuple(v) for k, v in row.get("metrics", {}).items() if v[0] == v[0]}
+    # Spelled as on disk, so that NaN equals NaN and a changed NaN point still differs.
+    metrics = {k: (encode_float(v[0]), *v[1:]) for k, v in row.get("metrics", {}).items()}
     keys = ("status", "lifecycle_stage", "end_time", "run_name")
     return (
         tuple(row.get(k) for k in keys),
