@@ -25,7 +25,7 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
+from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError, StoreWriteError
 from nbtrack.store import artifacts, recovery
 from nbtrack.store.catalog import CatalogStorage
 from nbtrack.store.journal import Journal, read_records, repair_tail
@@ -414,12 +414,28 @@ class Store:
     # -- durability -------------------------------------------------------------------------
 
     def flush(self, durable: bool = True) -> None:
-        """Write every buffered point and catalog change; fsync journals when durable."""
+        """Write every buffered point and catalog change; fsync journals when durable.
+
+        Raises
+        ------
+        StoreWriteError
+            When something could not be written (a full disk). Everything else was still
+            written; what failed stays buffered for the next flush.
+        """
+        failures = []
         for writer in self._open_writers():
-            writer.flush(durable=durable)
+            try:
+                writer.flush(durable=durable)
+            except StoreWriteError as error:
+                failures.append(error)
         if durable:
             self._sync_closed_journals()
-        self.catalog.commit()
+        try:
+            self.catalog.commit()
+        except StoreWriteError as error:
+            failures.append(error)
+        if failures:
+            raise _one_error(failures)
 
     def _housekeeping(self) -> None:
         """What the background thread does each second besides flushing buffers."""
@@ -458,6 +474,18 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+
+def _one_error(failures: list[StoreWriteError]) -> StoreWriteError:
+    """The first failure, naming the others (a full disk fails every write alike)."""
+    first, others = failures[0], [f.what for f in failures[1:]]
+    if not others:
+        return first
+    return StoreWriteError(
+        f"{first} The same flush could not write {', '.join(others)} either.",
+        ", ".join(f.what for f in failures),
+        first.errno,
+    )
 
 
 def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None = None) -> dict:

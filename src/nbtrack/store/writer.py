@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.errors import StoreWriteError
 from nbtrack.store.journal import Journal
 from nbtrack.store.records import POINT_WIDTH, metric_records, to_patch
 
@@ -50,7 +51,14 @@ class RunWriter:
     def write(self, record: dict[str, Any]) -> None:
         """Append one record to the journal and its patch to the catalog row."""
         with self._lock:
-            self._journal.append(record)
+            try:
+                self._journal.append(record)
+            except OSError as error:
+                safe = (
+                    f"This {record['op']} record was not written; everything written before it "
+                    "is on disk. Free space (or fix the disk) and log it again."
+                )
+                raise self._write_error(error, safe) from error
         self._stage(record)
 
     def flush(self, durable: bool = False) -> int:
@@ -61,16 +69,19 @@ class RunWriter:
             # point is atomic, so a prefix holds whole points. Chunks bound the memory
             # a large buffer needs while it is encoded.
             remaining = count = len(self.points)
-            while remaining:
-                take = min(remaining, FLUSH_AT_ITEMS)
-                records = metric_records(self.points[:take])
-                self._journal.append_many(records)
-                del self.points[:take]
-                for record in records:
-                    self._stage(record)
-                remaining -= take
-            if durable:
-                self._journal.sync()
+            try:
+                while remaining:
+                    take = min(remaining, FLUSH_AT_ITEMS)
+                    records = metric_records(self.points[:take])
+                    self._journal.append_many(records)  # all of them or none (journal.py)
+                    del self.points[:take]
+                    for record in records:
+                        self._stage(record)
+                    remaining -= take
+                if durable:
+                    self._journal.sync()
+            except OSError as error:
+                raise self._write_error(error, self._buffered_note()) from error
             self.last_flush = time.monotonic()
         return count // POINT_WIDTH
 
@@ -80,6 +91,23 @@ class RunWriter:
         with self._lock:
             self._journal.close()
         return self._journal.path
+
+    def _buffered_note(self) -> str:
+        pending = len(self.points) // POINT_WIDTH
+        return (
+            "Metric points logged before the last successful flush are on disk; the "
+            f"{pending} logged since are still buffered in this process (lost if it exits "
+            "first). Free space (or fix the disk) and call flush() again to write them."
+        )
+
+    def _write_error(self, error: OSError, safe: str) -> StoreWriteError:
+        what = f"run {self.run_id}'s journal ({self._journal.path})"
+        return StoreWriteError(
+            f"Could not write {what} in the store {self._store.root}: "
+            f"{error.strerror or error}. {safe}",
+            what,
+            error.errno,
+        )
 
     def _stage(self, record: dict[str, Any]) -> None:
         patch = to_patch(record)
@@ -99,6 +127,7 @@ class Flusher:
 
     def _run(self) -> None:
         last_commit = time.monotonic()
+        failing = False
         while not self._stop.wait(FLUSH_TICK_SECONDS):
             now = time.monotonic()
             try:
@@ -109,8 +138,11 @@ class Flusher:
                 if now - last_commit >= FLUSH_INTERVAL_SECONDS:
                     self._every_second()
                     last_commit = now
+                failing = False
             except Exception as exc:  # keep flushing later; never kill the thread silently
-                warnings.warn(f"nbtrack could not flush in the background: {exc!r}", stacklevel=1)
+                if not failing:  # once per streak: a full disk fails five times a second
+                    warnings.warn(f"nbtrack could not flush in the background: {exc}", stacklevel=1)
+                failing = True
 
     def stop(self) -> None:
         self._stop.set()

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import getpass
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,7 @@ from nbtrack.entities import (
     experiment_from_row,
     run_from_row,
 )
-from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
+from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError, StoreError
 from nbtrack.store import DEFAULT_EXPERIMENT_ID, RunWriter, Store
 from nbtrack.tracking.names import random_run_name
 from nbtrack.validation import (
@@ -885,4 +886,7 @@ def _at_exit() -> None:
         with contextlib.suppress(Exception):  # keep ending the others; exit must not fail
             _end(_active.pop(), RunStatus.FINISHED)
     for store in list(_stores.values()):
-        store.close()
+        try:
+            store.close()
+        except StoreError as error:  # one line, no traceback: the user can do nothing now
+            print(f"nbtrack: exiting without writing everything: {error}", file=sys.stderr)
