@@ -15,13 +15,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from nbtrack.errors import StoreError, StoreWriteError
-from nbtrack.store import Store
+from nbtrack.store import Store, doctor
 from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
 from nbtrack.store.recovery import rebuild
 
@@ -255,4 +256,201 @@ def test_full_disk_during_a_rebuild_leaves_the_catalog_and_no_temp_file(
     filler.unlink()
     rebuilt = cli(store_dir, "doctor", "--rebuild")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert_healthy(store_dir)
+
+
+# -- doctor --rebuild while two processes log ---------------------------------------------------
+
+CHECKS = 5
+EARLIER = 1500
+
+# What the loggers log and the test expects: pure functions of (worker, index, step).
+LOGGED = textwrap.dedent(
+    """
+    STEPS = 30
+
+    def value(key, worker, index, step):
+        return {"loss": 1.0 / (1 + step + index), "acc": step / 64 + worker}[key]
+
+    def params(worker, index):
+        return {"worker": str(worker), "index": str(index)}
+
+    def tags(worker, index):
+        return {"parity": "even" if index % 2 == 0 else "odd"}
+    """
+)
+_logged: dict = {}
+exec(LOGGED, _logged)
+
+# A logger: runs until the stop file appears (at least three runs), each with params, a
+# metric loop, a tag and an end, then flushes. It checks its own view of each run it
+# ended, and of all of them at the end, then writes the ids of its runs.
+LOGGER = LOGGED + textwrap.dedent(
+    """
+    import json, os, sys, time
+    import nbtrack
+
+    store, worker, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    nbtrack.set_tracking_uri(store)
+
+    def check(index, run_id):
+        seen = nbtrack.get_run(run_id)
+        assert seen.info.status == "FINISHED", (run_id, seen.info)
+        assert seen.data.params == params(worker, index), (run_id, seen.data.params)
+        for key in ("loss", "acc"):
+            assert seen.data.metrics[key] == value(key, worker, index, STEPS - 1), run_id
+
+    ids = []
+    while len(ids) < 3 or not os.path.exists(os.path.join(folder, "stop")):
+        index = len(ids)
+        with nbtrack.start_run(run_name=f"w{worker}-r{index}") as run:
+            nbtrack.log_params(params(worker, index))
+            for step in range(STEPS):
+                nbtrack.log_metric("loss", value("loss", worker, index, step), step=step)
+                nbtrack.log_metric("acc", value("acc", worker, index, step), step=step)
+                if index % 3 == 0:  # a slow run: a rebuild reads it half-written
+                    time.sleep(0.02)
+            nbtrack.set_tags(tags(worker, index))
+        ids.append(run.info.run_id)
+        check(index, run.info.run_id)
+        nbtrack.flush()  # committed at once, as often as a logger can
+        if index == 2:
+            open(os.path.join(folder, f"ready-{worker}"), "w").close()
+    # Once more, after the last rebuild: while this process lives, nothing else (such as
+    # marking its runs KILLED when it is gone) can mend what a rebuild lost.
+    for index, run_id in enumerate(ids):
+        check(index, run_id)
+    with open(os.path.join(folder, f"runs-{worker}.json"), "w") as handle:
+        json.dump(ids, handle)
+    """
+)
+
+
+def _wait_for(paths: list[Path], procs: list[subprocess.Popen], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(f"a logger exited early:\n{proc.communicate()[1]}")
+        assert time.monotonic() < deadline, "the loggers never got going"
+        time.sleep(0.05)
+
+
+def _check_logged_run(store: Store, run_id: str, worker: int, index: int) -> None:
+    row = store.get_run(run_id)
+    name = f"w{worker}-r{index}"
+    assert (row["run_name"], row["status"], row["lifecycle_stage"]) == (name, "FINISHED", "active")
+    assert row["params"] == _logged["params"](worker, index)
+    assert row["tags"]["parity"] == _logged["tags"](worker, index)["parity"]
+    assert row["tags"]["mlflow.runName"] == name
+    assert row["end_time"] is not None
+    steps = list(range(_logged["STEPS"]))
+    for key in ("loss", "acc"):
+        expected = [_logged["value"](key, worker, index, step) for step in steps]
+        assert row["metrics"][key][:2] == [expected[-1], steps[-1]], (run_id, key)
+        logged_steps, values, _ = store.metric_history(run_id, key)
+        assert list(logged_steps) == steps and list(values) == expected, (run_id, key)
+
+
+@pytest.mark.timeout(300)
+def test_rebuild_while_two_processes_log_loses_no_run_and_no_point(tmp_path: Path) -> None:
+    store_dir, folder = tmp_path / "store", tmp_path / "coordination"
+    folder.mkdir()
+    with Store(store_dir) as store:  # enough runs that folding them all takes a while
+        earlier = {_finished_run(store, f"earlier-{i}") for i in range(EARLIER)}
+    loggers = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOGGER, str(store_dir), str(worker), str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for worker in (0, 1)
+    ]
+    try:
+        _wait_for([folder / "ready-0", folder / "ready-1"], loggers)
+        for _ in range(CHECKS):  # live runs are neither damage nor drift
+            assert_healthy(store_dir)
+            rebuilt = cli(store_dir, "doctor", "--rebuild")
+            assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        (folder / "stop").touch()
+        results = [proc.communicate(timeout=120) for proc in loggers]
+    finally:
+        for proc in loggers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    for proc, (_, err) in zip(loggers, results, strict=True):
+        assert proc.returncode == 0, err
+    logged = {
+        run_id: (worker, index)
+        for worker in (0, 1)
+        for index, run_id in enumerate(json.loads((folder / f"runs-{worker}.json").read_text()))
+    }
+    with Store(store_dir) as store:  # a fresh process's view
+        assert sorted(r["run_id"] for r in store.runs()) == sorted(earlier | set(logged))
+        for run_id, (worker, index) in logged.items():
+            _check_logged_run(store, run_id, worker, index)
+    assert_healthy(store_dir)
+
+
+# A process whose run is in its journal but not yet in the catalog (no background commit),
+# as in the second after a cell ends; it goes on when told.
+LIVE = textwrap.dedent(
+    """
+    import sys
+    import nbtrack
+    from nbtrack.store import writer
+
+    writer.FLUSH_INTERVAL_SECONDS = 3600.0
+    nbtrack.set_tracking_uri(sys.argv[1])
+    run = nbtrack.start_run()
+    nbtrack.log_param("a", "1")
+    print(run.info.run_id, flush=True)
+    sys.stdin.readline()
+    nbtrack.log_param("b", "2")
+    nbtrack.end_run()
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_doctor_never_cuts_the_journal_of_a_live_run_the_catalog_does_not_know(
+    tmp_path: Path,
+) -> None:
+    """Doctor mends torn tails of dead runs; a live writer's tail is torn only for the
+    moment of an append, and cutting it then would glue the rest onto half a record.
+    The doctor's store is opened first, so the run is new to it, as a run created while
+    doctor runs is."""
+    store_dir = tmp_path / "store"
+    checking = Store(store_dir)
+    logger = subprocess.Popen(
+        [sys.executable, "-c", LIVE, str(store_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = logger.stdout.readline().strip()
+        assert run_id, logger.communicate(timeout=60)[1]
+        journal = store_dir / "runs" / run_id / "journal.jsonl"
+        complete = journal.read_bytes()
+        with open(journal, "ab") as handle:  # the first half of an append in progress
+            handle.write(b'{"op":"tags","tags":{"half":')
+        during = journal.read_bytes()
+        report = doctor(checking, progress=False)
+        assert journal.read_bytes() == during, "doctor cut a live run's journal"
+        assert report.healthy and not report.torn, str(report)
+        assert report.indexed == [run_id]  # from the complete records
+        os.truncate(journal, len(complete))  # the test takes its half record back
+        _, err = logger.communicate("go\n", timeout=60)
+    finally:
+        checking.close()
+        if logger.poll() is None:
+            logger.kill()
+            logger.communicate()
+    assert logger.returncode == 0, err
+    with Store(store_dir) as store:
+        assert store.get_run(run_id)["params"] == {"a": "1", "b": "2"}
     assert_healthy(store_dir)

@@ -32,7 +32,7 @@ from nbtrack.store.journal import Journal, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.procs import current_process, is_alive
 from nbtrack.store.records import metric_columns, metric_records, to_patch
-from nbtrack.store.writer import Flusher, RunWriter
+from nbtrack.store.writer import Flusher, RunWriter, journal_write_error, record_not_written
 
 if TYPE_CHECKING:
     from nbtrack.store.records import MetricColumns
@@ -283,15 +283,21 @@ class Store:
                 writer.write(record)
             return
         row = self.get_run(run_id)
-        if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
-            repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
-        with Journal(self.journal_path(run_id)) as journal:
-            journal.append_many(records)
-        for record in records:
-            patch = to_patch(record)
-            if patch is not None:
-                self.catalog.stage(RUNS, run_id, patch)
-        self.catalog.commit()
+        # Under the lock, as doctor's mending is: it never cuts a tail while we append.
+        with self.lock:
+            if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
+                repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
+            try:
+                with Journal(self.journal_path(run_id)) as journal:
+                    journal.append_many(records)
+            except OSError as error:
+                safe = record_not_written(", ".join(sorted({r["op"] for r in records})))
+                raise journal_write_error(self, run_id, error, safe) from error
+            for record in records:
+                patch = to_patch(record)
+                if patch is not None:
+                    self.catalog.stage(RUNS, run_id, patch)
+            self.catalog.commit()
 
     def _check_active(self, run_id: str) -> None:
         if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:

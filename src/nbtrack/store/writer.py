@@ -54,11 +54,7 @@ class RunWriter:
             try:
                 self._journal.append(record)
             except OSError as error:
-                safe = (
-                    f"This {record['op']} record was not written; everything written before it "
-                    "is on disk. Free space (or fix the disk) and log it again."
-                )
-                raise self._write_error(error, safe) from error
+                raise self._write_error(error, record_not_written(record["op"])) from error
         self._stage(record)
 
     def flush(self, durable: bool = False) -> int:
@@ -101,18 +97,30 @@ class RunWriter:
         )
 
     def _write_error(self, error: OSError, safe: str) -> StoreWriteError:
-        what = f"run {self.run_id}'s journal ({self._journal.path})"
-        return StoreWriteError(
-            f"Could not write {what} in the store {self._store.root}: "
-            f"{error.strerror or error}. {safe}",
-            what,
-            error.errno,
-        )
+        return journal_write_error(self._store, self.run_id, error, safe)
 
     def _stage(self, record: dict[str, Any]) -> None:
         patch = to_patch(record)
         if patch is not None:
             self._store.catalog.stage("runs", self.run_id, patch)
+
+
+def journal_write_error(store: Store, run_id: str, error: OSError, safe: str) -> StoreWriteError:
+    """The error for a failed append to a run's journal: the store, the file, what is safe."""
+    what = f"run {run_id}'s journal ({store.journal_path(run_id)})"
+    return StoreWriteError(
+        f"Could not write {what} in the store {store.root}: {error.strerror or error}. {safe}",
+        what,
+        error.errno,
+    )
+
+
+def record_not_written(op: str) -> str:
+    """What is safe when an append of ``op`` records failed."""
+    return (
+        f"This {op} record was not written; everything written before it is on disk. "
+        "Free space (or fix the disk) and log it again."
+    )
 
 
 class Flusher:
