@@ -14,16 +14,23 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbtrack.errors import StoreError, StoreWriteError
 from nbtrack.store import Store, doctor
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, CatalogStorage
+from nbtrack.store.journal import Journal, TornRecordWarning, dumps, read_records, repair_tail
+from nbtrack.store.locking import StoreLock
+from nbtrack.store.records import metric_records
 from nbtrack.store.recovery import rebuild
 
 PAGE = 4096  # tmpfs hands out space a page at a time
@@ -454,3 +461,138 @@ def test_doctor_never_cuts_the_journal_of_a_live_run_the_catalog_does_not_know(
     with Store(store_dir) as store:
         assert store.get_run(run_id)["params"] == {"a": "1", "b": "2"}
     assert_healthy(store_dir)
+
+
+# -- journals and the catalog's log cut at random points (hypothesis) ---------------------------
+
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # orjson: no surrogates
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_plain_records = st.builds(
+    lambda op, fields: {"op": op, **fields}, _text, st.dictionaries(_text, _values, max_size=4)
+)
+_points = st.lists(
+    st.tuples(
+        st.sampled_from(["loss", "acc"]),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(0, 2**40),
+        st.floats(0, 2e12),
+    ),
+    min_size=1,
+    max_size=40,
+)
+# Plain records and real metric batches (packed columns: long lines).
+_journal_records = st.lists(
+    _plain_records | _points.map(lambda points: metric_records([x for p in points for x in p])),
+    min_size=1,
+    max_size=8,
+).map(lambda items: [r for item in items for r in (item if isinstance(item, list) else [item])])
+
+
+# Lines of random bytes, or of JSON that is no record, the last one complete or not.
+_garbage = st.builds(
+    lambda lines, ended: b"\n".join(lines) + b"\n" * ended,
+    st.lists(
+        st.binary(max_size=24) | st.sampled_from([b"1", b"{}", b"null", b"[1]", b'"op"', b"{"]),
+        max_size=4,
+    ),
+    st.booleans(),
+)
+
+
+def _complete_before(data: bytes, cut: int) -> int:
+    """How many whole lines (newline included) ``data[:cut]`` holds."""
+    return data[:cut].count(b"\n")
+
+
+def _quiet_read(path: Path) -> list:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TornRecordWarning)
+        return list(read_records(path))
+
+
+def _cut_point(draw, data: bytes) -> int:
+    """Any byte offset, or (as often) the end of a line, where garbage starts a line."""
+    ends = [i + 1 for i, byte in enumerate(data) if byte == ord("\n")]
+    return draw(st.integers(0, len(data)) | st.sampled_from([0, *ends]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=_journal_records,
+    garbage=_garbage,
+    new=st.lists(_plain_records, min_size=1, max_size=3),
+    draw=st.data(),
+)
+def test_a_journal_cut_anywhere_keeps_every_complete_record_and_mends_for_appends(
+    records: list[dict], garbage: bytes, new: list[dict], draw
+) -> None:
+    data = b"".join(dumps(r) for r in records)
+    at = _cut_point(draw.draw, data)
+    kept = _complete_before(data, at)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "journal.jsonl"
+        path.write_bytes(data[:at] + garbage)
+        expected = [orjson.loads(dumps(r)) for r in records[:kept]]  # as JSON gives them back
+        read = _quiet_read(path)
+        assert read[:kept] == expected  # garbage may add lines, never take any
+        assert all(isinstance(r, dict) for r in read), read  # whatever else it holds
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TornRecordWarning)
+            repair_tail(path)
+        with Journal(path) as journal:
+            journal.append_many(new)
+        assert path.read_bytes().endswith(b"\n")
+        read = _quiet_read(path)
+        appended = [orjson.loads(dumps(r)) for r in new]
+        assert read[:kept] == expected and read[-len(new) :] == appended
+        if b"\n" not in garbage:  # nothing but the torn line was added: it is all gone
+            assert strict_records(path) == expected + appended
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    patches=st.lists(st.dictionaries(_text, _text, min_size=1, max_size=3), min_size=1, max_size=6),
+    draw=st.data(),
+)
+def test_the_catalog_log_cut_anywhere_keeps_every_complete_commit_and_mends_on_the_next(
+    patches: list[dict[str, str]], draw
+) -> None:
+    """Each commit is one line patching its own document; a cut loses only the torn one,
+    and the next commit (another process's) cuts it off before appending."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        writer = CatalogStorage(root, StoreLock(root / "store.lock"))
+        for number, tags in enumerate(patches):
+            writer.stage("runs", f"r{number}", {"tags": tags})
+            writer.commit()
+        log = root / CHANGELOG_NAME
+        data = log.read_bytes()
+        at = _cut_point(draw.draw, data)
+        log.write_bytes(data[:at])
+        kept = _complete_before(data, at)
+
+        reader = CatalogStorage(root, StoreLock(root / "store.lock"))
+        assert all(d["tags"] == patches[int(i[1:])] for i, d in _documents(reader))
+        assert sorted(i for i, _ in _documents(reader)) == sorted(f"r{n}" for n in range(kept))
+
+        reader.stage("runs", "new", {"tags": {"after": "cut"}})
+        reader.commit()
+        assert log.read_bytes().endswith(b"\n")
+        assert all(orjson.loads(line) for line in log.read_bytes().splitlines())
+        fresh = CatalogStorage(root, StoreLock(root / "store.lock"))
+        assert sorted(i for i, _ in _documents(fresh)) == sorted(
+            [f"r{n}" for n in range(kept)] + ["new"]
+        )
+
+
+def _documents(catalog: CatalogStorage) -> list[tuple[str, dict]]:
+    return [(doc_id, doc) for doc_id, doc in (catalog.read() or {}).get("runs", {}).items()]

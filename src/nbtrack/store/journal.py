@@ -118,9 +118,14 @@ def read_records(path: str | os.PathLike[str], prefix: bytes | None = None) -> I
             if prefix is not None and not line.startswith(prefix):
                 continue
             try:
-                yield orjson.loads(line)
+                record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 _warn_torn(path, number, "a record that is not valid JSON")
+                continue
+            if type(record) is dict:
+                yield record
+            else:  # damage that happens to parse, such as a lone number
+                _warn_torn(path, number, "a line that is JSON but not a record (an object)")
 
 
 def read_lines_after(
