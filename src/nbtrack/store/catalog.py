@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,18 @@ class CatalogStorage(Storage):
         self.refresh()
         with self._mutex:
             return list(self._tables.get(table, {}).values())
+
+    def remove(self, table: str, doc_ids: Collection[str]) -> None:
+        """Delete documents for good, in a new snapshot: the change log can patch a
+        document but not take it away."""
+        with self._lock, self._mutex:
+            self.refresh()
+            for doc_id in doc_ids:
+                self._staged.pop((table, doc_id), None)
+            tables = {name: dict(docs) for name, docs in self._tables.items()}
+            for doc_id in doc_ids:
+                tables.get(table, {}).pop(doc_id, None)
+            self.write(tables)
 
     @property
     def has_staged(self) -> bool:

@@ -8,6 +8,7 @@
       registry.jsonl              model registry events, appended under the store lock
       runs/<run_id>/journal.jsonl every record of one run, append-only
       runs/<run_id>/artifacts/    the run's files
+      trash/<run_id>/             a purged run's folder until gc has deleted it (purge.py)
       store.lock                  the inter-process lock
 """
 
@@ -18,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ from tinydb import TinyDB
 from tinydb.table import Table
 
 from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError, StoreWriteError
-from nbtrack.store import artifacts, recovery
+from nbtrack.store import artifacts, purge, recovery
 from nbtrack.store.catalog import CatalogStorage
 from nbtrack.store.journal import Journal, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
@@ -414,8 +416,23 @@ class Store:
         return list(read_records(self.journal_path(run_id), prefix))
 
     def set_lifecycle(self, run_id: str, stage: str) -> None:
-        """Soft-delete (``deleted``) or restore (``active``) a run."""
-        self.append(run_id, [{"op": "set", "fields": {"lifecycle_stage": stage}}])
+        """Soft-delete (``deleted``) or restore (``active``) a run; a deletion records
+        its time, for ``nbtrack gc --older-than`` (as MLflow's ``deleted_time``)."""
+        deleted_time = _now_ms() if stage == DELETED else None
+        fields = {"lifecycle_stage": stage, "deleted_time": deleted_time}
+        self.append(run_id, [{"op": "set", "fields": fields}])
+
+    def purge_runs(self, run_ids: Collection[str], progress: bool = False) -> list[str]:
+        """Remove deleted runs for good: catalog rows, journals and artifacts (``nbtrack gc``;
+        see :mod:`nbtrack.store.purge`). Returns the ids removed.
+
+        Raises
+        ------
+        InvalidParameterError
+            If any run is unknown, not deleted, the source of a registered model version,
+            or still logged to by a live process; then nothing is removed.
+        """
+        return purge.purge_runs(self, run_ids, progress=progress)
 
     # -- durability -------------------------------------------------------------------------
 
