@@ -32,6 +32,7 @@ from nbtrack.store.journal import Journal, TornRecordWarning, dumps, read_record
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.records import metric_records
 from nbtrack.store.recovery import rebuild
+from process_helpers import paused_child
 
 PAGE = 4096  # tmpfs hands out space a page at a time
 
@@ -430,17 +431,7 @@ def test_doctor_never_cuts_the_journal_of_a_live_run_the_catalog_does_not_know(
     The doctor's store is opened first, so the run is new to it, as a run created while
     doctor runs is."""
     store_dir = tmp_path / "store"
-    checking = Store(store_dir)
-    logger = subprocess.Popen(
-        [sys.executable, "-c", LIVE, str(store_dir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        run_id = logger.stdout.readline().strip()
-        assert run_id, logger.communicate(timeout=60)[1]
+    with Store(store_dir) as checking, paused_child(LIVE, str(store_dir)) as (logger, run_id):
         journal = store_dir / "runs" / run_id / "journal.jsonl"
         complete = journal.read_bytes()
         with open(journal, "ab") as handle:  # the first half of an append in progress
@@ -452,11 +443,6 @@ def test_doctor_never_cuts_the_journal_of_a_live_run_the_catalog_does_not_know(
         assert report.indexed == [run_id]  # from the complete records
         os.truncate(journal, len(complete))  # the test takes its half record back
         _, err = logger.communicate("go\n", timeout=60)
-    finally:
-        checking.close()
-        if logger.poll() is None:
-            logger.kill()
-            logger.communicate()
     assert logger.returncode == 0, err
     with Store(store_dir) as store:
         assert store.get_run(run_id)["params"] == {"a": "1", "b": "2"}

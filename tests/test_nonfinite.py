@@ -21,6 +21,7 @@ import pytest
 
 from model_helpers import logged_run, store_path
 from nbtrack.store import Store
+from process_helpers import paused_child
 
 # Per step, one value of each metric; the last row makes every latest value non-finite.
 POINTS = [
@@ -126,23 +127,10 @@ def test_nan_latest_metric_survives_another_process_indexing_the_run(
     """The issue's bug: after another process indexed the run, every read in the logging
     process raised TypeError in rows._newer (the NaN had come back as null)."""
     watcher = Store(store_dir)  # a long-lived third process's view: it refreshes
-    logger = subprocess.Popen(
-        [sys.executable, "-c", LOGGER, str(store_dir), json.dumps(POINTS)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        run_id = logger.stdout.readline().strip()
-        assert run_id, logger.communicate(timeout=60)[1]
+    with paused_child(LOGGER, str(store_dir), json.dumps(POINTS)) as (logger, run_id):
         done = _cli(store_dir, *[arg.format(run_id=run_id) for arg in other])
         assert done.returncode == 0, done.stdout + done.stderr
         out, err = logger.communicate("go\n", timeout=120)
-    finally:
-        if logger.poll() is None:
-            logger.kill()
-            logger.communicate()
     assert logger.returncode == 0, err
     assert "Traceback" not in err and "Error" not in err, err
     seen = json.loads(out)
