@@ -9,6 +9,7 @@
     ├── NotFoundError              unknown run, experiment, artifact, model  (LookupError)
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
     ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+    │   └── StoreWriteError        a write failed (disk full); says what is safe  (OSError)
     ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
     └── TransitionRefused          a stage move failed its policy's checks (nbtrack.registry)
 
@@ -60,6 +61,20 @@ class RunStateError(NbtrackError):
 
 class StoreError(NbtrackError):
     """The store on disk cannot be used as asked (lock timeout, unknown schema)."""
+
+
+class StoreWriteError(StoreError, OSError):
+    """Writing to the store failed: the disk is full, over quota, or failing.
+
+    Nothing already on disk was damaged. The message names the store, what could not
+    be written and what is safe; ``what`` holds the second part alone (e.g. "run 1a2b…'s
+    journal"), and ``errno`` the operating system's code (``errno.ENOSPC`` for a full disk).
+    """
+
+    def __init__(self, message: str, what: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.errno = errno
 
 
 MlflowException = NbtrackError

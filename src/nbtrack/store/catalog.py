@@ -14,18 +14,28 @@ the log's new tail needs parsing in the common case.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import orjson
 from tinydb.storages import Storage
 
-from nbtrack.errors import StoreError
+from nbtrack.errors import StoreError, StoreWriteError
 from nbtrack.store.journal import read_lines_after
 from nbtrack.store.locking import StoreLock
-from nbtrack.store.rows import Patch, apply_patch, from_disk, merge_patch, to_disk
+from nbtrack.store.rows import (
+    Patch,
+    apply_patch,
+    from_disk,
+    merge_patch,
+    patch_from_disk,
+    patch_to_disk,
+    to_disk,
+)
 
 SCHEMA_VERSION = 1
 META_TABLE = "_meta"
@@ -68,15 +78,19 @@ class CatalogStorage(Storage):
     def write(self, data: Tables) -> None:
         """Replace the catalog with ``data`` atomically (also folds in the change log)."""
         with self._lock, self._mutex:
-            self._generation += 1
-            data[META_TABLE] = {"1": {"schema": SCHEMA_VERSION, "generation": self._generation}}
+            generation = self._generation + 1  # ours only once the new snapshot is in place
+            data[META_TABLE] = {"1": {"schema": SCHEMA_VERSION, "generation": generation}}
             payload = orjson.dumps(
                 {
                     name: {doc_id: to_disk(doc) for doc_id, doc in table.items()}
                     for name, table in data.items()
                 }
             )
-            _atomic_write(self._snapshot, payload)
+            try:
+                _atomic_write(self._snapshot, payload)
+            except OSError as error:
+                raise _write_error(self._snapshot, error, _UNCHANGED) from error
+            self._generation = generation
             # The log's records belong to the old generation now; readers would skip
             # them anyway, truncating just reclaims the space.
             with open(self._changelog, "ab") as log:
@@ -123,6 +137,18 @@ class CatalogStorage(Storage):
         with self._mutex:
             return list(self._tables.get(table, {}).values())
 
+    def remove(self, table: str, doc_ids: Collection[str]) -> None:
+        """Delete documents for good, in a new snapshot: the change log can patch a
+        document but not take it away."""
+        with self._lock, self._mutex:
+            self.refresh()
+            for doc_id in doc_ids:
+                self._staged.pop((table, doc_id), None)
+            tables = {name: dict(docs) for name, docs in self._tables.items()}
+            for doc_id in doc_ids:
+                tables.get(table, {}).pop(doc_id, None)
+            self.write(tables)
+
     @property
     def has_staged(self) -> bool:
         return bool(self._staged)
@@ -135,7 +161,10 @@ class CatalogStorage(Storage):
         """
         with self._commit_lock:
             if self._staged:
-                self._commit_staged()
+                try:
+                    self._commit_staged()
+                except OSError as error:
+                    raise _write_error(self._changelog, error, _UNCOMMITTED) from error
 
     def _commit_staged(self) -> None:
         with self._lock:
@@ -144,20 +173,36 @@ class CatalogStorage(Storage):
                 staged, self._staged = self._staged, {}
             lines = b"".join(
                 orjson.dumps(
-                    {"gen": self._generation, "table": t, "id": i, "patch": to_disk(patch)}
+                    {"gen": self._generation, "table": t, "id": i, "patch": patch_to_disk(patch)}
                 )
                 + b"\n"
                 for (t, i), patch in staged.items()
             )
-            with open(self._changelog, "ab") as log:
-                if log.tell() > self._log_offset:
-                    log.truncate(self._log_offset)  # a torn record left by a crashed writer
-                log.write(lines)
-                log.flush()
-                # Not log.tell(): truncating does not move the position of an "ab" file.
-                self._log_offset = os.fstat(log.fileno()).st_size
+            try:
+                with open(self._changelog, "ab") as log:
+                    if log.tell() > self._log_offset:
+                        log.truncate(self._log_offset)  # a torn record left by a failed write
+                    log.write(lines)
+                    log.flush()
+                    # Not log.tell(): truncating does not move the position of an "ab" file.
+                    self._log_offset = os.fstat(log.fileno()).st_size
+            except OSError:
+                self._restage(staged)  # for the next commit; the next one cuts a torn tail
+                raise
             if self._log_offset > max(COMPACT_MIN_BYTES, self._snapshot_size()):
-                self.write(self._tables)
+                # Compacting only makes later reads cheaper: if it fails (a full disk), the
+                # log still holds everything, and the next commit tries again.
+                with contextlib.suppress(OSError):
+                    self.write(self._tables)
+
+    def _restage(self, staged: dict[tuple[str, str], Patch]) -> None:
+        with self._mutex:
+            for key, newer in self._staged.items():  # staged while the commit failed
+                if key in staged:
+                    merge_patch(staged[key], newer)
+                else:
+                    staged[key] = newer
+            self._staged = staged
 
     # -- reading other processes' changes -----------------------------------------------
 
@@ -209,13 +254,33 @@ class CatalogStorage(Storage):
             record = orjson.loads(line)
             if record["gen"] == self._generation:
                 doc = self._tables.setdefault(record["table"], {}).setdefault(record["id"], {})
-                apply_patch(doc, from_disk(record["patch"]))
+                apply_patch(doc, patch_from_disk(record["patch"]))
 
     def _snapshot_size(self) -> int:
         try:
             return os.stat(self._snapshot).st_size
         except FileNotFoundError:
             return 0
+
+
+_UNCOMMITTED = (
+    "Nothing is lost: the runs' journals hold what was logged, and the changes wait in "
+    "this process for its next commit (other processes see them then). Free space (or fix "
+    "the disk) and call flush() again."
+)
+_UNCHANGED = (
+    "The catalog on disk is unchanged, and the journals hold everything it indexes. Free "
+    "space (or fix the disk) and try again."
+)
+
+
+def _write_error(file: Path, error: OSError, safe: str) -> StoreWriteError:
+    what = f"the catalog ({file.name})"
+    return StoreWriteError(
+        f"Could not write {what} of the store {file.parent}: {error.strerror or error}. {safe}",
+        what,
+        error.errno,
+    )
 
 
 def _copy_doc(doc: dict[str, Any]) -> dict[str, Any]:
@@ -238,11 +303,15 @@ def file_signature(path: Path) -> tuple[int, int, int] | None:
 def _atomic_write(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old or the new file, never half."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)  # a full disk: give back what the half-written copy took
+        raise
     _fsync_directory(path.parent)
 
 

@@ -117,3 +117,19 @@ def from_disk(doc: dict[str, Any]) -> dict[str, Any]:
             if type(point[0]) is str:
                 point[0] = decode_float(point[0])
     return doc
+
+
+def patch_to_disk(patch: Patch) -> Patch:
+    """:func:`to_disk` for a patch: its metrics, and those of the row fields it ``set``s
+    (indexing a run from its journal sets a whole row, latest metrics included)."""
+    patch = to_disk(patch)
+    if "set" in patch and "metrics" in patch["set"]:
+        patch = {**patch, "set": to_disk(patch["set"])}
+    return patch
+
+
+def patch_from_disk(patch: Patch) -> Patch:
+    """Undo :func:`patch_to_disk` in place."""
+    if "set" in patch:
+        from_disk(patch["set"])
+    return from_disk(patch)

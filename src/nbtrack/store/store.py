@@ -8,6 +8,7 @@
       registry.jsonl              model registry events, appended under the store lock
       runs/<run_id>/journal.jsonl every record of one run, append-only
       runs/<run_id>/artifacts/    the run's files
+      trash/<run_id>/             a purged run's folder until gc has deleted it (purge.py)
       store.lock                  the inter-process lock
 """
 
@@ -18,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +27,8 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
-from nbtrack.store import artifacts, recovery
+from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError, StoreWriteError
+from nbtrack.store import artifacts, purge, recovery
 from nbtrack.store.catalog import CatalogStorage
 from nbtrack.store.journal import Journal, read_lines_after, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
@@ -45,7 +47,7 @@ from nbtrack.store.records import (
     untag_record,
 )
 from nbtrack.store.rows import RunRow
-from nbtrack.store.writer import Flusher, RunWriter
+from nbtrack.store.writer import Flusher, RunWriter, journal_write_error, record_not_written
 
 if TYPE_CHECKING:
     from nbtrack.store.records import MetricColumns
@@ -295,15 +297,21 @@ class Store:
                 writer.write(record)
             return
         row = self.get_run(run_id)
-        if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
-            repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
-        with Journal(self.journal_path(run_id)) as journal:
-            journal.append_many(records)
-        for record in records:
-            patch = to_patch(record)
-            if patch is not None:
-                self.catalog.stage(RUNS, run_id, patch)
-        self.catalog.commit()
+        # Under the lock, as doctor's mending is: it never cuts a tail while we append.
+        with self.lock:
+            if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
+                repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
+            try:
+                with Journal(self.journal_path(run_id)) as journal:
+                    journal.append_many(records)
+            except OSError as error:
+                safe = record_not_written(", ".join(sorted({r["op"] for r in records})))
+                raise journal_write_error(self, run_id, error, safe) from error
+            for record in records:
+                patch = to_patch(record)
+                if patch is not None:
+                    self.catalog.stage(RUNS, run_id, patch)
+            self.catalog.commit()
 
     def _check_active(self, run_id: str) -> None:
         if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:
@@ -458,22 +466,52 @@ class Store:
         self.append(run_id, [fields_record(**fields)])
 
     def set_lifecycle(self, run_id: str, stage: str) -> None:
-        """Soft-delete (``deleted``) or restore (``active``) a run. An open writer of a
-        deleted run refuses new points at once, as MLflow refuses to log to it."""
-        self.append(run_id, [fields_record(lifecycle_stage=stage)])
+        """Soft-delete (``deleted``) or restore (``active``) a run. A deletion records its
+        time, for ``nbtrack gc --older-than`` (as MLflow's ``deleted_time``), and an open
+        writer of a deleted run refuses new points at once, as MLflow refuses to log to it."""
+        deleted_time = _now_ms() if stage == DELETED else None
+        self.append(run_id, [fields_record(lifecycle_stage=stage, deleted_time=deleted_time)])
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.accept_points(stage == ACTIVE)
 
+    def purge_runs(self, run_ids: Collection[str], progress: bool = False) -> list[str]:
+        """Remove deleted runs for good: catalog rows, journals and artifacts (``nbtrack gc``;
+        see :mod:`nbtrack.store.purge`). Returns the ids removed.
+
+        Raises
+        ------
+        InvalidParameterError
+            If any run is unknown, not deleted, the source of a registered model version,
+            or still logged to by a live process; then nothing is removed.
+        """
+        return purge.purge_runs(self, run_ids, progress=progress)
+
     # -- durability -------------------------------------------------------------------------
 
     def flush(self, durable: bool = True) -> None:
-        """Write every buffered point and catalog change; fsync journals when durable."""
+        """Write every buffered point and catalog change; fsync journals when durable.
+
+        Raises
+        ------
+        StoreWriteError
+            When something could not be written (a full disk). Everything else was still
+            written; what failed stays buffered for the next flush.
+        """
+        failures = []
         for writer in self._open_writers():
-            writer.flush(durable=durable)
+            try:
+                writer.flush(durable=durable)
+            except StoreWriteError as error:
+                failures.append(error)
         if durable:
             self._sync_closed_journals()
-        self.catalog.commit()
+        try:
+            self.catalog.commit()
+        except StoreWriteError as error:
+            failures.append(error)
+        if failures:
+            raise _one_error(failures)
 
     def _housekeeping(self) -> None:
         """What the background thread does each second besides flushing buffers."""
@@ -512,6 +550,18 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+
+def _one_error(failures: list[StoreWriteError]) -> StoreWriteError:
+    """The first failure, naming the others (a full disk fails every write alike)."""
+    first, others = failures[0], [f.what for f in failures[1:]]
+    if not others:
+        return first
+    return StoreWriteError(
+        f"{first} The same flush could not write {', '.join(others)} either.",
+        ", ".join(f.what for f in failures),
+        first.errno,
+    )
 
 
 def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None = None) -> dict:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from time import time as _time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nbtrack.entities import Experiment, MetricHistory, Run, RunStatus, ViewType, run_from_row
-from nbtrack.errors import InvalidParameterError, StoreError
+from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
 from nbtrack.tracking import artifacts, experiments, inputs, runs
 from nbtrack.tracking.session import ActiveRun, Session, close_stores, open_stores
@@ -445,9 +446,5 @@ def status() -> TrackingStatus:
 def _at_exit() -> None:
     """End runs left open as FINISHED (as MLflow does) and make everything durable."""
     _session.close(RunStatus.FINISHED)
-    try:
-        close_stores()
-    except StoreError as error:  # said once, plainly: a traceback at exit helps nobody
-        import sys
-
-        print(f"nbtrack: {error}", file=sys.stderr)
+    for error in close_stores():  # one line each, no traceback: nothing can be done now
+        print(f"nbtrack: exiting without writing everything: {error}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from nbtrack.entities import Run, RunData, RunInfo, RunStatus, run_from_row
-from nbtrack.errors import InvalidParameterError, RunStateError
+from nbtrack.errors import InvalidParameterError, RunStateError, StoreError
 from nbtrack.store import DEFAULT_EXPERIMENT_ID, RunWriter, Store
 from nbtrack.store.records import input_record, tags_record
 from nbtrack.tracking import context, inputs
@@ -312,18 +312,26 @@ class Session:
         run, then the store records ``status``. Nothing happens if it has ended already."""
         run_id = run if isinstance(run, str) else run.run_id
         with self._lock:
-            ending = []
-            if any(r.run_id == run_id for r in self.active):
+            ending, detached = [], run_id in self._open
+            if detached:
+                ending.append(self._open.pop(run_id))
+            elif any(r.run_id == run_id for r in self.active):
                 while self.active:
                     ending.append(self.active.pop())
                     if ending[-1].run_id == run_id:
                         break
-            elif run_id in self._open:
-                ending.append(self._open.pop(run_id))
         hooks = [*self.run_end_hooks, *context.end_observers()]
-        for ended in ending:
+        for index, ended in enumerate(ending):
             self._call(hooks, ended.run_id, status)
-            ended.store.finish_run(ended.run_id, status)
+            try:
+                ended.store.finish_run(ended.run_id, status)
+            except StoreError:  # e.g. a full disk: the run stays open, to be ended again
+                with self._lock:
+                    if detached:
+                        self._open[run_id] = ended
+                    else:
+                        self.active.extend(reversed(ending[index:]))
+                raise
 
     def end_run(self, status: str = RunStatus.FINISHED) -> None:
         """End the innermost active run."""
@@ -335,13 +343,18 @@ class Session:
             self.end(self.active[-1], status)
 
     def close(self, status: str = RunStatus.FINISHED) -> None:
-        """End every run still open here (active ones innermost first) with ``status``."""
+        """End every run still open here (active ones innermost first) with ``status``.
+
+        It runs at exit too, so it ends what it can: a run whose store cannot write (a full
+        disk) is left for the store's own close to report, once.
+        """
         while self.active or self._open:
             run = self.active[-1] if self.active else next(iter(self._open.values()))
             try:
                 self.end(run, status)
-            except Exception as error:  # end the others: this runs at exit too
-                warnings.warn(f"nbtrack could not end run {run.run_id}: {error}", stacklevel=2)
+            except Exception as error:
+                if not isinstance(error, StoreError):
+                    warnings.warn(f"nbtrack could not end run {run.run_id}: {error}", stacklevel=2)
                 with self._lock:
                     if run in self.active:
                         self.active.remove(run)
@@ -408,13 +421,19 @@ def open_store(path: Path) -> Store:
     return store
 
 
-def close_stores() -> None:
-    """Flush and close every store this process opened; the next use reopens them."""
+def close_stores() -> list[StoreError]:
+    """Flush and close every store this process opened (the next use reopens them); the
+    errors of those that could not write everything, each closed as far as it could be."""
     with _stores_lock:
         stores = list(_stores.values())
         _stores.clear()
+    errors = []
     for store in stores:
-        store.close()
+        try:
+            store.close()
+        except StoreError as error:
+            errors.append(error)
+    return errors
 
 
 def open_stores() -> list[Store]:
