@@ -128,7 +128,7 @@ def line_prefix(op: str) -> bytes:
 
 def to_patch(record: dict[str, Any]) -> Patch | None:
     """The catalog patch a journal record implies, or None if the catalog ignores it."""
-    op = record["op"]
+    op = record.get("op")  # a damaged record without one changes nothing
     if op == "create":
         run = dict(record["run"])
         return {"set": run, "tags": run.pop("tags", {})}
