@@ -437,7 +437,11 @@ def test_search_model_versions_and_registered_models(nb) -> None:
     assert [(v.name, v.version) for v in found] == [("fraud", 1), ("churn", 1)]
     assert [m.name for m in registry.search_registered_models("name LIKE 'ch%'")] == ["churn"]
     assert [m.name for m in registry.search_registered_models("tags.team = 'risk'")] == ["fraud"]
-    with pytest.raises(InvalidParameterError, match="unknown key 'colour'"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"unknown attribute 'colour'; valid attributes are current_stage, name, run_id, "
+        r"source_path, version_number \(or write tags.colour\)",
+    ):
         registry.search_model_versions("colour = 'red'")
     assert dict(found[0])["version"] == 1
 

@@ -151,21 +151,17 @@ def evaluate(
 def _filter(check: str, candidate: dict[str, Any]) -> CheckResult:
     row = gate_row(candidate)
     passed = search.compile_filter(check)(row)
-    # The grammar's parser names each clause's subject; report the value it found there.
-    subjects = [clause.ident for clause in search._parse_filter(check)]
-    actual = ", ".join(f"{ident.text} = {_value(row, ident.kind, ident.key)}" for ident in subjects)
+    # Report the value each clause found in the row, e.g. "metrics.val_auc = 0.91".
+    subjects = [clause.ident for clause in search.parse_filter(check)]
+    actual = ", ".join(f"{ident.text} = {_shown(ident, row)}" for ident in subjects)
     return CheckResult(check, passed, actual)
 
 
-def _value(row: dict[str, Any], kind: str, key: str) -> str:
-    if kind == "metrics":
-        point = row["metrics"].get(key)
-        return "missing" if point is None else _number(point[0])
-    if kind in ("params", "tags"):
-        value = row[kind].get(key)
-        return "missing" if value is None else repr(value)
-    value = row.get(key)
-    return "missing" if value is None else repr(value)
+def _shown(ident: search.Identifier, row: dict[str, Any]) -> str:
+    value = ident.value_in(row)
+    if value is None:
+        return "missing"
+    return _number(value) if ident.kind == "metrics" else repr(value)
 
 
 def _beats(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtrack import registry
+from nbtrack import registry, search
 from nbtrack.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
 from nbtrack.errors import InvalidParameterError
 from nbtrack.tracking import fluent
@@ -80,8 +80,8 @@ class MlflowClient:
     ) -> PagedList:
         found = fluent.search_experiments(view_type)
         if filter_string:
-            matches = _experiment_filter(filter_string)
-            found = [e for e in found if matches({"name": e.name, "tags": e.tags})]
+            matches = search.compile_filter(filter_string, search.EXPERIMENTS)
+            found = [e for e in found if matches(e._asdict())]
         return PagedList(found[:max_results] if max_results else found)
 
     def delete_experiment(self, experiment_id: str) -> None:
@@ -406,10 +406,3 @@ class MlflowClient:
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return registry.get_model_version_by_alias(name, alias)
-
-
-def _experiment_filter(filter_string: str) -> Callable[[dict[str, Any]], bool]:
-    """The experiment filters MLflow code uses most: ``name = 'x'`` and ``name LIKE 'x%'``."""
-    from nbtrack.registry.filters import MODEL_KEYS, compile_filter
-
-    return compile_filter(filter_string, MODEL_KEYS)
