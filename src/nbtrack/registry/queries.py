@@ -16,7 +16,7 @@ from nbtrack.registry.entities import (
     model_from_row,
     version_from_row,
 )
-from nbtrack.registry.names import LATEST, check_version, identity
+from nbtrack.registry.names import LATEST, check_alias, check_version, identity
 from nbtrack.store.registry import RegistryState, RegistryStore
 
 
@@ -168,6 +168,18 @@ def check_transition(name: str, version: int | str, stage: str) -> list[gates.Ch
         return gates.evaluate(
             model["policy"], stage, row, incumbent(state, model, row, stage), identity()
         )
+
+
+def check_alias_move(name: str, version: int | str, alias: str) -> list[gates.CheckResult]:
+    """The policy's checks for pointing ``alias`` at a version, evaluated now without moving
+    anything (a dry run); none when the policy does not protect the alias."""
+    number, alias = check_version(version), check_alias(alias)
+    with registry_store().reading() as state:
+        model = find_model(state, name)
+        row = find_version(state, model, number)
+        current = model["aliases"].get(alias)
+        holder = None if current is None else find_version(state, model, current)
+        return gates.evaluate_alias(model["policy"], alias, row, holder, identity())
 
 
 def incumbent(
