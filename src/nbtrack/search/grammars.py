@@ -33,6 +33,7 @@ class Attribute(NamedTuple):
     ops: tuple[str, ...]  # the comparators it takes
     type: str = STRING  # STRING, NUMBER or INTEGER
     quoted: bool = False  # an INTEGER also given as a quoted string ('3'), cast as MLflow does
+    field: str | None = None  # the row field ``get`` reads, if it reads just one
 
     @property
     def numeric(self) -> bool:
@@ -45,12 +46,19 @@ def _field(name: str) -> Callable[[Row], Any]:
 
 def string(name: str, row_field: str | None = None, *, lists: bool = False) -> Attribute:
     """A string attribute: =, !=, LIKE, ILIKE, and IN / NOT IN with ``lists``."""
-    return Attribute(name, _field(row_field or name), STRING_OPS + LIST_OPS * lists)
+    field = row_field or name
+    return Attribute(name, _field(field), STRING_OPS + LIST_OPS * lists, field=field)
 
 
 def integer(name: str, row_field: str | None = None, *, quoted: bool = False) -> Attribute:
     """An integer attribute (a version number, a time in ms): the six numeric comparators."""
-    return Attribute(name, _field(row_field or name), NUMERIC_OPS, INTEGER, quoted)
+    field = row_field or name
+    return Attribute(name, _field(field), NUMERIC_OPS, INTEGER, quoted, field)
+
+
+def number(name: str) -> Attribute:
+    """A numeric attribute compared with any number (a run's times in ms)."""
+    return Attribute(name, _field(name), NUMERIC_OPS, NUMBER, field=name)
 
 
 @dataclass(frozen=True, eq=False)  # compared (and cached) by identity
@@ -140,14 +148,14 @@ _RUN_TYPES = {
     "attr": ATTRIBUTES,
     "run": ATTRIBUTES,
 }
-_START = Attribute("start_time", _field("start_time"), NUMERIC_OPS, NUMBER)
+_START = number("start_time")
 _RUN_ATTRIBUTES = {
     "artifact_uri": string("artifact_uri"),
     "run_id": string("run_id", lists=True),
     "status": string("status"),
     "user_id": string("user_id"),
     "start_time": _START,
-    "end_time": Attribute("end_time", _field("end_time"), NUMERIC_OPS, NUMBER),
+    "end_time": number("end_time"),
     # MLflow's aliases: order_by knows only "created"; filters also know "run name".
     "created": _START,
     "Created": _START,
@@ -219,7 +227,9 @@ REGISTERED_MODELS = Grammar(
 )
 
 # Experiment ids are strings of digits; MLflow's INTEGER column orders them as numbers.
-_EXPERIMENT_ID = Attribute("experiment_id", _field("experiment_id"), ("=", "!=", *LIST_OPS))
+_EXPERIMENT_ID = Attribute(
+    "experiment_id", _field("experiment_id"), ("=", "!=", *LIST_OPS), field="experiment_id"
+)
 _EXPERIMENT_ORDER_ID = Attribute("experiment_id", lambda row: int(row["experiment_id"]), ())
 
 EXPERIMENTS = Grammar(

@@ -72,8 +72,9 @@ def _closing_order(rows: list[Row], passes: list[tuple[Attribute, bool]]) -> lis
     ordered = list(rows)
     try:
         for attribute, ascending in reversed(passes):
-            ordered.sort(key=attribute.get, reverse=not ascending)
-    except TypeError:  # a row lacks one of them: the slower, NULL-safe way
+            key = attribute.get if attribute.field is None else operator.itemgetter(attribute.field)
+            ordered.sort(key=key, reverse=not ascending)
+    except (KeyError, TypeError):  # a row lacks one of them: the slower, NULL-safe way
         ordered = rows
         for attribute, ascending in reversed(passes):
             ordered = _order_pass(ordered, attribute.get, ascending)
