@@ -21,10 +21,10 @@ import pytest
 from mlflow import MlflowClient
 
 import nbtrack
-from conftest import reset_fluent
 from model_helpers import logged_run
 from nbtrack.errors import InvalidFilterError
 from nbtrack.registry import MissingReasonWarning
+from store_helpers import fluent_store
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The ``noload`` loader strategy is deprecated",  # MLflow's SQLAlchemy usage
@@ -153,22 +153,13 @@ def mlflow_side(tmp_path_factory: pytest.TempPathFactory) -> Side:
 @pytest.fixture(scope="module")
 def nbtrack_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Built]:
     """The registry built once in an nbtrack store; returns its folder and the run ids."""
-    root = tmp_path_factory.mktemp("nbtrack-registry")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for variable in ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID"):
-            patch.delenv(variable, raising=False)
-        reset_fluent()
-        try:
-            nbtrack.set_tracking_uri(root / "nbtrack")
-            with warnings.catch_warnings():
-                # MLflow-style moves without a reason warn, and record "no reason given".
-                warnings.simplefilter("ignore", MissingReasonWarning)
-                built = build_registry(nbtrack.MlflowClient(), lambda _: logged_run(nbtrack, 0.9))
-            nbtrack.flush()
-        finally:
-            reset_fluent()
-    return root / "nbtrack", built
+    with fluent_store(tmp_path_factory.mktemp("nbtrack-registry")) as path:
+        with warnings.catch_warnings():
+            # MLflow-style moves without a reason warn, and record "no reason given".
+            warnings.simplefilter("ignore", MissingReasonWarning)
+            built = build_registry(nbtrack.MlflowClient(), lambda _: logged_run(nbtrack, 0.9))
+        nbtrack.flush()
+    return path, built
 
 
 @pytest.fixture
@@ -402,40 +393,21 @@ INVALID_MODEL_ORDERS = [
 ]
 
 
-@pytest.mark.parametrize("filter_string", INVALID_VERSION_FILTERS)
-def test_invalid_version_filters_raise_on_both_sides(sides, filter_string) -> None:
+REFUSED = [
+    *[("versions", {"filter_string": f}) for f in INVALID_VERSION_FILTERS],
+    *[("versions", {"order_by": o}) for o in INVALID_VERSION_ORDERS],
+    *[("models", {"filter_string": f}) for f in INVALID_MODEL_FILTERS],
+    *[("models", {"order_by": o}) for o in INVALID_MODEL_ORDERS],
+]
+
+
+@pytest.mark.parametrize(("search", "question"), REFUSED, ids=lambda p: str(p))
+def test_what_mlflow_refuses_nbtrack_refuses(sides, search: str, question: dict) -> None:
     ml, nb = sides
     with pytest.raises(Exception):  # noqa: B017 - MLflow raises MlflowException or others
-        ml.versions(filter_string)
+        getattr(ml, search)(**question)
     with pytest.raises(InvalidFilterError):
-        nb.versions(filter_string)
-
-
-@pytest.mark.parametrize("order_by", INVALID_VERSION_ORDERS, ids=lambda o: ",".join(o))
-def test_invalid_version_orders_raise_on_both_sides(sides, order_by) -> None:
-    ml, nb = sides
-    with pytest.raises(Exception):  # noqa: B017
-        ml.versions("", order_by)
-    with pytest.raises(InvalidFilterError):
-        nb.versions("", order_by)
-
-
-@pytest.mark.parametrize("filter_string", INVALID_MODEL_FILTERS)
-def test_invalid_model_filters_raise_on_both_sides(sides, filter_string) -> None:
-    ml, nb = sides
-    with pytest.raises(Exception):  # noqa: B017
-        ml.models(filter_string)
-    with pytest.raises(InvalidFilterError):
-        nb.models(filter_string)
-
-
-@pytest.mark.parametrize("order_by", INVALID_MODEL_ORDERS, ids=lambda o: ",".join(o))
-def test_invalid_model_orders_raise_on_both_sides(sides, order_by) -> None:
-    ml, nb = sides
-    with pytest.raises(Exception):  # noqa: B017
-        ml.models("", order_by)
-    with pytest.raises(InvalidFilterError):
-        nb.models("", order_by)
+        getattr(nb, search)(**question)
 
 
 # --- deliberate differences, pinned so they stay known --------------------------------------

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from mlflow import MlflowClient
 
 import nbtrack
-from conftest import reset_fluent
+from store_helpers import fluent_store
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
@@ -89,20 +89,12 @@ def sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ml = Side(ml_client, ml_experiment, log_runs(ml_client, ml_experiment))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for variable in ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID"):
-            patch.delenv(variable, raising=False)
-        reset_fluent()
-        try:
-            nbtrack.set_tracking_uri(root / "nbtrack")
-            nb_client = nbtrack.MlflowClient()
-            nb_experiment = nb_client.create_experiment("x")
-            nb = Side(nb_client, nb_experiment, log_runs(nb_client, nb_experiment))
-            nbtrack.flush()
-            yield ml, nb
-        finally:
-            reset_fluent()
+    with fluent_store(root):
+        nb_client = nbtrack.MlflowClient()
+        nb_experiment = nb_client.create_experiment("x")
+        nb = Side(nb_client, nb_experiment, log_runs(nb_client, nb_experiment))
+        nbtrack.flush()
+        yield ml, nb
 
 
 # --- the grammar the filters are drawn from -------------------------------------------------
