@@ -123,16 +123,16 @@ def _parse_ident(cur: Cursor, grammar: Grammar, order: bool) -> Identifier:
     if head is None:
         cur.fail(f"expected an identifier such as {_example(grammar)}, got {cur.lexeme()}")
     bare = not cur.peek(".")
-    if not bare:
-        cur.pos += 1
-        kind = _identifier_type(cur, grammar, _unquote(head), start, order)
-        key_pos = cur.pos
-        key = _parse_key(cur, head)
-    else:
+    if bare:
         # MLflow reads a name without a dot as an attribute, e.g. status = 'FINISHED'.
         kind, key_pos, key = ATTRIBUTES, start, _unquote(head)
         if key in grammar.types or key in grammar.refused_types:
             cur.fail(f"'{key}' needs a key: write {key}.<key>", start)
+    else:
+        cur.pos += 1
+        kind = _identifier_type(cur, grammar, _unquote(head), start, order)
+        key_pos = cur.pos
+        key = _parse_key(cur, head)
     if kind != ATTRIBUTES:
         return Identifier(kind, key, cur.text[start : cur.pos], start)
     attribute = _attribute(cur, grammar, key, key_pos, order, bare)
@@ -183,11 +183,8 @@ def _attribute(
     known = grammar.order_attributes if order else grammar.attributes
     if name not in known:
         # A bare name may have been meant as a key of another kind: say how to write that.
-        hint = (
-            f" (or write {grammar.keyed(name, order)})"
-            if bare and grammar.keyed(name, order)
-            else ""
-        )
+        keyed = grammar.keyed(name, order) if bare else ""
+        hint = f" (or write {keyed})" if keyed else ""
         cur.fail(
             f"unknown attribute '{name}'; valid attributes are "
             f"{grammar.attribute_names(order)}{hint}",
