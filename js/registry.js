@@ -2,11 +2,13 @@
 // stage transitions through the model's policy, a version's source run, the audit log.
 //
 // reads:  model_name, models ({name, description, policy, versions: [{version, stage,
-//         moves, aliases, run_id, run_name, source, created_by, created, metrics,
-//         digest}]}), pending (the prepared move: {id, model, version, from, to, who,
-//         policy, checks, failed, reason_required, archives}), events (newest first),
-//         total_events, detail ({run_id, title, sections}), error, message
-// writes: nothing directly; intents: {kind: "prepare", model, version, stage},
+//         moves, alias_moves, aliases, run_id, run_name, source, created_by, created,
+//         metrics, digest}]}), pending (the prepared move: {id, kind ("stage" or "alias"),
+//         model, version, alias, from, to, who, policy, checks, failed, reason_required,
+//         archives}), events (newest first), total_events, detail ({run_id, title,
+//         sections}), error, message
+// writes: nothing directly; intents: {kind: "prepare", model, version, stage} (or alias
+//         instead of stage: a protected alias, reviewed as a stage move is),
 //         {kind: "confirm", reason, force}, {kind: "cancel"}, {kind: "open_run", run_id},
 //         {kind: "close_detail"}, {kind: "refresh"}
 
@@ -50,6 +52,10 @@ function versionRow(model, name, v) {
   const moves = v.moves.map((stage) => button(`→ ${stage}`,
     () => intent(model, "prepare", { model: name, version: v.version, stage }),
     { className: "nbt-button nbt-move", dataset: { stage }, title: `move version ${v.version} to ${stage}` }));
+  const aliasMoves = v.alias_moves.map((alias) => button(`→ @${alias}`,
+    () => intent(model, "prepare", { model: name, version: v.version, alias }),
+    { className: "nbt-button nbt-move nbt-alias-move", dataset: { alias },
+      title: `point the protected alias @${alias} at version ${v.version}` }));
   return h("tr", { dataset: { version: String(v.version) } },
     h("td", {}, `v${v.version}`),
     h("td", { className: "nbt-version-stage" }, stageBadge(v.stage)),
@@ -58,7 +64,7 @@ function versionRow(model, name, v) {
     h("td", {}, v.created_by),
     h("td", {}, v.created),
     h("td", { title: v.metrics }, v.metrics),
-    h("td", {}, h("span", { className: "nbt-moves" }, moves)));
+    h("td", {}, h("span", { className: "nbt-moves" }, moves, aliasMoves)));
 }
 
 function modelSection(model, m) {
@@ -95,7 +101,9 @@ function transitionForm(model, p) {
     className: "nbt-reason", value: drafts.get(key) || "",
     placeholder: p.reason_required ? `why move it to ${p.to}? (required, recorded in the audit log)` : "why? (optional)",
   });
-  const label = p.to === "Archived" ? "Archive" : p.to === "None" ? "Move to None" : `Promote to ${p.to}`;
+  const alias = p.kind === "alias";
+  const label = alias ? `Point @${p.alias} here`
+    : p.to === "Archived" ? "Archive" : p.to === "None" ? "Move to None" : `Promote to ${p.to}`;
   const confirm = button(label, () => send(false), { className: "nbt-button nbt-confirm" });
   const force = p.failed
     ? button("Force with reason", () => send(true), {
@@ -118,7 +126,10 @@ function transitionForm(model, p) {
   update();
   const passed = p.checks.length - p.failed;
   return h("div", { className: "nbt-transition", dataset: { model: p.model, version: String(p.version), stage: p.to } },
-    h("div", { className: "nbt-subtitle" }, `Move ${p.model} version ${p.version}: `, stageBadge(p.from), " → ", stageBadge(p.to)),
+    alias
+      ? h("div", { className: "nbt-subtitle" }, `Point ${p.model} `, h("span", { className: "nbt-badge nbt-alias" }, p.to),
+        ` at version ${p.version} (now: ${p.from})`)
+      : h("div", { className: "nbt-subtitle" }, `Move ${p.model} version ${p.version}: `, stageBadge(p.from), " → ", stageBadge(p.to)),
     h("div", { className: "nbt-muted" }, `as ${p.who} · policy: ${p.policy}`),
     h("div", { className: `nbt-check-summary${p.failed ? " nbt-error" : ""}` }, p.checks.length
       ? `checks (dry run, nothing moved yet): ${passed} of ${p.checks.length} passed`

@@ -167,6 +167,19 @@ def test_experiments_and_runs(tracking) -> None:
         client.delete_tag(run_id, "absent")
 
 
+def test_search_experiments_reads_mlflows_experiment_grammar(tracking) -> None:
+    client = tracking.MlflowClient()
+    churn = client.create_experiment("churn", tags={"team": "growth"})
+    client.create_experiment("fraud")
+    found = client.search_experiments(filter_string="tags.team IS NULL and name != 'Default'")
+    assert [e.name for e in found] == ["fraud"]
+    found = client.search_experiments(filter_string=f"experiment_id IN ('{churn}', '999')")
+    assert [e.name for e in found] == ["churn"]
+    assert client.search_experiments(filter_string="creation_time > 0 and tags.team = 'growth'")
+    with pytest.raises(InvalidParameterError, match=r"unknown attribute 'status'; valid attrib"):
+        client.search_experiments(filter_string="status = 'active'")
+
+
 def test_list_and_download_artifacts(tracking, tmp_path: Path) -> None:
     client = tracking.MlflowClient()
     run_id = logged_run(tracking, 0.9)

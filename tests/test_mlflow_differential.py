@@ -26,8 +26,7 @@ from mlflow.tracking import fluent as mlflow_fluent
 
 import nbtrack
 from nbtrack.errors import InvalidFilterError
-from nbtrack.tracking import fluent
-from nbtrack.tracking.session import Session, close_stores
+from store_helpers import fluent_store
 
 ALPHA = "diff-alpha"
 BETA = "diff-beta"
@@ -343,13 +342,6 @@ def _end_mlflow_runs() -> None:
 
 # MLflow writes these to os.environ itself (set_tracking_uri, set_experiment).
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-_NBTRACK_ENV = (
-    "NBTRACK_DIR",
-    "NBTRACK_TRACKING_URI",
-    "NBTRACK_RUN_ID",
-    "NBTRACK_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_NAME",
-)
 
 
 @pytest.fixture(scope="module")
@@ -385,16 +377,9 @@ def mlflow_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
 def nbtrack_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Logged]:
     """The scenario logged once to an nbtrack store; returns its folder and what was logged."""
     root = tmp_path_factory.mktemp("nbtrack-differential")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for variable in _NBTRACK_ENV:
-            patch.delenv(variable, raising=False)
-        session = Session(root / "nbtrack")
-        with fluent.use_session(session):
-            logged = log_scenario(nbtrack)
-            nbtrack.flush()
-            session.close("KILLED")
-        close_stores()
+    with fluent_store(root):
+        logged = log_scenario(nbtrack)
+        nbtrack.flush()
     return root / "nbtrack", logged
 
 

@@ -22,7 +22,7 @@ from model_helpers import (
 )
 from nbtrack import registry
 from nbtrack.errors import InvalidParameterError, NotFoundError
-from nbtrack.registry import MissingReasonWarning, TransitionRefused
+from nbtrack.registry import NO_REASON, MissingReasonWarning, TransitionRefused
 from nbtrack.store import Store
 from nbtrack.store.artifacts import sha256_file
 from nbtrack.store.journal import read_records
@@ -358,6 +358,144 @@ def test_alias_rules(nb) -> None:
     assert registry.get_registered_model("churn").aliases == {}
 
 
+def _protect_champion(nb, *aucs: float, **policy) -> None:
+    for auc in aucs:
+        register(nb, "churn", auc)
+    registry.set_policy(
+        "churn",
+        aliases={"champion": ["metrics.val_auc >= 0.85", "beats:metrics.val_auc"]},
+        **policy,
+    )
+
+
+def test_a_protected_alias_moves_through_its_checks_with_a_reason_as_a_stage_does(nb) -> None:
+    _protect_champion(nb, 0.9, 0.8, 0.95)
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="needs a reason") as error:
+        registry.set_alias("churn", "champion", 1)
+    assert "%track alias churn 1 champion --reason" in str(error.value)
+    assert registry_bytes(nb) == before
+    registry.set_alias("churn", "Champion", 1, reason="clears the bar")
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], event["to"], event["reason"], event["forced"]) == (
+        "alias.set",
+        "version 1",
+        "clears the bar",
+        False,
+    )
+    assert event["checks"][1] == {
+        "check": "beats:metrics.val_auc",
+        "passed": True,
+        "actual": "0.9; no incumbent at @champion",
+    }
+    assert event["metrics"] == {"val_auc": 0.9}
+
+    before = registry_bytes(nb)
+    with pytest.raises(TransitionRefused) as refused:
+        registry.set_alias("churn", "champion", 2, reason="try it")
+    assert str(refused.value).startswith(
+        "Cannot point 'churn'@champion at version 2: 2 of 2 check(s) failed."
+    )
+    assert "[FAIL] beats:metrics.val_auc (actual: 0.8 vs 0.9 (incumbent version 1))" in str(
+        refused.value
+    )
+    assert "--force in %track alias" in str(refused.value)
+    with pytest.raises(InvalidParameterError, match="needs a reason"):
+        registry.set_alias("churn", "champion", 2, force=True)
+    assert registry_bytes(nb) == before
+    assert [c.passed for c in registry.check_alias_move("churn", 2, "champion")] == [False, False]
+
+    registry.set_alias("churn", "champion", 2, reason="A/B test needs it live", force=True)
+    event = registry.history("churn").iloc[-1]
+    assert (event["from"], event["to"], bool(event["forced"])) == ("version 1", "version 2", True)
+    registry.set_alias("churn", "champion", 3, reason="beats v2")  # the incumbent is now v2
+    registry.set_alias("churn", "challenger", 2)  # an unprotected alias moves freely
+    assert registry.get_registered_model("churn").aliases == {"champion": 3, "challenger": 2}
+
+    with pytest.raises(InvalidParameterError, match=r"Removing 'churn'@champion needs a reason"):
+        registry.delete_alias("churn", "champion")
+    registry.delete_alias("churn", "CHAMPION", reason="retired: traffic moves to v4")
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], event["from"], event["reason"]) == (
+        "alias.delete",
+        "version 3",
+        "retired: traffic moves to v4",
+    )
+    assert registry.get_registered_model("churn").aliases == {"challenger": 2}
+
+
+def test_mlflow_client_moves_protected_aliases_as_it_moves_stages(nb) -> None:
+    _protect_champion(nb, 0.9, 0.8)
+    client = nb.MlflowClient()
+    with pytest.warns(MissingReasonWarning, match=r"set_registered_model_alias\(.*reason="):
+        client.set_registered_model_alias("churn", "champion", 1)
+    assert registry.history("churn").iloc[-1]["reason"] == NO_REASON
+    with pytest.raises(TransitionRefused), pytest.warns(MissingReasonWarning):
+        client.set_registered_model_alias("churn", "champion", 2)
+    with (
+        pytest.raises(InvalidParameterError, match=r"force=True .* needs a reason"),
+        pytest.warns(MissingReasonWarning),
+    ):
+        client.set_registered_model_alias("churn", "champion", 2, force=True)
+    client.set_registered_model_alias("churn", "champion", 2, reason="canary", force=True)
+    assert bool(registry.history("churn").iloc[-1]["forced"]) is True
+    with pytest.warns(MissingReasonWarning, match="delete_registered_model_alias"):
+        client.delete_registered_model_alias("churn", "champion")
+    assert registry.get_registered_model("churn").aliases == {}
+
+    registry.set_policy("churn", aliases={"champion": []}, require_reason=True)
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="require_reason=True"):
+        client.set_registered_model_alias("churn", "champion", 2)
+    assert registry_bytes(nb) == before
+    client.set_registered_model_alias("churn", "champion", 2, reason="protected, no checks")
+    assert registry.history("churn").iloc[-1]["checks"] == []
+
+
+def test_protected_aliases_need_a_distinct_approver_when_the_policy_says_so(
+    nb, monkeypatch
+) -> None:
+    _protect_champion(nb, 0.9, distinct_approver=True)  # registered by alice
+    with pytest.raises(TransitionRefused, match=r"\[FAIL\] distinct_approver"):
+        registry.set_alias("churn", "champion", 1, reason="mine is good")
+    monkeypatch.setenv("NBTRACK_USER", "bob")
+    registry.set_alias("churn", "champion", 1, reason="reviewed alice's eval")
+    event = registry.history("churn").iloc[-1]
+    assert (event["who"], event["checks"][-1]["passed"]) == ("bob", True)
+
+
+def test_a_version_holding_a_protected_alias_is_not_deleted_with_it(nb) -> None:
+    _protect_champion(nb, 0.9, 0.95)
+    registry.set_alias("churn", "champion", 1, reason="first")
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="holds the protected alias @champion"):
+        registry.delete_model_version("churn", 1, reason="cleanup")
+    assert registry_bytes(nb) == before
+    registry.set_alias("churn", "champion", 2, reason="better")
+    registry.delete_model_version("churn", 1, reason="cleanup")
+    assert registry.get_registered_model("churn").aliases == {"champion": 2}
+
+
+def test_set_policy_checks_protected_aliases_and_their_gates(nb) -> None:
+    register(nb, "churn", 0.9)
+    before = registry_bytes(nb)
+    for aliases, message in [
+        ({"latest": []}, "reserved"),
+        (
+            {"champion": ["metrics.auc >>> 3"]},
+            r"@champion gate 'metrics\.auc >>> 3' does not parse",
+        ),
+        ({"champion": [""]}, "is not a check"),
+        (["champion"], "give a dict of each protected alias"),
+    ]:
+        with pytest.raises(InvalidParameterError, match=message):
+            registry.set_policy("churn", aliases=aliases)
+    assert registry_bytes(nb) == before
+    policy = registry.set_policy("churn", aliases={"Champion": "beats:metrics.val_auc"})
+    assert policy["aliases"] == {"champion": ["beats:metrics.val_auc"]}
+    assert registry.history("churn").iloc[-1]["detail"] == "@champion: beats:metrics.val_auc"
+
+
 # -- audit trail and persistence -----------------------------------------------------------------
 
 
@@ -437,7 +575,11 @@ def test_search_model_versions_and_registered_models(nb) -> None:
     assert [(v.name, v.version) for v in found] == [("fraud", 1), ("churn", 1)]
     assert [m.name for m in registry.search_registered_models("name LIKE 'ch%'")] == ["churn"]
     assert [m.name for m in registry.search_registered_models("tags.team = 'risk'")] == ["fraud"]
-    with pytest.raises(InvalidParameterError, match="unknown key 'colour'"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"unknown attribute 'colour'; valid attributes are current_stage, name, run_id, "
+        r"source_path, version_number \(or write tags.colour\)",
+    ):
         registry.search_model_versions("colour = 'red'")
     assert dict(found[0])["version"] == 1
 

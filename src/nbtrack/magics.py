@@ -331,9 +331,9 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
         "move a version to a stage after its policy's checks (--force to override)",
     ),
     "alias": (
-        "alias NAME VERSION ALIAS",
+        "alias NAME VERSION ALIAS [--reason TEXT]",
         "nbtrack.registry.magics:alias",
-        "point an alias (e.g. champion) at a version",
+        "point an alias (e.g. champion) at a version; a protected one after its checks",
     ),
     "registry": (
         "registry [NAME]",

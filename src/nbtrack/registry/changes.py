@@ -88,17 +88,22 @@ def set_policy(
     *,
     staging: list[str] | None = None,
     production: list[str] | None = None,
+    aliases: dict[str, list[str] | None] | None = None,
     distinct_approver: bool = False,
     require_reason: bool = False,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    """Set the checks a version must pass to enter Staging or Production (see gates.py).
+    """Set the checks a version must pass to enter Staging or Production, and the aliases
+    it protects with the checks a version must pass to take them (see gates.py).
 
-    Creates the registered model if it does not exist yet. Every gate is parsed first;
-    a gate that does not parse is an error and nothing is recorded.
+    ``aliases={"champion": ["metrics.val_auc >= 0.85", "beats:metrics.val_auc"]}``:
+    moving ``champion`` then needs a reason and passing checks, as a stage move does
+    (``{"champion": []}`` protects it without checks). Creates the registered model if
+    it does not exist yet. Every gate is parsed first; a gate that does not parse is an
+    error and nothing is recorded.
     """
     check_model_name(name)
-    policy = gates.make_policy(staging, production, distinct_approver, require_reason)
+    policy = gates.make_policy(staging, production, distinct_approver, require_reason, aliases)
     reason = check_reason(reason)
     with registry_store().transaction(identity()) as tx:
         model = tx.state.model(name)
@@ -339,8 +344,23 @@ def _version_event(
         row = find_version(tx.state, model, number)
         if tag is not None and tag not in row["tags"]:
             raise NotFoundError(f"Model {name!r} version {number} has no tag {tag!r}.")
+        if op == "version.delete":
+            _check_no_protected_alias(model, number)
         tx.append(op, model["model_id"], name, version=number, reason=reason, **fields)
     return number
+
+
+def _check_no_protected_alias(model: dict[str, Any], number: int) -> None:
+    """Deleting a version takes its aliases with it: not a protected one, which moves only
+    through its review."""
+    held = sorted(a for a, v in model["aliases"].items() if v == number)
+    protected = [a for a in held if gates.protects(model["policy"], a)]
+    if protected:
+        names = ", ".join(f"@{a}" for a in protected)
+        raise InvalidParameterError(
+            f"Model {model['name']!r} version {number} holds the protected alias {names}: "
+            "point it at another version, or remove it with a reason, before deleting it."
+        )
 
 
 def _entity_now(name: str, number: int) -> ModelVersion:

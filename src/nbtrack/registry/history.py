@@ -101,6 +101,8 @@ def _from_to(event: dict[str, Any]) -> tuple[Any, Any]:
         return (None if start is None else f"version {start}"), f"version {event['version']}"
     if op == "model.rename":
         return event["from"], event["to"]
+    if op == "alias.delete":
+        return f"version {event['version']}", None
     return None, None
 
 
@@ -125,10 +127,14 @@ def _detail(event: dict[str, Any]) -> str:
 
 
 def policy_text(policy: dict[str, Any] | None) -> str:
-    """A policy in one line, e.g. ``Production: metrics.auc >= 0.9, beats:metrics.auc``."""
+    """A policy in one line, e.g. ``Production: metrics.auc >= 0.9; @champion: protected``."""
     if not policy:
         return "no policy"
     parts = [f"{stage}: {', '.join(checks)}" for stage, checks in policy.get("gates", {}).items()]
+    parts += [
+        f"@{alias}: {', '.join(checks) or 'protected'}"
+        for alias, checks in policy.get("aliases", {}).items()
+    ]
     if policy.get("distinct_approver"):
         parts.append("distinct approver")
     if policy.get("require_reason"):

@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from nbtrack.registry import changes, stages
+from nbtrack.registry import aliases, changes, stages
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +41,7 @@ def _parsers() -> dict[str, _Parser]:
     alias.add_argument("version")
     alias.add_argument("alias")
     alias.add_argument("--reason", metavar="TEXT")
+    alias.add_argument("--force", action="store_true", help="override failed checks")
 
     registry = _Parser(prog="registry", add_help=False)
     registry.add_argument("name", nargs="?")
@@ -94,9 +95,11 @@ def promote(magics: Any, argv: list[str], rest: str) -> Any:
 
 
 def alias(magics: Any, argv: list[str], rest: str) -> Any:
-    """``%track alias NAME VERSION ALIAS [--reason TEXT]``."""
+    """``%track alias NAME VERSION ALIAS [--reason TEXT] [--force]``."""
     args = _parse("alias", argv)
-    return stages.set_alias(args.name, args.alias, args.version, reason=args.reason)
+    return aliases.set_alias(
+        args.name, args.alias, args.version, reason=args.reason, force=args.force
+    )
 
 
 def registry(magics: Any, argv: list[str], rest: str) -> Any:

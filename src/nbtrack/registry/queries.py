@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from nbtrack import search
 from nbtrack.errors import InvalidParameterError, NotFoundError
-from nbtrack.registry import filters, gates
+from nbtrack.registry import gates
 from nbtrack.registry.entities import (
     STAGES,
     ModelVersion,
@@ -15,7 +16,7 @@ from nbtrack.registry.entities import (
     model_from_row,
     version_from_row,
 )
-from nbtrack.registry.names import LATEST, check_version, identity
+from nbtrack.registry.names import LATEST, check_alias, check_version, identity
 from nbtrack.store.registry import RegistryState, RegistryStore
 
 
@@ -109,12 +110,11 @@ def search_registered_models(
     max_results: int = 100,
     order_by: Sequence[str] | None = None,
 ) -> list[RegisteredModel]:
-    """Registered models matching an MLflow filter (``name LIKE 'churn%'``, ``tags.k = 'v'``)."""
-    match = filters.compile_filter(filter_string, filters.MODEL_KEYS)
-    sort = filters.compile_order_by(order_by, filters.MODEL_KEYS, ["name ASC"])
+    """Registered models matching an MLflow filter (``name LIKE 'churn%'``, ``tags.k = 'v'``),
+    by name unless ``order_by`` says otherwise."""
     with registry_store().reading() as state:
         rows = [state.models[i] for i in state.names.values()]
-        found = sort([r for r in rows if match(r)])[:max_results]
+        found = search.search(rows, filter_string, order_by, max_results, search.REGISTERED_MODELS)
         return [model_from_row(r, state.versions_of(r["model_id"])) for r in found]
 
 
@@ -145,14 +145,13 @@ def search_model_versions(
 ) -> list[ModelVersion]:
     """Versions matching an MLflow filter (``name = 'm'``, ``run_id IN (...)``, ``tags.k = 'v'``).
 
-    Newest first within each model, models by name, unless ``order_by`` says otherwise.
+    Most recently updated first, then by name and newest version first (as MLflow's
+    sqlite store orders them), unless ``order_by`` says otherwise.
     """
-    match = filters.compile_filter(filter_string, filters.VERSION_KEYS)
-    default = ["name ASC", "version_number DESC"]
-    sort = filters.compile_order_by(order_by, filters.VERSION_KEYS, default)
     with registry_store().reading() as state:
-        rows = [r for r in state.versions.values() if not r.get("deleted") and match(r)]
-        return [version_entity(state, r) for r in sort(rows)[:max_results]]
+        rows = [r for r in state.versions.values() if not r.get("deleted")]
+        found = search.search(rows, filter_string, order_by, max_results, search.MODEL_VERSIONS)
+        return [version_entity(state, r) for r in found]
 
 
 def get_policy(name: str) -> dict[str, Any] | None:
@@ -169,6 +168,18 @@ def check_transition(name: str, version: int | str, stage: str) -> list[gates.Ch
         return gates.evaluate(
             model["policy"], stage, row, incumbent(state, model, row, stage), identity()
         )
+
+
+def check_alias_move(name: str, version: int | str, alias: str) -> list[gates.CheckResult]:
+    """The policy's checks for pointing ``alias`` at a version, evaluated now without moving
+    anything (a dry run); none when the policy does not protect the alias."""
+    number, alias = check_version(version), check_alias(alias)
+    with registry_store().reading() as state:
+        model = find_model(state, name)
+        row = find_version(state, model, number)
+        current = model["aliases"].get(alias)
+        holder = None if current is None else find_version(state, model, current)
+        return gates.evaluate_alias(model["policy"], alias, row, holder, identity())
 
 
 def incumbent(

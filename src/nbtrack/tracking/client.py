@@ -392,14 +392,21 @@ class MlflowClient:
     # -- aliases ---------------------------------------------------------------------------
 
     def set_registered_model_alias(
-        self, name: str, alias: str, version: str | int, *, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: str | int,
+        *,
+        reason: str | None = None,
+        force: bool = False,
     ) -> None:
-        registry.set_alias(name, alias, version, reason=reason)
+        """Point an alias at a version; a protected alias is reviewed (see nbtrack.registry)."""
+        registry.aliases.set_alias_mlflow_style(name, alias, version, reason, force)
 
     def delete_registered_model_alias(
         self, name: str, alias: str, *, reason: str | None = None
     ) -> None:
-        registry.delete_alias(name, alias, reason=reason)
+        registry.aliases.delete_alias_mlflow_style(name, alias, reason)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         return registry.get_model_version_by_alias(name, alias)

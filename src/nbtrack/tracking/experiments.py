@@ -12,8 +12,6 @@ from nbtrack.tracking.runs import visible
 from nbtrack.tracking.session import Session
 from nbtrack.validation import check_experiment_name, check_tags
 
-DEFAULT_ORDER = ("creation_time DESC", "experiment_id ASC")  # as MLflow
-
 
 def create(
     session: Session,
@@ -55,23 +53,13 @@ def search(
     order_by: Sequence[str] | None = None,
 ) -> list[Experiment]:
     """Experiments matching an MLflow experiment filter (``name``, ``tags.*``,
-    ``creation_time``, ``last_update_time``), newest change first as in MLflow."""
-    # TODO(merge grammar): search.py's parser configured with experiment keys.
-    from nbtrack.registry.filters import compile_filter
+    ``experiment_id``, ``creation_time``, ``last_update_time``), newest first as in MLflow."""
+    from nbtrack.search import EXPERIMENTS, search as matching  # loads on the first search
 
-    matches = compile_filter(filter_string, {"name": "name"})
     store = session.store
-    rows = [
-        r for r in store.experiments() if visible(r["lifecycle_stage"], view_type) and matches(r)
-    ]
-    for clause in reversed([*(order_by or ()), *DEFAULT_ORDER]):  # stable sorts, last first
-        field, _, direction = clause.partition(" ")
-        numeric = field == "experiment_id"
-        rows.sort(
-            key=lambda r: int(r[field]) if numeric else (r.get(field) or 0),
-            reverse=direction.strip().upper() == "DESC",
-        )
-    return [entity(store, r) for r in rows]
+    rows = [r for r in store.experiments() if visible(r["lifecycle_stage"], view_type)]
+    found = matching(rows, filter_string, order_by, grammar=EXPERIMENTS)
+    return [entity(store, r) for r in found]
 
 
 def rename(session: Session, experiment_id: str, new_name: str) -> None:
