@@ -323,12 +323,17 @@ def test_bad_intents_are_reported_in_the_panel(nb) -> None:
     assert panel.error == "" and panel.pending["to"] == "Staging"
 
 
-def test_the_panel_acts_only_on_the_store_it_shows(nb, tmp_path) -> None:
+def test_the_panel_acts_on_the_store_it_shows_after_the_store_changes(nb, tmp_path) -> None:
     register(nb, "churn", 0.9)
     panel = RegistryPanel()
+    shown = nb.get_tracking_uri()
     nb.set_tracking_uri(tmp_path / "elsewhere")
     send(panel, {"kind": "prepare", "model": "churn", "version": 1, "stage": "Staging"})
-    assert "active store is now" in panel.error and panel.pending == {}
+    send(panel, {"kind": "confirm", "reason": "ready for review", "force": False})
+    assert panel.error == "" and versions(panel, "churn")[1]["stage"] == "Staging"
+    assert registry.search_registered_models() == []  # the store now in use has none
+    nb.set_tracking_uri(shown)
+    assert registry.get_model_version("churn", 1).current_stage == "Staging"
 
 
 # -- source runs, refreshing ---------------------------------------------------------------------

@@ -256,3 +256,17 @@ def test_python_dash_m_nbtrack_is_the_command(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "from-a-session" in result.stdout
+
+
+def test_a_clients_registry_calls_act_on_its_own_store(tracking, tmp_path):
+    from nbtrack import registry
+
+    other = MlflowClient(tracking_uri=str(tmp_path / "other"))
+    other.create_registered_model("elsewhere")
+    assert [m.name for m in other.search_registered_models()] == ["elsewhere"]
+    assert registry.search_registered_models() == []  # the fluent API's store has none
+    mine = MlflowClient()
+    mine.create_registered_model("here")
+    assert [m.name for m in other.search_registered_models()] == ["elsewhere"]
+    page = mine.search_registered_models(max_results=1)
+    assert [m.name for m in page] == ["here"] and page.token is None

@@ -157,7 +157,7 @@ __all__ = [
 # Loaded on first use: the model and registry API pull in heavier modules, and MLflow's
 # flavor modules (``mlflow.sklearn``, ``mlflow.pyfunc``) are reachable as attributes.
 _LAZY = {
-    "MlflowClient": "nbtrack.tracking.client",
+    "MlflowClient": "nbtrack.registry.client",
     "autolog": "nbtrack.autologging",
     "load_model": "nbtrack.models.api",
     "log_model": "nbtrack.models.api",

@@ -47,6 +47,7 @@ from nbtrack.registry.gates import CheckResult, TransitionRefused
 from nbtrack.registry.history import history
 from nbtrack.registry.names import NO_REASON, MissingReasonWarning, identity
 from nbtrack.registry.queries import (
+    acting_store,
     check_alias_move,
     check_transition,
     get_latest_versions,
@@ -106,7 +107,6 @@ __all__ = [
 def show(name: str | None = None) -> StaticView:
     """``%track registry [NAME]``: models, versions, stages, aliases and the audit log."""
     from nbtrack.registry.render import registry_view
-    from nbtrack.tracking.fluent import current_store
 
-    with current_store().registry.reading() as state:
+    with acting_store().registry.reading() as state:
         return registry_view(state, name)

@@ -13,7 +13,13 @@ from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.registry import gates
 from nbtrack.registry.entities import ModelVersion, RegisteredModel, model_from_row
 from nbtrack.registry.names import check_model_name, check_reason, check_version, identity
-from nbtrack.registry.queries import find_model, find_version, registry_store, version_entity
+from nbtrack.registry.queries import (
+    acting_store,
+    find_model,
+    find_version,
+    registry_store,
+    version_entity,
+)
 from nbtrack.store.registry import Transaction
 from nbtrack.validation import check_key, check_tag_value, check_tags
 
@@ -176,9 +182,7 @@ def source_uri(source: str, run_id: str | None) -> str:
         return source
     from pathlib import Path
 
-    from nbtrack.tracking.fluent import current_store
-
-    runs = (current_store().root / "runs").resolve()
+    runs = (acting_store().root / "runs").resolve()
     try:
         inside = Path(source).expanduser().resolve().relative_to(runs).parts
     except ValueError:
@@ -199,7 +203,6 @@ def _package(model_uri: str) -> dict[str, Any]:
     from nbtrack.models.integrity import VerifiedPackage
     from nbtrack.models.mlmodel import MLMODEL_FILE, Model
     from nbtrack.models.source import resolve
-    from nbtrack.tracking.fluent import current_store
 
     source = resolve(model_uri)
     if source.files is None or source.run_id is None:
@@ -219,7 +222,7 @@ def _package(model_uri: str) -> dict[str, Any]:
         return {k: row[k] for k in _COPIED} | {
             "copied_from": f"models:/{row['name']}/{row['version']}"
         }
-    store = current_store()
+    store = acting_store()
     writer = store.writer(source.run_id)
     if writer is not None:  # a run still logging: its buffered metrics belong in the snapshot
         writer.flush()

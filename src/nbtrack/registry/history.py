@@ -42,9 +42,9 @@ def history(name: str | None = None) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    with current_store().registry.reading() as state:
+    with acting_store().registry.reading() as state:
         rows = event_rows(state, name)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from nbtrack import search
 from nbtrack.errors import InvalidParameterError, NotFoundError
@@ -19,11 +21,39 @@ from nbtrack.registry.entities import (
 from nbtrack.registry.names import LATEST, check_alias, check_version, identity
 from nbtrack.store.registry import RegistryState, RegistryStore
 
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
-def registry_store() -> RegistryStore:
+
+# The store registry calls act on, when a caller bound one (an MlflowClient of another
+# store, a panel showing another store): a context variable, so a binding in one thread
+# never leaks into another.
+_bound: ContextVar[Store | None] = ContextVar("nbtrack_registry_store", default=None)
+
+
+def acting_store() -> Store:
+    """The store registry calls act on: the one :func:`using_store` bound, else the
+    fluent API's current store."""
+    bound = _bound.get()
+    if bound is not None:
+        return bound
     from nbtrack.tracking.fluent import current_store
 
-    return current_store().registry
+    return current_store()
+
+
+@contextlib.contextmanager
+def using_store(store: Store) -> Iterator[Store]:
+    """Make registry calls inside the block act on ``store``."""
+    token = _bound.set(store)
+    try:
+        yield store
+    finally:
+        _bound.reset(token)
+
+
+def registry_store() -> RegistryStore:
+    return acting_store().registry
 
 
 # -- finding things ------------------------------------------------------------------------

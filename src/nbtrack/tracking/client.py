@@ -1,10 +1,5 @@
-"""``MlflowClient``: MLflow's explicit client, over an nbtrack store.
-
-Every method has MLflow's name and parameters; the registry calls that move a version
-also take nbtrack's ``reason=`` (and ``force=``). Without a reason they still succeed,
-with a :class:`~nbtrack.registry.MissingReasonWarning`, and the event records
-"no reason given" — unless the model's policy has ``require_reason=True``.
-"""
+"""MLflow's explicit client for experiments, runs and artifacts over one nbtrack store
+(``MlflowClient`` adds the registry's calls: ``nbtrack.registry.client``)."""
 
 from __future__ import annotations
 
@@ -13,7 +8,6 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtrack import registry
 from nbtrack.entities import (
     Experiment,
     Metric,
@@ -40,13 +34,13 @@ from nbtrack.validation import (
 )
 
 if TYPE_CHECKING:
-    from nbtrack.registry.entities import ModelVersion, RegisteredModel
     from nbtrack.store import Store
     from nbtrack.tracking.artifacts import FileInfo
 
 
-class MlflowClient:
-    """MLflow's client API over the store at ``tracking_uri``.
+class TrackingClient:
+    """MLflow's client API for experiments, runs and artifacts over the store at
+    ``tracking_uri``.
 
     Parameters
     ----------
@@ -68,7 +62,8 @@ class MlflowClient:
         return self._session.tracking_uri
 
     @property
-    def _store(self) -> Store:
+    def store(self) -> Store:
+        """The store this client reads and writes."""
         return self._session.store
 
     # -- experiments ---------------------------------------------------------------------
@@ -122,10 +117,10 @@ class MlflowClient:
         writer = self._session.create_run(
             str(experiment_id), name, clean, clean.get("mlflow.parentRunId"), None, start_time
         )
-        return runs.get_run(self._store, writer.run_id)
+        return runs.get_run(self.store, writer.run_id)
 
     def get_run(self, run_id: str) -> Run:
-        return runs.get_run(self._store, run_id)
+        return runs.get_run(self.store, run_id)
 
     def search_runs(
         self,
@@ -136,14 +131,14 @@ class MlflowClient:
         order_by: list[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList:
-        store = self._store
+        store = self.store
         ids = runs.experiment_ids(store, experiment_ids, None) or set()
         found = runs.search_rows(store, ids, filter_string, run_view_type, None, order_by)
         paged = page(found, max_results, page_token)
         return PagedList([run_from_row(r) for r in paged], paged.token)
 
     def log_param(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> Any:
-        self._store.log_params(run_id, {check_key(key, "param"): check_param_value(key, value)})
+        self.store.log_params(run_id, {check_key(key, "param"): check_param_value(key, value)})
         return value
 
     def log_metric(
@@ -158,7 +153,7 @@ class MlflowClient:
         dataset_digest: str | None = None,
         model_id: str | None = None,
     ) -> None:
-        self._store.log_points(run_id, _point(key, value, step, timestamp))
+        self.store.log_points(run_id, _point(key, value, step, timestamp))
 
     def log_batch(
         self,
@@ -174,19 +169,19 @@ class MlflowClient:
         }
         clean_tags = check_tags({t.key: t.value for t in tags})
         points = [v for m in metrics for v in _point(m.key, m.value, m.step, m.timestamp)]
-        store = self._store
+        store = self.store
         if clean_params:
             store.log_params(run_id, clean_params)
         if points:
-            self._store.log_points(run_id, points)
+            self.store.log_points(run_id, points)
         if clean_tags:
             store.set_tags(run_id, clean_tags)
 
     def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool | None = None) -> None:
-        self._store.set_tags(run_id, check_tags({key: value}))
+        self.store.set_tags(run_id, check_tags({key: value}))
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self._store.delete_tag(run_id, key)
+        self.store.delete_tag(run_id, key)
 
     def set_terminated(
         self, run_id: str, status: str | None = None, end_time: int | None = None
@@ -196,220 +191,48 @@ class MlflowClient:
             raise InvalidParameterError(
                 f"set_terminated(status={status!r}): use FINISHED, FAILED or KILLED."
             )
-        self._store.finish_run(run_id, status, end_time or int(time.time() * 1000))
+        self.store.finish_run(run_id, status, end_time or int(time.time() * 1000))
 
     def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
         if status is not None:
             self.set_terminated(run_id, status)
         if name is not None:
-            self._store.rename_run(run_id, name)
+            self.store.rename_run(run_id, name)
 
     def delete_run(self, run_id: str) -> None:
-        self._store.set_lifecycle(run_id, "deleted")
+        self.store.set_lifecycle(run_id, "deleted")
 
     def restore_run(self, run_id: str) -> None:
-        self._store.set_lifecycle(run_id, "active")
+        self.store.set_lifecycle(run_id, "active")
 
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
-        return runs.metric_history(self._store, run_id, key)
+        return runs.metric_history(self.store, run_id, key)
 
     # -- artifacts ---------------------------------------------------------------------------
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
-        artifacts.add(self._store, run_id, artifacts.file_entries(local_path, artifact_path))
+        artifacts.add(self.store, run_id, artifacts.file_entries(local_path, artifact_path))
 
     def log_artifacts(
         self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> None:
-        artifacts.add(self._store, run_id, artifacts.folder_entries(local_dir, artifact_path))
+        artifacts.add(self.store, run_id, artifacts.folder_entries(local_dir, artifact_path))
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        artifacts.add(self._store, run_id, artifacts.text_entries(text, artifact_file))
+        artifacts.add(self.store, run_id, artifacts.text_entries(text, artifact_file))
 
     def log_dict(self, run_id: str, dictionary: dict[str, Any], artifact_file: str) -> None:
-        artifacts.add(self._store, run_id, artifacts.dict_entries(dictionary, artifact_file))
+        artifacts.add(self.store, run_id, artifacts.dict_entries(dictionary, artifact_file))
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        return artifacts.list_artifacts(self._store, run_id, path)
+        return artifacts.list_artifacts(self.store, run_id, path)
 
     def download_artifacts(
         self, run_id: str, path: str, dst_path: str | os.PathLike[str] | None = None
     ) -> str:
-        return artifacts.download_artifacts(self._store, run_id, path, dst_path)
-
-    # -- registered models -------------------------------------------------------------------
-
-    def create_registered_model(
-        self,
-        name: str,
-        tags: dict[str, Any] | None = None,
-        description: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> RegisteredModel:
-        return registry.create_registered_model(name, tags, description, reason=reason)
-
-    def get_registered_model(self, name: str) -> RegisteredModel:
-        return registry.get_registered_model(name)
-
-    def search_registered_models(
-        self,
-        filter_string: str | None = None,
-        max_results: int = 100,
-        order_by: list[str] | None = None,
-        page_token: str | None = None,
-    ) -> PagedList:
-        return PagedList(registry.search_registered_models(filter_string, max_results, order_by))
-
-    def rename_registered_model(
-        self, name: str, new_name: str, *, reason: str | None = None
-    ) -> RegisteredModel:
-        return registry.rename_registered_model(name, new_name, reason=reason)
-
-    def update_registered_model(
-        self, name: str, description: str | None = None, *, reason: str | None = None
-    ) -> RegisteredModel:
-        return registry.update_registered_model(name, description, reason=reason)
-
-    def delete_registered_model(self, name: str, *, reason: str | None = None) -> None:
-        registry.delete_registered_model(name, reason=reason)
-
-    def set_registered_model_tag(
-        self, name: str, key: str, value: Any, *, reason: str | None = None
-    ) -> None:
-        registry.set_registered_model_tag(name, key, value, reason=reason)
-
-    def delete_registered_model_tag(
-        self, name: str, key: str, *, reason: str | None = None
-    ) -> None:
-        registry.delete_registered_model_tag(name, key, reason=reason)
-
-    # -- model versions ----------------------------------------------------------------------
-
-    def create_model_version(
-        self,
-        name: str,
-        source: str,
-        run_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        run_link: str | None = None,
-        description: str | None = None,
-        await_creation_for: int = 300,
-        model_id: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> ModelVersion:
-        return registry.create_model_version(name, source, run_id, tags, description, reason=reason)
-
-    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
-        return registry.get_model_version(name, version)
-
-    def update_model_version(
-        self,
-        name: str,
-        version: str | int,
-        description: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> ModelVersion:
-        return registry.update_model_version(name, version, description, reason=reason)
-
-    def delete_model_version(
-        self, name: str, version: str | int, *, reason: str | None = None
-    ) -> None:
-        registry.delete_model_version(name, version, reason=reason)
-
-    def transition_model_version_stage(
-        self,
-        name: str,
-        version: str | int,
-        stage: str,
-        archive_existing_versions: bool = False,
-        *,
-        reason: str | None = None,
-        force: bool = False,
-    ) -> ModelVersion:
-        """Move a version to a stage; the model's policy checks apply (see nbtrack.registry)."""
-        return registry.stages.transition_mlflow_style(
-            name, version, stage, archive_existing_versions, reason, force
-        )
-
-    def get_latest_versions(self, name: str, stages: list[str] | None = None) -> list[ModelVersion]:
-        return registry.get_latest_versions(name, stages)
-
-    def search_model_versions(
-        self,
-        filter_string: str | None = None,
-        max_results: int = 10_000,
-        order_by: list[str] | None = None,
-        page_token: str | None = None,
-    ) -> PagedList:
-        return PagedList(registry.search_model_versions(filter_string, max_results, order_by))
-
-    def get_model_version_download_uri(self, name: str, version: str | int) -> str:
-        row = registry.queries.lookup(name, str(registry.names.check_version(version)))
-        return (self._store.artifact_dir(row["run_id"]) / row["artifact_path"]).as_uri()
-
-    def copy_model_version(
-        self, src_model_uri: str, dst_name: str, *, reason: str | None = None
-    ) -> ModelVersion:
-        return registry.copy_model_version(src_model_uri, dst_name, reason=reason)
-
-    def set_model_version_tag(
-        self,
-        name: str,
-        version: str | int | None = None,
-        key: str | None = None,
-        value: Any = None,
-        stage: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> None:
-        number = self._version_or_stage(name, version, stage)
-        registry.set_model_version_tag(name, number, key, value, reason=reason)
-
-    def delete_model_version_tag(
-        self,
-        name: str,
-        version: str | int | None = None,
-        key: str | None = None,
-        stage: str | None = None,
-        *,
-        reason: str | None = None,
-    ) -> None:
-        number = self._version_or_stage(name, version, stage)
-        registry.delete_model_version_tag(name, number, key, reason=reason)
-
-    def _version_or_stage(self, name: str, version: Any, stage: str | None) -> int:
-        if (version is None) == (stage is None):
-            raise InvalidParameterError("Pass exactly one of version or stage.")
-        if version is not None:
-            return registry.names.check_version(version)
-        return registry.queries.lookup(name, stage)["version"]
-
-    # -- aliases ---------------------------------------------------------------------------
-
-    def set_registered_model_alias(
-        self,
-        name: str,
-        alias: str,
-        version: str | int,
-        *,
-        reason: str | None = None,
-        force: bool = False,
-    ) -> None:
-        """Point an alias at a version; a protected alias is reviewed (see nbtrack.registry)."""
-        registry.aliases.set_alias_mlflow_style(name, alias, version, reason, force)
-
-    def delete_registered_model_alias(
-        self, name: str, alias: str, *, reason: str | None = None
-    ) -> None:
-        registry.aliases.delete_alias_mlflow_style(name, alias, reason)
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        return registry.get_model_version_by_alias(name, alias)
+        return artifacts.download_artifacts(self.store, run_id, path, dst_path)
 
 
 def _point(key: str, value: Any, step: int | None, timestamp: int | None) -> tuple:

@@ -54,7 +54,8 @@ def search(
 ) -> list[Experiment]:
     """Experiments matching an MLflow experiment filter (``name``, ``tags.*``,
     ``experiment_id``, ``creation_time``, ``last_update_time``), newest first as in MLflow."""
-    from nbtrack.search import EXPERIMENTS, search as matching  # loads on the first search
+    from nbtrack.search import EXPERIMENTS  # loads on the first search
+    from nbtrack.search import search as matching
 
     store = session.store
     rows = [r for r in store.experiments() if visible(r["lifecycle_stage"], view_type)]

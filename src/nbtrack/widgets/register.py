@@ -16,6 +16,7 @@ import traitlets
 from nbtrack.errors import InvalidParameterError
 from nbtrack.models.source import model_packages
 from nbtrack.registry import changes, queries
+from nbtrack.registry.queries import using_store
 from nbtrack.tracking import fluent
 from nbtrack.widgets.panel import Panel, module
 
@@ -47,12 +48,15 @@ class RegisterForm(Panel):
                 "log one in the run with nbtrack.log_model(model, 'model'), then register it."
             )
         artifact = DEFAULT_ARTIFACT if DEFAULT_ARTIFACT in packages else packages[0]
+        with using_store(store):
+            models = [m.name for m in queries.search_registered_models(max_results=None)]
         super().__init__(
             run={"run_id": run_id, "name": row.get("run_name", "")},
             packages=packages,
             artifact=artifact,
-            models=[m.name for m in queries.search_registered_models(max_results=1000)],
+            models=models,
         )
+        self._store = store
 
     def register(self, model: str, artifact: str = "") -> Any:
         """Register the run's package at ``artifact`` as the next version of ``model``."""
@@ -68,7 +72,8 @@ class RegisterForm(Panel):
             raise InvalidParameterError("Give the model a name to register this run under.")
         artifact = artifact or self.artifact
         run_id = self.run["run_id"]
-        version = changes.register_model(f"runs:/{run_id}/{artifact}", model)
+        with using_store(self._store):  # the panel's store, whatever is current now
+            version = changes.register_model(f"runs:/{run_id}/{artifact}", model)
         uri = f"models:/{version.name}/{version.version}"
         self.artifact = artifact
         self.registered = {"name": version.name, "version": version.version, "uri": uri}

@@ -26,6 +26,7 @@ from nbtrack.registry import aliases, gates, queries, stages
 from nbtrack.registry.entities import REVIEWED_STAGES, STAGES, canonical_stage
 from nbtrack.registry.history import event_rows, policy_text
 from nbtrack.registry.names import check_alias, check_version, identity
+from nbtrack.registry.queries import using_store
 from nbtrack.registry.render import registry_view
 from nbtrack.render import format_time, format_value
 from nbtrack.store.catalog import file_signature
@@ -90,8 +91,7 @@ class RegistryPanel(Panel):
     ) -> dict[str, Any]:
         """Show what moving ``version`` to ``stage`` (or pointing ``alias`` at it) would check
         and archive; move nothing."""
-        with self._lock:
-            self._check_store()
+        with self._lock, using_store(self._store):
             number = check_version(version)
             if alias is not None:
                 move = self._alias_move(model, number, check_alias(alias))
@@ -157,11 +157,11 @@ class RegistryPanel(Panel):
                 raise InvalidParameterError(
                     "Nothing to confirm: choose a version's new stage first."
                 )
-            self._check_store()
             reason = reason.strip()
             self.error = self.message = ""
             try:
-                moved = self._move(pending, reason, force)
+                with using_store(self._store):
+                    moved = self._move(pending, reason, force)
             except gates.TransitionRefused as refused:
                 self.pending = {
                     **pending,
@@ -202,14 +202,6 @@ class RegistryPanel(Panel):
     def cancel(self) -> None:
         with self._lock:
             self.pending = {}
-
-    def _check_store(self) -> None:
-        if fluent.current_store() is not self._store:
-            raise InvalidParameterError(
-                f"This panel shows the registry in {self._store.root}, but the active store is "
-                f"now {fluent.current_store().root}; show %track registry again to work on that "
-                "one."
-            )
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -322,22 +322,22 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
     ),
     "register": (
         "register RUN --model NAME [--artifact PATH]",
-        "nbtrack.registry.magics:register",
+        "nbtrack.magics.registry:register",
         "register a run's model package as a new version (RUN may be 'last')",
     ),
     "promote": (
         "promote NAME VERSION --to STAGE --reason TEXT",
-        "nbtrack.registry.magics:promote",
+        "nbtrack.magics.registry:promote",
         "move a version to a stage after its policy's checks (--force to override)",
     ),
     "alias": (
         "alias NAME VERSION ALIAS [--reason TEXT]",
-        "nbtrack.registry.magics:alias",
+        "nbtrack.magics.registry:alias",
         "point an alias (e.g. champion) at a version; a protected one after its checks",
     ),
     "registry": (
         "registry [NAME]",
-        "nbtrack.registry.magics:registry",
+        "nbtrack.magics.registry:registry",
         "registered models, versions, stages, aliases and the audit log",
     ),
 }

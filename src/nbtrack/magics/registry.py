@@ -55,9 +55,9 @@ def _parse(command: str, argv: list[str]) -> argparse.Namespace:
 def register(magics: Any, argv: list[str], rest: str) -> Any:
     """``%track register RUN --model NAME [--artifact PATH] [--reason TEXT]``."""
     args = _parse("register", argv)
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    run_id = current_store().resolve_run(args.run)["run_id"]
+    run_id = acting_store().resolve_run(args.run)["run_id"]
     artifact = args.artifact or _only_package(run_id)
     return changes.register_model(f"runs:/{run_id}/{artifact}", args.model, reason=args.reason)
 
@@ -65,9 +65,9 @@ def register(magics: Any, argv: list[str], rest: str) -> Any:
 def _only_package(run_id: str) -> str:
     """The artifact path of the run's one model package (an error if it has none or several)."""
     from nbtrack.models.source import model_packages
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    packages = model_packages(current_store(), run_id)
+    packages = model_packages(acting_store(), run_id)
     if len(packages) == 1 and packages[0] != ".":
         return packages[0]
     if not packages:
