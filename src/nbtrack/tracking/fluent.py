@@ -33,8 +33,6 @@ from nbtrack.validation import (
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ActiveRun", "Session"]
-
 _session = Session()
 _metric_keys: set[str] = set()  # keys already validated, so the hot path skips the regex
 
