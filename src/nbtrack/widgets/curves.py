@@ -18,9 +18,11 @@ import numpy as np
 import traitlets
 from ipywidgets import widget_serialization
 
+from nbtrack.colors import run_color
 from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
+from nbtrack.widgets.metric_kinds import log_scale_unsuited
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
 
@@ -38,7 +40,8 @@ class MetricCurves(Panel):
     shown = traitlets.List(traitlets.Unicode()).tag(sync=True)  # keys drawn, a panel each
     x_axis = traitlets.Enum(["step", "relative", "wall"], "step").tag(sync=True)
     smoothing = traitlets.Float(0.0, min=0.0, max=0.99).tag(sync=True)
-    log_y = traitlets.Bool(False).tag(sync=True)
+    log_y = traitlets.Bool(False).tag(sync=True)  # log y on the panels it suits
+    log_skipped = traitlets.Dict(value_trait=traitlets.Unicode()).tag(sync=True)  # key -> why
     spec = traitlets.Dict().tag(sync=True)
     series = traitlets.List(traitlets.Dict()).tag(sync=True)  # {run, metric, n, offset}
     columns = traitlets.Bytes(b"").tag(sync=True)  # float64 columns of every series
@@ -69,8 +72,8 @@ class MetricCurves(Panel):
         self._user_chose = bool(metrics)  # once set, refresh() leaves ``shown`` alone
         labels = run_labels(list(self._rows.values()))
         runs = [
-            {"id": run_id, "name": labels[run_id], "color": charts.color(i)}
-            for i, run_id in enumerate(self._run_ids)
+            {"id": run_id, "name": labels[run_id], "color": run_color(run_id)}
+            for run_id in self._run_ids
         ]
         super().__init__(
             runtime=vega_runtime(),
@@ -151,11 +154,12 @@ class MetricCurves(Panel):
     def _draw(self) -> None:
         """Compute the spec and the packed series for the current options."""
         shown = [k for k in self.shown if k in self.metrics] or list(self.shown)
-        names = [r["name"] for r in self.runs]
         parts: list[np.ndarray] = []
         series: list[dict[str, Any]] = []
         drawn: dict[str, Any] = {"points": 0, "sent": 0, "series": []}
         offset = 0
+        unsuited: dict[str, str] = {}
+        first, last, longest = float("inf"), float("-inf"), 0.0
         for run in self.runs:
             reader = self._readers[run["id"]]
             start = self._rows[run["id"]].get("start_time") or 0
@@ -173,6 +177,10 @@ class MetricCurves(Panel):
                     times[keep].astype("f8"),
                 ]
                 parts.extend(columns)
+                if self.log_y and not unsuited.get(key):  # unsuited for any run: for all
+                    unsuited[key] = log_scale_unsuited(key, values)
+                first, last = min(first, int(times.min())), max(last, int(times.max()))
+                longest = max(longest, float(columns[3].max()))
                 n = len(keep)
                 series.append({"run": run["name"], "metric": key, "n": n, "offset": offset})
                 offset += 5 * n
@@ -183,15 +191,19 @@ class MetricCurves(Panel):
         packed = np.concatenate(parts).astype("<f8").tobytes() if parts else b""
         spec = charts.curves_spec(
             shown or ["value"],
-            names,
+            [(r["name"], r["color"]) for r in self.runs],
             x_axis=self.x_axis,
-            log_y=self.log_y,
+            span_seconds=longest if self.x_axis == "relative" else max(0, last - first) / 1000,
+            log_metrics=frozenset(k for k in shown if self.log_y and not unsuited.get(k)),
             smoothing=self.smoothing,
             markers=0 < max((s["n"] for s in series), default=0) <= MARKERS_UP_TO,
         )
+        skipped = {k: why for k, why in unsuited.items() if why}
         with self.hold_sync():
             if spec != self.spec:
                 self.spec = spec
+            if skipped != self.log_skipped:
+                self.log_skipped = skipped
             self.series = series
             self.columns = packed
             self.summary = self._summary(len(shown))
