@@ -52,7 +52,7 @@ function section(title, ...content) {
 /** The run in full: what %track show adds under the card's line. */
 function detailsView(run, details) {
   const metrics = details.metrics.length ? h("table", { className: "nbt-details-metrics" },
-    h("thead", {}, h("tr", {}, ["metric", "last", "", "min", "max", "points", "last step"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["metric", "last", "history", "min", "max", "points", "last step"].map((t) => h("th", {}, t)))),
     h("tbody", {}, details.metrics.map((m) => h("tr", { dataset: { metric: m.key } },
       h("td", {}, m.key), h("td", { className: "nbt-best" }, m.last), h("td", {}, sparkline(m.spark, run.color)),
       h("td", {}, m.min), h("td", {}, m.max), h("td", {}, String(m.points)), h("td", {}, String(m.last_step)))))) : null;

@@ -203,8 +203,8 @@ const NBT_STYLE = `
 .nbt-column-choice[hidden] { display: none; }
 .nbt-filter-echo { font-family: var(--jp-code-font-family, monospace); white-space: pre; margin: 2px 0 0;
   color: var(--jp-ui-font-color1, #1f2328); }
-.nbt-filter-token { background: #ffebe9; color: #cf222e; text-decoration: underline wavy #cf222e;
-  text-underline-offset: 3px; }
+.nbt-filter-token { background: #ffebe9; color: #cf222e; }
+.nbt-filter-caret { color: #cf222e; font-weight: 700; }
 .nbt-card-line .nbt-duration { font-variant-numeric: tabular-nums; }
 .nbt-details { margin: 4px 0 0 11px; }
 .nbt-details-columns { display: flex; gap: 28px; flex-wrap: wrap; align-items: flex-start; }

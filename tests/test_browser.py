@@ -515,7 +515,12 @@ def test_status_messages_fade(session, tmp_path):
     row = table.locator("tbody tr").filter(
         has=session.page.locator("td.nbt-run-name", has_text=XSS)
     )
+    page_box = table.locator("input.nbt-select-page")
+    page_box.check()  # then unchecked: nothing selected from earlier tests
+    page_box.uncheck()
+    table.locator(".nbt-actions", has_text="0 selected").wait_for()
     row.locator("input.nbt-select").check()
+    table.locator(".nbt-actions", has_text="1 selected").wait_for()
     table.locator("button[data-action='delete']").click()
     message = table.locator(".nbt-actions .nbt-message")
     message.filter(has_text="Deleted 1 run").wait_for()

@@ -202,14 +202,23 @@ def _parallel_rows(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_parallel_coordinates_name_runs_and_show_missing_values_apart(tracking):
-    a = make_run(tracking, "a", {"lr": "0.1", "alpha": "0.01"}, {"acc": 0.9})
+    a = make_run(tracking, "a", {"lr": "0.0506415346", "alpha": "0.01"}, {"acc": 0.9})
     b = make_run(tracking, "b", {"lr": "0.01"}, {"acc": 0.7})  # no alpha
     spec = CompareRuns([a, b]).pc_spec
     rows = _parallel_rows(spec)
     missing = [r for r in rows if r["run"] == "b" and r["axis"] == "alpha"]
     assert missing == [
-        {"run": "b", "axis": "alpha", "position": charts.MISSING, "label": "not set", "score": 0.7}
+        {
+            "run": "b",
+            "axis": "alpha",
+            "position": charts.MISSING,
+            "value": "not set",
+            "label": "not set",
+            "score": 0.7,
+        }
     ]
+    [lr] = [r for r in rows if r["run"] == "a" and r["axis"] == "lr"]
+    assert (lr["label"], lr["value"]) == ("0.05064", "0.0506415346")  # short beside the point
     lines = spec["layer"][0]
     assert lines["encoding"]["color"]["scale"] == {
         "domain": ["a", "b"],
@@ -227,3 +236,7 @@ def test_parallel_coordinates_of_many_runs_colour_the_whole_metric_range(trackin
     scale, legend = color["scale"], color["legend"]
     assert scale["domain"] == [0.5, 0.61] and scale["nice"] is False
     assert legend["values"][0] == 0.5 and legend["values"][-1] == 0.61  # the highest shown
+    import vl_convert
+
+    svg = vl_convert.vegalite_to_svg(spec)
+    assert "role-legend-gradient" in svg and "role-legend-symbol" not in svg

@@ -51,7 +51,7 @@ class RunCard(Panel):
     """One run at a glance, with buttons; ``curves`` holds its metric curves, if any.
 
     With ``details`` (see :mod:`nbtrack.widgets.details`) it is the run in full, as
-    ``%track show`` displays it, and ``static_view`` its static forms.
+    ``%track show`` displays it, and ``static`` (render.run_details) its static forms.
     """
 
     _esm = module("card.js")
@@ -73,9 +73,10 @@ class RunCard(Panel):
         row: dict[str, Any],
         curves: MetricCurves | None = None,
         details: dict[str, Any] | None = None,
+        static: StaticView | None = None,
     ) -> None:
         self._row = row
-        self.static_view: StaticView | None = None
+        self._static = static  # the static forms of the details
         actions = _describe(self.action_table, curves is not None)
         super().__init__(
             run=card_fields(row), curves=curves, actions=actions, details=details or {}
@@ -110,8 +111,8 @@ class RunCard(Panel):
             super().handle_intent(kind, content)
 
     def static_bundle(self, charts: bool = True) -> dict[str, Any]:
-        if self.static_view is not None:
-            return {"text/html": self.static_view.html, "text/plain": self.static_view.text}
+        if self._static is not None:
+            return {"text/html": self._static.html, "text/plain": self._static.text}
         markup, text = run_card_html(self._row), run_card_text(self._row)
         bundle: dict[str, Any] = {"text/html": markup, "text/plain": text}
         if self.curves is not None:

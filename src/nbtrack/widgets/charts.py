@@ -254,25 +254,47 @@ def parallel_spec(
     """Parallel coordinates: a line per run across its params, ending on ``metric``.
 
     ``rows`` hold ``run, axis, position`` (0..1 within the axis, :data:`MISSING` for a run
-    without that value), ``label`` (the value as text) and ``score`` (the run's metric),
-    one per run and axis. Up to :data:`RUN_COLORS_UP_TO` runs each line has its run's
-    colour (legend: the runs); past that, a gradient of the metric over its full range.
-    Hovering a line brings it forward and names its run.
+    without that value), ``value`` (as text), ``label`` (shortened) and ``score`` (the
+    run's metric), one per run and axis. Up to :data:`RUN_COLORS_UP_TO` runs each line has
+    its run's colour (legend: the runs); past that, a gradient of the metric over its full
+    range. Hovering a line brings it forward and names its run.
     """
     import altair as alt
 
-    names = [name for name, _ in runs]
+    names, colors = [name for name, _ in runs], [color for _, color in runs]
     hover = alt.selection_point(fields=["run"], on="pointerover", clear="pointerout", empty=False)
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, grid=True)),
         y=alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[MISSING - 0.04, 1])),
+        opacity=alt.condition(hover, alt.value(1.0), alt.value(0.75)),
     )
-    tooltip = [
-        alt.Tooltip("run:N"),
-        alt.Tooltip("axis:N", title="axis"),
-        alt.Tooltip("label:N", title="value"),
-    ]
-    colors = [c for _, c in runs]
+    lines = base.mark_line(strokeWidth=2).encode(
+        detail="run:N",
+        strokeWidth=alt.condition(hover, alt.value(3.5), alt.value(2)),
+        tooltip=[alt.Tooltip("run:N")],
+        **_parallel_style(rows, metric, names, colors),
+    )
+    # Points in a layer of their own, on a scale of their own (the same colours) without a
+    # legend: the lines' legend then stays a gradient, where one of fill and stroke would
+    # be drawn as symbols.
+    points = base.mark_circle(size=30).encode(
+        color=_parallel_color(rows, metric, names, colors, legend=False),
+        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("axis:N"), alt.Tooltip("value:N")],
+    )
+    chart = (
+        (lines.add_params(hover) + points + _parallel_labels(base, len(names)) + _slots(axes))
+        .resolve_scale(color="independent")
+        .properties(width=max(200, 110 * len(axes)), height=220)
+        .configure(**CONFIG)
+    )
+    return chart.to_dict()
+
+
+def _parallel_style(
+    rows: list[dict[str, Any]], metric: str, names: list[str], colors: list[str]
+) -> dict[str, Any]:
+    import altair as alt
+
     style: dict[str, Any] = {"color": _parallel_color(rows, metric, names, colors)}
     if len(names) <= RUN_COLORS_UP_TO and len(set(colors)) < len(colors):
         # Two runs share a colour: dashes tell them apart.
@@ -281,36 +303,39 @@ def parallel_spec(
             scale=alt.Scale(domain=names, range=dashes(colors)),
             legend=alt.Legend(orient="bottom", title=None, symbolType="stroke"),
         )
-    lines = base.mark_line(point=True, strokeWidth=2).encode(
-        detail="run:N",
-        opacity=alt.condition(hover, alt.value(1.0), alt.value(0.75)),
-        strokeWidth=alt.condition(hover, alt.value(3.5), alt.value(2)),
-        tooltip=tooltip,
-        **style,
-    )
-    lines = lines.add_params(hover)
-    # Each point's value beside it, so the static PNG reads without tooltips.
-    labels = (
-        base.mark_text(align="left", dx=6, fontSize=9, color="#57606a")
+    return style
+
+
+def _parallel_labels(base: Any, runs: int) -> Any:
+    """Each point's value beside it, so the static PNG reads without tooltips; past a few
+    runs the labels would cover each other, so only each axis' ends are labelled."""
+    shown = f"datum.position > {MISSING}"
+    if runs > RUN_COLORS_UP_TO:
+        shown = "datum.position == 0 || datum.position == 1"
+    return (
+        base.mark_text(align="left", dx=6, fontSize=9, color="#57606a", opacity=1)
         .encode(text="label:N")
-        .transform_filter(f"datum.position > {MISSING}")
+        .transform_filter(shown)
     )
-    # The "not set" slot under each axis, where runs without that value go.
-    slots = (
+
+
+def _slots(axes: list[str]) -> Any:
+    """The "not set" slot under each axis, where runs without that value go."""
+    import altair as alt
+
+    return (
         alt.Chart(alt.Data(values=[{"axis": a, "position": MISSING} for a in axes]))
         .mark_text(align="right", dx=-6, fontSize=9, fontStyle="italic", color="#8c959f")
         .encode(x=alt.X("axis:N", sort=axes), y="position:Q", text=alt.value("not set"))
     )
-    chart = (
-        (lines + labels + slots)
-        .properties(width=max(200, 110 * len(axes)), height=220)
-        .configure(**CONFIG)
-    )
-    return chart.to_dict()
 
 
 def _parallel_color(
-    rows: list[dict[str, Any]], metric: str, names: list[str], colors: list[str]
+    rows: list[dict[str, Any]],
+    metric: str,
+    names: list[str],
+    colors: list[str],
+    legend: bool = True,
 ) -> Any:
     import altair as alt
 
@@ -318,7 +343,7 @@ def _parallel_color(
         return alt.Color(
             "run:N",
             scale=alt.Scale(domain=names, range=colors),
-            legend=alt.Legend(orient="bottom", title=None, symbolType="stroke"),
+            legend=alt.Legend(orient="bottom", title=None, symbolType="stroke") if legend else None,
         )
     scores = [r["score"] for r in rows if r.get("score") is not None]
     low, high = (min(scores), max(scores)) if scores else (0.0, 1.0)
@@ -330,7 +355,9 @@ def _parallel_color(
             "score:Q",
             title=metric,
             scale=alt.Scale(scheme="viridis", domain=[low, high], nice=False),
-            legend=alt.Legend(values=[low, (low + high) / 2, high], format=".4~g"),
+            legend=alt.Legend(type="gradient", values=[low, high], format=".4~g")
+            if legend
+            else None,
         ),
     )
 

@@ -167,6 +167,7 @@ class CompareRuns(Panel):
                 "axis": axis,
                 # A run without this value sits in the "not set" slot under the axis.
                 "position": charts.MISSING if position is None else position,
+                "value": "not set" if value is None else str(value),
                 "label": _label(value),
                 "score": score,
             }
@@ -311,9 +312,11 @@ def cell_source(store: Any, run_id: str) -> str | None:
 
 
 def _label(value: Any) -> str:
+    """A value as a parallel axis labels it: numbers to 4 significant digits."""
     if value is None:
         return "not set"
-    return value if isinstance(value, str) else format_value(value)
+    number = _number(value)
+    return value if number is None else format_value(number)
 
 
 def _kind(line: str) -> str:

@@ -24,9 +24,9 @@ def details_card(store: Store, run_id: str) -> RunCard:
     """The run's card with its details, and render.run_details as its static form."""
     row = store.get_run(run_id)
     records = store.records(run_id)
-    card = RunCard(row, details=detail_fields(store, row, records))
-    card.static_view = run_details(row, records)
-    return card
+    return RunCard(
+        row, details=detail_fields(store, row, records), static=run_details(row, records)
+    )
 
 
 def detail_fields(store: Store, row: dict[str, Any], records: list[dict[str, Any]]) -> dict:

@@ -221,8 +221,9 @@ class RunTable(Panel):
 
     def _on_first_kind(self, _change: Any) -> None:
         with self._lock:
+            chosen = set(self.visible)
             self.columns = _columns(self._experiment_rows, self.first_kind)
-            self.visible = [c for c in self.columns if c in set(self.visible)]
+            self.visible = [c for c in self.columns if c in chosen]
 
     def _on_selection(self, change: Any) -> None:
         ids = {row["run_id"] for row in self._matched}
