@@ -17,8 +17,15 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
+from nbtrack.colors import run_color
 from nbtrack.errors import InvalidFilterError
-from nbtrack.render import run_card_html, run_card_text
+from nbtrack.render import (
+    format_duration,
+    run_card_html,
+    run_card_text,
+    runs_table_html,
+    runs_table_text,
+)
 from nbtrack.tracking import fluent
 from nbtrack.widgets import commands, live
 from nbtrack.widgets.card import (
@@ -199,8 +206,56 @@ def test_table_filter_applies_or_reports_inline(tracking):
     assert "'>>'" in table.error
     assert sorted(names(table)) == ["r1", "r2"]  # the rows stay
     assert table.filter == "metrics.acc >> 0.5" and table.applied == "metrics.acc > 0.5"
+    # The page marks the offending token itself, from its position in the filter.
+    found = table.filter_error
+    assert found["text"][found["start"] : found["end"]] == ">>"
+    assert found["message"].startswith("Invalid filter at column 13: comparator '>>'")
     table.apply_filter("")
-    assert table.total == 3 and table.error == ""
+    assert table.total == 3 and table.error == "" and table.filter_error == {}
+
+
+def test_table_columns_come_from_the_experiment_in_a_stable_order(tracking):
+    make_run(tracking, "a", {"lr": "0.1"}, {"acc": 0.5})
+    make_run(tracking, "b", {"depth": "3"}, {"loss": 0.2})
+    table = RunTable()
+    expected = ["name", "status", "start", "duration", "metrics.acc", "metrics.loss"]
+    expected += ["params.depth", "params.lr", "run_id"]
+    assert table.columns == table.visible == expected  # metrics before params
+    table.apply_filter("metrics.loss < 1")  # excludes the only run with acc and lr
+    assert names(table) == ["b"] and table.columns == table.visible == expected
+    assert table.rows[0]["cells"][expected.index("metrics.acc")] == ""
+    table.view = "deleted"  # no runs at all: the columns stay
+    assert table.total == 0 and table.visible == expected
+    table.view = "active"
+    table.visible = ["run_id", "params.lr", "status"]  # any order, without the name
+    assert table.visible == ["name", "status", "params.lr", "run_id"]
+    assert table.rows[0]["cells"] == ["b", "FINISHED", "", table.rows[0]["id"][:8]]
+    table.first_kind = "params"
+    assert table.columns[4:8] == ["params.depth", "params.lr", "metrics.acc", "metrics.loss"]
+    make_run(tracking, "c", {}, {"auc": 0.9})  # a new key lands in its place, not at the end
+    table.apply_filter("")
+    assert table.visible == ["name", "status", "params.lr", "metrics.auc", "run_id"]
+
+
+def test_static_table_reads_names_ids_and_metrics_first_on_one_line(tracking):
+    params = {f"param_{i:02d}": "x" * 12 for i in range(12)}
+    run_id = make_run(tracking, "a run with a long descriptive name", params, {"zeta": 0.5})
+    row = _row(run_id)
+    markup, text = runs_table_html([row]), runs_table_text([row])
+    assert "white-space:nowrap" in markup.split(">", 1)[0]  # the table's own style
+    header = re.findall(r"<th>([^<]*)</th>", markup)
+    assert header[:6] == ["name", "run_id", "status", "zeta", "start", "duration"]
+    assert header[6:18] == sorted(params) and header.index("zeta") < header.index("param_00")
+    assert f"<code>{run_id[:8]}</code>" in markup
+    assert f"border-left:4px solid {run_color(run_id)}" in markup
+    assert text.splitlines()[0].split()[:6] == [
+        "run_id",
+        "name",
+        "status",
+        "metrics.zeta",
+        "start",
+        "duration",
+    ]
 
 
 def test_table_order_by_reads_mlflow_clauses(tracking):
@@ -365,9 +420,13 @@ def test_curves_downsample_and_describe_what_they_draw(tracking):
     steps = floats[loss["offset"] : loss["offset"] + loss["n"]]
     assert steps[0] == 0 and steps[-1] == 9_999
     assert curves.summary == f"1 run · 2 metrics · 20,000 points ({2 * loss['n']:,} drawn)"
-    assert curves.spec["facet"]["field"] == "metric"
+    panels = curves.spec["concat"]  # a panel per metric, each with its own scales
+    assert [p["transform"][0]["filter"] for p in panels] == [
+        {"field": "metric", "equal": "acc"},
+        {"field": "metric", "equal": "loss"},
+    ]
     assert curves.spec["data"] == {"name": "points"}
-    assert curves.spec["spec"]["layer"][-1]["mark"]["point"] is False  # too many for dots
+    assert panels[0]["layer"][-1]["mark"]["point"] is False  # too many for dots
     assert curves.live is False
 
 
@@ -381,16 +440,16 @@ def test_curves_mark_each_point_of_short_series(tracking):
 def test_curves_options_change_spec_and_data(tracking):
     run_id = make_run(tracking, "r", steps=50)
     curves = MetricCurves([run_id], ["loss"])
-    assert curves.shown == ["loss"] and "facet" not in curves.spec
+    assert curves.shown == ["loss"] and "concat" not in curves.spec
     plain = bytes(curves.columns)
     curves.smoothing = 0.9
-    assert curves.spec["layer"][0]["mark"]["opacity"] == 0.25  # raw line under the smoothed
+    assert curves.spec["layer"][0]["mark"]["opacity"] == 0.3  # raw line under the smoothed
     smoothed = np.frombuffer(curves.columns, "<f8")
     n = curves.series[0]["n"]
     assert not np.allclose(smoothed[2 * n : 3 * n], smoothed[n : 2 * n])
     assert bytes(curves.columns) != plain
     curves.log_y = True
-    assert curves.spec["layer"][1]["encoding"]["y"]["scale"] == {"type": "log"}
+    assert curves.spec["layer"][1]["encoding"]["y"]["scale"]["type"] == "log"
     curves.x_axis = "wall"
     assert curves.spec["layer"][1]["encoding"]["x"]["type"] == "temporal"
     curves.shown = ["acc", "loss"]
@@ -484,6 +543,65 @@ def test_card_static_forms_are_the_static_card(tracking):
     assert bundle[WIDGET]["model_id"] == card.model_id
     assert [a["name"] for a in card.actions] == ["compare_previous", "curves", "register"]
     assert card.run["params"] == [["lr", "0.1"]] and card.run["metrics"] == [["acc", "0.5"]]
+
+
+def test_a_running_card_shows_the_time_so_far(tracking):
+    run = tracking.start_run(run_name="slow")
+    time.sleep(0.05)
+    fields = card_fields(_row(run.run_id))
+    assert fields["duration"].endswith("s so far") and fields["status"] == "RUNNING"
+    assert fields["now"] - fields["start_time"] >= 50  # the page ticks on from here
+    assert format_duration(_row(run.run_id), now_ms=fields["start_time"] + 65_000) == (
+        "1m05s so far"
+    )
+    assert "so far" in run_card_text(_row(run.run_id))
+    tracking.end_run()
+    assert "so far" not in card_fields(_row(run.run_id))["duration"]
+
+
+def test_run_details_is_the_card_in_full_with_a_static_text_form(tracking):
+    from nbtrack import render
+    from nbtrack.widgets import run_details
+
+    with tracking.start_run(run_name=XSS) as run:
+        tracking.log_params({"lr": "0.1", "note": "<b>x</b>"})
+        for step in range(500):
+            tracking.log_metric("loss", 1.0 / (step + 1), step=step)
+        tracking.set_tag("team", "<script>alert(1)</script>")
+        tracking.log_text("hello", "notes/readme.txt")
+    add_cell(tracking, run.run_id, "lr = 0.1\nfit()")
+    card = run_details(XSS)
+    assert isinstance(card, RunCard) and card.run["name"] == XSS
+    details = card.details
+    assert details["params"] == [["lr", "0.1"], ["note", "<b>x</b>"]]
+    [loss] = details["metrics"]
+    assert (loss["key"], loss["points"], loss["last_step"], loss["last"]) == (
+        "loss",
+        500,
+        499,
+        "0.002",
+    )
+    assert (loss["min"], loss["max"]) == ("0.002", "1")
+    assert 2 < len(loss["spark"]) <= 80 and loss["spark"][0] == 1.0  # first point kept
+    assert details["tags"] == [["team", "<script>alert(1)</script>"]]
+    assert ["mlflow.runName", XSS] in details["system_tags"]
+    assert [a["path"] for a in details["artifacts"]] == ["notes/readme.txt"]
+    assert details["artifacts"][0]["size"] == "5 B"
+    assert [b["title"].split(" ")[0] for b in details["blocks"]] == ["cell"]
+    assert "lr = 0.1" in details["blocks"][0]["text"]
+    assert ["run_id", run.run_id] in details["info"]
+    bundle = card.bundle()
+    static = render.run_details(_row(run.run_id), fluent_store().records(run.run_id))
+    assert bundle[WIDGET]["model_id"] == card.model_id
+    assert (bundle["text/plain"], bundle["text/html"]) == (static.text, static.html)
+    for raw in (XSS, "<b>x</b>", "<script>"):
+        assert raw not in bundle["text/html"]
+
+
+def fluent_store() -> Any:
+    from nbtrack.tracking import fluent
+
+    return fluent.current_store()
 
 
 def test_card_buttons_compare_with_previous_and_toggle_curves(tracking):

@@ -44,7 +44,23 @@ class InvalidParameterError(NbtrackError, ValueError):
 
 
 class InvalidFilterError(InvalidParameterError):
-    """A search filter or order_by clause that does not parse or type-check."""
+    """A search filter or order_by clause that does not parse or type-check.
+
+    ``text`` is the filter as written and ``span`` the (start, end) of the offending token
+    in it, so a panel can mark the token itself rather than draw a caret under it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        error_code: str | None = None,
+        *,
+        text: str | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(message, error_code)
+        self.text = text
+        self.span = span
 
 
 class NotFoundError(NbtrackError, LookupError):

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
+
+from nbtrack.colors import run_color
 
 _STATUS_COLORS = {
     "RUNNING": "#1f6feb",
@@ -32,11 +35,18 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_duration(row: dict[str, Any]) -> str:
+def format_duration(row: dict[str, Any], now_ms: int | None = None) -> str:
+    """How long the run took, or for a RUNNING run how long it has run ("12.3s so far")."""
     start, end = row.get("start_time"), row.get("end_time")
+    if start is not None and end is None and row.get("status") == "RUNNING":
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return f"{format_seconds(max(0, now - start) / 1000)} so far"
     if start is None or end is None:
         return "-"
-    seconds = (end - start) / 1000
+    return format_seconds((end - start) / 1000)
+
+
+def format_seconds(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
     minutes, seconds = divmod(int(seconds), 60)
@@ -86,7 +96,7 @@ def run_card_html(row: dict[str, Any]) -> str:
     """A one-line summary of a run for under a ``%%track`` cell."""
     e = html.escape
     parts = [
-        f"<b>{e(row.get('run_name', ''))}</b>",
+        _swatch(run_color(row["run_id"])) + f"<b>{e(row.get('run_name', ''))}</b>",
         _badge(row.get("status", "")),
         f"<span>{e(format_duration(row))}</span>",
     ]
@@ -105,8 +115,16 @@ def run_card_html(row: dict[str, Any]) -> str:
     parts.append(f'<code style="color:#6e7781">{e(row["run_id"][:8])}</code>')
     return (
         '<div class="nbtrack-run-card" style="font-family:sans-serif;font-size:12px;'
-        "border-left:3px solid #8250df;padding:2px 8px;display:flex;gap:10px;"
-        'flex-wrap:wrap;align-items:center">' + "".join(parts) + "</div>"
+        f"border-left:3px solid {run_color(row['run_id'])};padding:2px 8px;display:flex;"
+        'gap:10px;flex-wrap:wrap;align-items:center">' + "".join(parts) + "</div>"
+    )
+
+
+def _swatch(color: str) -> str:
+    """A run's colour as a small square (``color`` is one of the palette's, never user text)."""
+    return (
+        f'<span style="display:inline-block;width:9px;height:9px;border-radius:2px;'
+        f'background:{color};margin-right:4px"></span>'
     )
 
 
@@ -130,27 +148,30 @@ def run_card_text(row: dict[str, Any]) -> str:
 
 
 def _table_columns(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    params = sorted({k for r in rows for k in r.get("params", {})})
     metrics = sorted({k for r in rows for k in r.get("metrics", {})})
-    return params, metrics
+    params = sorted({k for r in rows for k in r.get("params", {})})
+    return metrics, params
 
 
 def runs_table_text(rows: Sequence[dict[str, Any]]) -> str:
-    """A fixed-width table of runs: what a terminal, or JupyterLab without a kernel, shows."""
-    params, metrics = _table_columns(rows)
+    """A fixed-width table of runs: what a terminal, or JupyterLab without a kernel, shows.
+
+    Metrics come before params: they are what runs are compared by.
+    """
+    metrics, params = _table_columns(rows)
     stale = any(r.get("stale") for r in rows)  # the column appears when a run is stale
-    header = ["run_id", "name", "status", "start", "duration"]
-    header += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+    header = ["run_id", "name", "status"] + [f"metrics.{k}" for k in metrics]
+    header += ["start", "duration"] + [f"params.{k}" for k in params]
     header += ["stale"] * stale
     body = [
         [
             r["run_id"][:8],
             r.get("run_name", ""),
             r.get("status", ""),
+            *(format_value(p[0]) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
             format_time(r.get("start_time")),
             format_duration(r),
             *(r.get("params", {}).get(k, "") for k in params),
-            *(format_value(p[0]) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
             *[r.get("stale") or ""] * stale,
         ]
         for r in rows
@@ -178,33 +199,61 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_NAME_WIDTH = 40  # characters of a run name in the static table; the rest in its title
+# Cells stay on one line (white-space is inherited), so names and times never wrap.
+_TABLE_STYLE = "font-size:12px;border-collapse:collapse;white-space:nowrap"
+_GROUP_STYLE = "text-align:left;border-bottom:1px solid #d0d7de;color:#57606a;font-weight:600"
+
+
 def runs_table_html(rows: Sequence[dict[str, Any]]) -> str:
-    """The runs as a plain HTML table (no scripts, so sanitizers keep it)."""
+    """The runs as a plain HTML table (no scripts, so sanitizers keep it).
+
+    Name and short run id first, each row edged in its run's colour; then the metrics
+    (what runs are compared by, so they are on screen first), start and duration, the
+    params, the tags. Metric and param columns are headed by their key under a group row.
+    """
     e = html.escape
-    params, metrics = _table_columns(rows)
+    metrics, params = _table_columns(rows)
     stale = any(r.get("stale") for r in rows)  # the column appears when a run is stale
-    head = ["name", "status", "start", "duration"]
-    head += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics] + ["tags", "run_id"]
-    head += ["stale"] * stale
+    lead, middle = ["name", "run_id", "status"], ["start", "duration"]
+    tail = ["tags"] + ["stale"] * stale
+    groups = [("", len(lead)), ("metrics", len(metrics)), ("", len(middle))]
+    groups += [("params", len(params)), ("", len(tail))]
+    group_row = "".join(
+        f"<th colspan='{n}' style='{_GROUP_STYLE}'>{label}</th>" for label, n in groups if n
+    )
+    head = [*lead, *metrics, *middle, *params, *tail]
     out = [
-        '<table class="nbtrack-runs" style="font-size:12px;border-collapse:collapse">',
-        "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>",
+        f'<table class="nbtrack-runs" style="{_TABLE_STYLE}">',
+        f"<thead><tr>{group_row}</tr><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>",
     ]
     for r in rows:
         cells = [
-            e(r.get("run_name", "")),
+            f"<code>{e(r['run_id'][:8])}</code>",
             _badge(r.get("status", "")),
+            *(e(format_value(p[0])) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
             e(format_time(r.get("start_time"))),
             e(format_duration(r)),
             *(e(r.get("params", {}).get(k, "")) for k in params),
-            *(e(format_value(p[0])) if (p := r.get("metrics", {}).get(k)) else "" for k in metrics),
-            e(_pairs(user_tags(r))),
-            f"<code>{e(r['run_id'][:8])}</code>",
+            e(_clip(_pairs(user_tags(r)), 60)),
             *[_stale_cell(r.get("stale"))] * stale,
         ]
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        edge = f"border-left:4px solid {run_color(r['run_id'])}"
+        out.append(
+            f'<tr style="{edge}">{_name_cell(r.get("run_name", ""))}'
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
     out.append(f"</tbody></table><div style='font-size:11px'>{len(rows)} runs</div>")
     return "".join(out)
+
+
+def _name_cell(name: str) -> str:
+    if len(name) <= _NAME_WIDTH:
+        return f"<td>{html.escape(name)}</td>"
+    return f'<td title="{html.escape(name)}">{html.escape(_clip(name, _NAME_WIDTH))}</td>'
 
 
 def _stale_cell(reason: str | None) -> str:

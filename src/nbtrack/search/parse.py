@@ -103,8 +103,11 @@ class Cursor:
     def fail(self, message: str, pos: int | None = None) -> NoReturn:
         pos = self.pos if pos is None else pos
         shown = self.text.translate(_FLATTEN)
+        token = _LEXEME.match(self.text, pos)
         raise InvalidFilterError(
-            f"{self.title} at column {pos + 1}: {message}\n  {shown}\n  {' ' * pos}^"
+            f"{self.title} at column {pos + 1}: {message}\n  {shown}\n  {' ' * pos}^",
+            text=self.text,
+            span=(pos, token.end() if token else pos),
         )
 
 

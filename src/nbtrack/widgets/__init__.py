@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nbtrack import render
-from nbtrack.render import StaticView
 from nbtrack.tracking import fluent
 
 if TYPE_CHECKING:
+    from nbtrack.widgets.card import RunCard
     from nbtrack.widgets.compare import CompareRuns
     from nbtrack.widgets.curves import MetricCurves
     from nbtrack.widgets.registry import RegistryPanel
@@ -108,9 +107,12 @@ def registry_panel(name: str | None = None) -> RegistryPanel:
     return RegistryPanel(name)
 
 
-def run_details(ref: str) -> StaticView:
-    """One run in full: info, params, metrics, tags, provenance, the cell that made it, its
-    error. ``ref`` is a run id, an id prefix, a run name or 'last'."""
+def run_details(ref: str) -> RunCard:
+    """One run in full: info, params, metrics (with sparklines), tags, artifacts,
+    provenance, the cell that made it, its error; the run card's richer form. ``ref`` is a
+    run id, an id prefix, a run name or 'last'. Saved notebooks show its text form
+    (:func:`nbtrack.render.run_details`)."""
+    from nbtrack.widgets.details import details_card
+
     store = fluent.current_store()
-    run_id = store.resolve_run(ref)["run_id"]
-    return render.run_details(store.get_run(run_id), store.records(run_id))
+    return details_card(store, store.resolve_run(ref)["run_id"])

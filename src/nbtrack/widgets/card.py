@@ -11,6 +11,7 @@ updated to the final card, so a cell has exactly one card either way.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,9 @@ import traitlets
 from IPython.display import display, update_display
 from ipywidgets import widget_serialization
 
+from nbtrack.colors import run_color
 from nbtrack.render import (
+    StaticView,
     format_duration,
     format_value,
     latest_metrics,
@@ -48,10 +51,15 @@ CARD_ACTIONS: dict[str, Action] = {
 
 
 class RunCard(Panel):
-    """One run at a glance, with buttons; ``curves`` holds its metric curves, if any."""
+    """One run at a glance, with buttons; ``curves`` holds its metric curves, if any.
+
+    With ``details`` (see :mod:`nbtrack.widgets.details`) it is the run in full, as
+    ``%track show`` displays it, and ``static`` (render.run_details) its static forms.
+    """
 
     _esm = module("card.js")
     run = traitlets.Dict().tag(sync=True)  # display strings, see card_fields()
+    details = traitlets.Dict().tag(sync=True)  # empty for the one-line card
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)
     curves = traitlets.Instance(MetricCurves, allow_none=True).tag(
         sync=True, **widget_serialization
@@ -64,12 +72,20 @@ class RunCard(Panel):
     action_table = CARD_ACTIONS
 
     def __init__(
-        self, row: dict[str, Any], curves: MetricCurves | None = None, store: Store | None = None
+        self,
+        row: dict[str, Any],
+        curves: MetricCurves | None = None,
+        details: dict[str, Any] | None = None,
+        static: StaticView | None = None,
+        store: Store | None = None,
     ) -> None:
         self._row = row
+        self._static = static  # the static forms of the details
         self.store = store or fluent.current_store()  # its actions act on the run's store
         actions = _describe(self.action_table, curves is not None)
-        super().__init__(run=card_fields(row), curves=curves, actions=actions)
+        super().__init__(
+            run=card_fields(row), curves=curves, actions=actions, details=details or {}
+        )
 
     @property
     def run_id(self) -> str:
@@ -100,6 +116,8 @@ class RunCard(Panel):
             super().handle_intent(kind, content)
 
     def static_bundle(self, charts: bool = True) -> dict[str, Any]:
+        if self._static is not None:
+            return {"text/html": self._static.html, "text/plain": self._static.text}
         markup, text = run_card_html(self._row), run_card_text(self._row)
         bundle: dict[str, Any] = {"text/html": markup, "text/plain": text}
         if self.curves is not None:
@@ -120,14 +138,20 @@ def _describe(actions: dict[str, Action], curves_shown: bool) -> list[dict[str, 
 
 
 def card_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """What the card shows, as display strings (the page formats nothing itself)."""
+    """What the card shows, as display strings (the page formats nothing itself, but the
+    time a RUNNING run has taken, as it ticks)."""
     params = list(row.get("params", {}).items())
     metrics = [(k, format_value(v)) for k, v in latest_metrics(row).items()]
+    now = int(time.time() * 1000)
     return {
         "run_id": row["run_id"],
         "name": row.get("run_name", ""),
+        "color": run_color(row["run_id"]),
         "status": row.get("status", ""),
-        "duration": format_duration(row),
+        "duration": format_duration(row, now),
+        # A RUNNING card ticks: the page adds its own clock's progress since ``now``.
+        "start_time": row.get("start_time"),
+        "now": now,
         "params": [list(p) for p in params[:MAX_ITEMS]],
         "more_params": max(0, len(params) - MAX_ITEMS),
         "metrics": [list(m) for m in metrics[:MAX_ITEMS]],

@@ -19,7 +19,8 @@ import traitlets
 from ipywidgets import widget_serialization
 
 from nbtrack import search
-from nbtrack.errors import NbtrackError
+from nbtrack.colors import run_color
+from nbtrack.errors import InvalidFilterError, NbtrackError
 from nbtrack.render import (
     format_duration,
     format_time,
@@ -32,7 +33,8 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import live
 from nbtrack.widgets.panel import Action, Panel, module
 
-FIXED_COLUMNS = ["name", "status", "start", "duration"]
+FIXED_COLUMNS = ["name", "status", "start", "duration"]  # "name" always first and shown
+KINDS = ("metrics", "params")  # which comes first is the user's choice (``first_kind``)
 DEFAULT_VISIBLE_PER_KIND = 6
 STATIC_ROWS = 200  # rows in the static fallback; the widget pages through all of them
 REFRESH_SECONDS = 1.0
@@ -64,12 +66,19 @@ class RunTable(Panel):
     view = traitlets.Enum(VIEWS, "active").tag(sync=True)
     sort_by = traitlets.Unicode("start").tag(sync=True)
     descending = traitlets.Bool(True).tag(sync=True)
-    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)  # every column there is
-    visible = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the chosen ones, in order
+    # Every column the experiment's runs have (whatever the filter or view), in a stable
+    # order: name, status, start, duration, metrics and params (``first_kind`` first),
+    # tags, run_id. ``visible`` are the chosen ones, always in that order.
+    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    visible = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    first_kind = traitlets.Enum(KINDS, "metrics").tag(sync=True)
     page = traitlets.Int(0).tag(sync=True)
     page_size = traitlets.Int(25).tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
-    rows = traitlets.List(traitlets.Dict()).tag(sync=True)  # {id, cells, status, deleted, stale}
+    # The current page: {id, color, cells, status, deleted, stale}
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    # The last bad filter as {message, text, start, end}: the page marks the token itself.
+    filter_error = traitlets.Dict().tag(sync=True)
     selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)
     experiment = traitlets.Unicode("").tag(sync=True)
@@ -99,7 +108,7 @@ class RunTable(Panel):
         self._fingerprint = _catalog_fingerprint(self.store.root)
         sort_by, descending = _sort_from(order_by)
         _sort_key(sort_by)  # an unknown column fails here, before anything is shown
-        columns = _columns(self._matched)
+        columns = _columns(self._experiment_rows, "metrics")
         visible = _default_visible(columns)
         # The first page goes out with the widget itself: one message, drawn once.
         self._matched = _sorted(self._matched, sort_by, descending)
@@ -117,22 +126,23 @@ class RunTable(Panel):
             experiment=self._experiment_label(),
         )
         self.observe(self._on_view, names=["view"])
-        self.observe(self._on_paging, names=["page", "visible", "page_size"])
+        self.observe(self._on_first_kind, names=["first_kind"])
+        self.observe(self._on_visible, names=["visible"])
+        self.observe(self._on_paging, names=["page", "page_size"])
         self.observe(self._on_selection, names=["selected"])
         live.schedule(self, min_interval=REFRESH_SECONDS)
 
     # -- searching and sorting ------------------------------------------------------------
 
     def _search(self, filter_string: str, view: str) -> list[dict[str, Any]]:
-        """What ``search_rows`` does, on this table's store."""
+        """What ``search_rows`` does, on this table's store; keeps every run of the table's
+        experiments (any view) for its columns."""
         ids = self._experiment_ids
-        rows = [
-            r
-            for r in self.store.runs()
-            if (ids is None or r["experiment_id"] in ids)
-            and _in_view(r.get("lifecycle_stage", "active"), view)
-        ]
-        return search.search(rows, filter_string)
+        everything = [r for r in self.store.runs() if ids is None or r["experiment_id"] in ids]
+        rows = [r for r in everything if _in_view(r.get("lifecycle_stage", "active"), view)]
+        matched = search.search(rows, filter_string)
+        self._experiment_rows = everything
+        return matched
 
     def apply_filter(self, text: str) -> None:
         """Search with ``text``; an invalid filter is shown inline and the rows stay."""
@@ -142,8 +152,10 @@ class RunTable(Panel):
                 matched = self._search(text, self.view)
             except NbtrackError as exc:
                 self.error = str(exc)
+                self.filter_error = _filter_error(exc)
                 return
             self.error = ""
+            self.filter_error = {}
             self.applied = text
             self._matched = matched
             self._after_search()
@@ -161,12 +173,12 @@ class RunTable(Panel):
             self._sort()
 
     def _after_search(self) -> None:
-        columns = _columns(self._matched)
+        columns = _columns(self._experiment_rows, self.first_kind)
         if columns != self.columns:
             added = [c for c in columns if c not in self.columns]
             self.columns = columns
-            keep = [c for c in self.visible if c in columns]
-            self.visible = keep + [c for c in _default_visible(added) if c not in keep]
+            # _on_visible puts them in order
+            self.visible = [*self.visible, *_default_visible(added)]
         self._sort()
 
     def _sort(self) -> None:
@@ -196,6 +208,22 @@ class RunTable(Panel):
     def _on_paging(self, _change: Any) -> None:
         with self._lock:
             self._page()
+
+    def _on_visible(self, change: Any) -> None:
+        """Whatever the page or code chose, the columns keep their stable order, name first."""
+        chosen = {"name", *change["new"]}
+        ordered = [c for c in self.columns if c in chosen]
+        if ordered != change["new"]:
+            self.visible = ordered  # re-enters once, in order
+            return
+        with self._lock:
+            self._page()
+
+    def _on_first_kind(self, _change: Any) -> None:
+        with self._lock:
+            chosen = set(self.visible)
+            self.columns = _columns(self._experiment_rows, self.first_kind)
+            self.visible = [c for c in self.columns if c in chosen]
 
     def _on_selection(self, change: Any) -> None:
         ids = {row["run_id"] for row in self._matched}
@@ -290,6 +318,18 @@ def _escape(text: str) -> str:
     return f"<div style='font-size:12px;font-weight:600'>{html.escape(text)}</div>"
 
 
+def _filter_error(exc: NbtrackError) -> dict[str, Any]:
+    """The parts of a bad filter's error the page needs to mark the token."""
+    if not isinstance(exc, InvalidFilterError) or exc.span is None or exc.text is None:
+        return {}
+    return {
+        "message": str(exc).split("\n", 1)[0],
+        "text": exc.text,
+        "start": exc.span[0],
+        "end": exc.span[1],
+    }
+
+
 def _in_view(stage: str, view: str) -> bool:
     return view == "all" or (stage == "active") == (view == "active")
 
@@ -309,20 +349,17 @@ def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
     return f"{kind}.{key}", not ascending
 
 
-def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
-    params: set[str] = set()
-    metrics: set[str] = set()
-    tags: set[str] = set()
+def _columns(rows: Sequence[dict[str, Any]], first_kind: str) -> list[str]:
+    """The table's columns in their stable order, from every run of its experiments."""
+    keys: dict[str, set[str]] = {"metrics": set(), "params": set(), "tags": set()}
     for row in rows:
-        params.update(row.get("params", ()))
-        metrics.update(row.get("metrics", ()))
-        tags.update(row.get("tags", ()))
-    tags = {k for k in tags if not k.startswith(("mlflow.", "nbtrack."))}  # system tags
+        for kind, found in keys.items():
+            found.update(row.get(kind, ()))
+    keys["tags"] = {k for k in keys["tags"] if not k.startswith(("mlflow.", "nbtrack."))}
+    kinds = [first_kind, *(k for k in KINDS if k != first_kind), "tags"]
     return [
         *FIXED_COLUMNS,
-        *(f"params.{k}" for k in sorted(params)),
-        *(f"metrics.{k}" for k in sorted(metrics)),
-        *(f"tags.{k}" for k in sorted(tags)),
+        *(f"{kind}.{key}" for kind in kinds for key in sorted(keys[kind])),
         "run_id",
     ]
 
@@ -408,6 +445,7 @@ def _cell(row: dict[str, Any], column: str) -> str:
 def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
     return {
         "id": row["run_id"],
+        "color": run_color(row["run_id"]),
         "cells": [_cell(row, c) for c in visible],
         "status": row.get("status", ""),
         "deleted": row.get("lifecycle_stage", "active") != "active",
