@@ -21,7 +21,7 @@ const REGISTRY_STYLE = `
 .nbt-model-title { font-size: 13px; font-weight: 600; }
 .nbt-run-link { font: inherit; border: none; background: none; padding: 0; cursor: pointer;
   color: var(--jp-content-link-color, #0969da); text-decoration: underline; }
-.nbt-moves { display: flex; gap: 3px; }
+.nbt-moves { display: flex; flex-wrap: wrap; gap: 3px; }
 .nbt-moves .nbt-button { padding: 0 5px; font-size: 11px; }
 .nbt-transition { border: 1px solid var(--jp-border-color1, #bbb); border-left: 3px solid #8250df;
   padding: 6px 8px; margin: 4px 0 8px; max-width: 60em; }
@@ -30,7 +30,11 @@ const REGISTRY_STYLE = `
 .nbt-check .nbt-verdict { display: inline-block; min-width: 4.5em; font-weight: 700; white-space: nowrap; }
 .nbt-pass .nbt-verdict { color: #1a7f37; } .nbt-fail .nbt-verdict { color: #cf222e; }
 .nbt-reason { width: 100%; box-sizing: border-box; min-height: 3.2em; font: inherit; margin: 4px 0; }
-.nbt-audit td.nbt-why { white-space: normal; min-width: 16em; }
+.nbt-audit-log { max-width: 100%; overflow-x: auto; }
+.nbt-audit { width: 100%; }
+.nbt-audit td, .nbt-audit th { vertical-align: top; }
+.nbt-audit td.nbt-why, .nbt-audit td.nbt-check-summary { white-space: normal; overflow-wrap: break-word; }
+.nbt-audit td.nbt-why { min-width: 12em; }
 .nbt-audit tr.nbt-latest td { background: #fff8c5; color: #1f2328; }
 `;
 
@@ -149,11 +153,12 @@ function auditLog(model) {
   const all = !model.get("model_name");
   const head = ["time", "who", ...(all ? ["model"] : []), "event", "version", "from", "to", "reason", "checks"];
   const rows = events.map((e, i) => h("tr", { className: i === 0 ? "nbt-latest" : "", dataset: { seq: String(e.seq) } },
-    h("td", {}, e.time), h("td", {}, e.who), all ? h("td", {}, e.model) : null,
-    h("td", { className: "nbt-event" }, e.event), h("td", {}, e.version),
+    h("td", { className: "nbt-time" }, e.time), h("td", {}, e.who), all ? h("td", {}, e.model) : null,
+    h("td", { className: "nbt-event" }, e.event, e.forced ? [" ", h("span", { className: "nbt-badge nbt-forced" }, "forced")] : null),
+    h("td", {}, e.version),
     h("td", {}, e.from), h("td", {}, e.to),
     h("td", { className: "nbt-why", title: e.reason || e.detail }, e.reason || h("span", { className: "nbt-muted" }, e.detail)),
-    h("td", { title: e.check_lines.join("\n") }, e.checks, e.forced ? [" ", h("span", { className: "nbt-badge nbt-forced" }, "forced")] : null)));
+    h("td", { className: "nbt-check-summary", title: e.check_lines.join("\n") }, e.checks)));
   return h("div", { className: "nbt-audit-log" },
     h("div", { className: "nbt-subtitle" }, "audit log ",
       h("span", { className: "nbt-muted" }, total > events.length ? `(newest ${events.length} of ${total})` : `(${total} event${total === 1 ? "" : "s"}, newest first)`)),

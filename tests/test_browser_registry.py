@@ -96,6 +96,11 @@ def _row(table: Any, name: str) -> Any:
     return table.locator("tbody tr").filter(has=cell)
 
 
+def _right_edge(locator: Any) -> float:
+    box = locator.bounding_box()
+    return box["x"] + box["width"]
+
+
 def _events(root: Path) -> list[dict[str, Any]]:
     lines = (root / ".nbtrack" / "registry.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
@@ -210,13 +215,18 @@ def test_register_from_the_table_then_promote_in_the_registry_panel(session, lab
     )
     forced = panel.locator(".nbt-audit tbody tr").nth(1)  # the newest is version 1 archived
     assert forced.locator("td").all_inner_texts()[2:7] == [
-        "version.stage",
+        "version.stage forced",
         "2",
         "None",
         "Production",
         "demo build for the sales call",
     ]
     assert forced.locator(".nbt-forced").inner_text() == "forced"
+    # The whole log fits its panel: the last column and the badge are not cut off.
+    right = _right_edge(panel)
+    assert _right_edge(panel.locator(".nbt-audit")) <= right + 1
+    assert _right_edge(forced.locator("td").last) <= right + 1
+    assert _right_edge(forced.locator(".nbt-forced")) <= right + 1
     browser._shoot(panel, tmp_path, "registry-panel-forced")
 
     promoted, _, forced_event, archived = _events(lab.root)[-4:]

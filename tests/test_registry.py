@@ -318,6 +318,39 @@ def test_rollback_restores_the_previous_production_version_with_its_reason(nb) -
     assert registry.rollback("churn", reason="fixed, undo").version == 2  # a rollback undoes one
 
 
+@pytest.mark.parametrize("rule", ["move", "drop", "keep"])
+def test_a_rollback_applies_the_policys_rule_to_the_archived_versions_aliases(nb, rule) -> None:
+    for auc in (0.8, 0.9):
+        register(nb, "churn", auc)
+    if rule != "move":  # "move" is the default: no policy needed
+        registry.set_policy("churn", on_rollback=rule)
+    registry.promote("churn", 1, "Production", reason="first")
+    registry.promote("churn", 2, "Production", reason="better offline")
+    registry.set_alias("churn", "champion", 2)
+    registry.set_alias("churn", "shadow", 1)
+    if rule == "keep":
+        with pytest.warns(UserWarning, match="@champion still name version 2"):
+            registry.rollback("churn", reason="v2 mis-scores new customers")
+    else:
+        registry.rollback("churn", reason="v2 mis-scores new customers")
+    aliases = registry.get_registered_model("churn").aliases
+    expected = {"move": {"champion": 1}, "drop": {}, "keep": {"champion": 2}}[rule]
+    assert aliases == {**expected, "shadow": 1}
+    events = registry.history("churn")
+    last = events.iloc[-1]
+    if rule == "keep":
+        assert last["event"] != "alias.set" and last["event"] != "alias.delete"
+    else:
+        assert last["event"] == {"move": "alias.set", "drop": "alias.delete"}[rule]
+        assert last["reason"] == "rollback: v2 mis-scores new customers"
+
+
+def test_a_bad_rollback_rule_is_refused_naming_the_choices(nb) -> None:
+    with pytest.raises(InvalidParameterError, match="on_rollback='sometimes'.*'move', 'drop'"):
+        registry.set_policy("churn", on_rollback="sometimes")
+    assert registry.search_registered_models() == []
+
+
 # -- aliases -------------------------------------------------------------------------------------
 
 
@@ -622,3 +655,23 @@ def test_a_torn_event_and_a_lost_catalog_commit_are_mended(nb) -> None:
         [row] = fresh.catalog.documents("registered_models")
         assert row["aliases"] == {"champion": 1}
     assert list(registry.history("churn")["event"])[-1] == "alias.set"
+
+
+def test_history_spells_every_missing_value_the_same_way(nb) -> None:
+    import pandas as pd
+
+    register(nb, "churn", 0.8)
+    registry.set_registered_model_tag("churn", "team", "risk")
+    registry.promote("churn", 1, "Staging", reason="try it")
+    frame = registry.history("churn")
+    missing = {
+        type(value).__name__
+        for column in frame.columns
+        if column not in ("checks", "metrics")
+        for value in frame[column]
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    }
+    assert missing == {"NAType"}
+    tagged = frame[frame["event"] == "model.tag"].iloc[0]
+    assert tagged["version"] is pd.NA and tagged["reason"] is pd.NA and tagged["to"] is pd.NA
+    assert str(frame.dtypes["reason"]) == "string" and str(frame.dtypes["forced"]) == "boolean"

@@ -97,6 +97,7 @@ def set_policy(
     aliases: dict[str, list[str] | None] | None = None,
     distinct_approver: bool = False,
     require_reason: bool = False,
+    on_rollback: str = "move",
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Set the checks a version must pass to enter Staging or Production, and the aliases
@@ -104,12 +105,17 @@ def set_policy(
 
     ``aliases={"champion": ["metrics.val_auc >= 0.85", "beats:metrics.val_auc"]}``:
     moving ``champion`` then needs a reason and passing checks, as a stage move does
-    (``{"champion": []}`` protects it without checks). Creates the registered model if
+    (``{"champion": []}`` protects it without checks). ``on_rollback`` says what a
+    rollback does to the aliases of the version it archives: ``"move"`` them to the
+    restored version (the default: an alias that serves Production keeps serving it),
+    ``"drop"`` them, or ``"keep"`` them (with a warning). Creates the registered model if
     it does not exist yet. Every gate is parsed first; a gate that does not parse is an
     error and nothing is recorded.
     """
     check_model_name(name)
-    policy = gates.make_policy(staging, production, distinct_approver, require_reason, aliases)
+    policy = gates.make_policy(
+        staging, production, distinct_approver, require_reason, aliases, on_rollback
+    )
     reason = check_reason(reason)
     with registry_store().transaction(identity()) as tx:
         model = tx.state.model(name)

@@ -58,12 +58,18 @@ class TransitionRefused(NbtrackError):
         self.checks = checks
 
 
+# What a rollback does to the aliases of the version it archives (a policy's on_rollback).
+ROLLBACK_MOVE, ROLLBACK_DROP, ROLLBACK_KEEP = "move", "drop", "keep"
+ROLLBACK_RULES = (ROLLBACK_MOVE, ROLLBACK_DROP, ROLLBACK_KEEP)
+
+
 def make_policy(
     staging: list[str] | None,
     production: list[str] | None,
     distinct_approver: bool,
     require_reason: bool,
     aliases: dict[str, list[str] | None] | None = None,
+    on_rollback: str = ROLLBACK_MOVE,
 ) -> dict[str, Any]:
     """A policy as stored, after checking every gate parses.
 
@@ -76,11 +82,18 @@ def make_policy(
     for stage, checks in (("Staging", staging), ("Production", production)):
         if checks is not None:
             gates[stage] = _checks(stage, checks)
+    if on_rollback not in ROLLBACK_RULES:
+        raise InvalidParameterError(
+            f"on_rollback={on_rollback!r}: aliases of the version a rollback archives "
+            f"{', '.join(repr(r) for r in ROLLBACK_RULES)} (move to the restored version, are "
+            "removed, or stay where they are)."
+        )
     return {
         "gates": gates,
         "aliases": _protected(aliases),
         "distinct_approver": bool(distinct_approver),
         "require_reason": bool(require_reason),
+        "on_rollback": on_rollback,
     }
 
 

@@ -6,6 +6,7 @@ the incumbent cannot be outdated by another process before the move is written.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from nbtrack.errors import InvalidParameterError
@@ -155,7 +156,10 @@ def rollback(name: str, *, reason: str | None = None) -> ModelVersion:
     """Put the previous Production version back in Production and archive the current one.
 
     The previous version is the one most recently in Production before the current one
-    (and not deleted). Gates are not re-checked: that version passed them before.
+    (and not deleted). Gates are not re-checked: that version passed them before. Aliases
+    of the archived version follow the policy's ``on_rollback``: moved to the restored
+    version (the default), removed, or kept with a warning; each move is recorded with
+    the rollback's reason.
 
     Raises
     ------
@@ -186,7 +190,45 @@ def rollback(name: str, *, reason: str | None = None) -> ModelVersion:
             **{"from": now},
         )
         _archive_others(tx, model, previous["version"], "Production", event["seq"])
+        if now is not None:
+            _rollback_aliases(tx, model, now, previous["version"], reason)
         return version_entity(tx.state, previous)
+
+
+def _rollback_aliases(
+    tx: Transaction, model: dict[str, Any], archived: int, restored: int, why: str
+) -> None:
+    """Apply the policy's on_rollback to the aliases that named the archived version."""
+    held = sorted(a for a, v in model["aliases"].items() if v == archived)
+    rule = (model["policy"] or {}).get("on_rollback", gates.ROLLBACK_MOVE)
+    name, reason = model["name"], f"rollback: {why}"
+    for alias in held:
+        if rule == gates.ROLLBACK_MOVE:
+            tx.append(
+                "alias.set",
+                model["model_id"],
+                name,
+                alias=alias,
+                version=restored,
+                reason=reason,
+                **{"from": archived},
+            )
+        elif rule == gates.ROLLBACK_DROP:
+            tx.append(
+                "alias.delete",
+                model["model_id"],
+                name,
+                alias=alias,
+                version=archived,
+                reason=reason,
+            )
+    if held and rule == gates.ROLLBACK_KEEP:
+        names = ", ".join(f"@{a}" for a in held)
+        warnings.warn(
+            f"{name}: {names} still name version {archived}, which the rollback archived "
+            "(the policy keeps aliases on rollback); move them with registry.set_alias.",
+            stacklevel=3,
+        )
 
 
 def _previous_production(
