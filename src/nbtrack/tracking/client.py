@@ -40,9 +40,9 @@ from nbtrack.validation import (
 )
 
 if TYPE_CHECKING:
+    from nbtrack.entities import FileInfo
     from nbtrack.registry.entities import ModelVersion, RegisteredModel
     from nbtrack.store import Store
-    from nbtrack.tracking.artifacts import FileInfo
 
 
 class MlflowClient:
