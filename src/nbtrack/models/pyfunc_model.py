@@ -44,7 +44,10 @@ class PyFuncModel:
         """The model object itself (the estimator, or your object with ``predict``)."""
         return self._model_impl
 
-    unwrap_python_model = get_raw_model
+    def unwrap_python_model(self) -> Any:
+        """The python model object of a custom-model package (your PythonModel subclass);
+        for other packages, the model object itself."""
+        return getattr(self._model_impl, "python_model", self._model_impl)
 
     def __repr__(self) -> str:
         flavors = ", ".join(sorted(self._model_meta.flavors))
