@@ -28,7 +28,7 @@ from nbtrack.models.api import ModelInfo, load_model, log_package, writable_fold
 from nbtrack.models.mlmodel import PYFUNC_FLAVOR, Model
 from nbtrack.models.package import PackageFiles
 from nbtrack.models.pyfunc_model import PyFuncModel
-from nbtrack.models.python_model import PythonModel, PythonModelContext
+from nbtrack.models.python_model import PythonModel, PythonModelContext, as_python_model
 from nbtrack.models.python_package import build_python_model_package
 
 FLAVOR_NAME = PYFUNC_FLAVOR
@@ -182,6 +182,7 @@ def _check_supported(
         raise InvalidParameterError(
             "Pass python_model= (a PythonModel instance, or a function of one argument)."
         )
+    as_python_model(python_model)  # refused before a run is started for it
     if infer_code_paths:
         warnings.warn(
             "infer_code_paths is not supported by nbtrack; list code_paths instead.",

@@ -192,7 +192,7 @@ def _store_image_columns(frame: pd.DataFrame, path: str) -> artifacts.Entries:
     """Replace each column of images by references to image files (MLflow's layout:
     ``table_images/<table>/<uuid>.png`` and a ``.webp`` preview); the files' entries."""
     entries: artifacts.Entries = []
-    for column in frame.select_dtypes(include=["object"]).columns:
+    for column in [c for c in frame.columns if frame[c].dtype == object]:
         is_image = frame[column].map(_is_image)
         if not is_image.any():
             continue
