@@ -10,9 +10,10 @@ import pandas as pd
 from nbtrack.pyfunc import PythonModel
 
 
-class Affine(PythonModel):
+class AffineLogic:
     """y = x * scale (an artifact) + offset (a code_paths module) + shift (model config)
-    + params["extra"]."""
+    + params["extra"]; mixed into nbtrack's PythonModel here and into MLflow's by the
+    differential tests."""
 
     def load_context(self, context: Any) -> None:
         self.scale, self.offset, self.shift = 1.0, 0.0, 0.0
@@ -30,6 +31,10 @@ class Affine(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
         extra = (params or {}).get("extra", 0.0)
         return pd.DataFrame({"y": model_input["x"] * self.scale + self.offset + self.shift + extra})
+
+
+class Affine(AffineLogic, PythonModel):
+    pass
 
 
 class Doubler(PythonModel):

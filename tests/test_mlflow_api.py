@@ -18,6 +18,7 @@ import pytest
 from model_helpers import store_path
 from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.exceptions import MlflowException, ModelIntegrityError
+from nbtrack.models import infer_signature
 
 
 def files_in(folder: Path) -> dict[str, bytes]:
@@ -405,6 +406,13 @@ def test_load_table_errors_name_the_problem(tracking) -> None:
 # -- custom python models ----------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _forget_code_modules():
+    """A package's code_paths module is imported from that package: none left behind."""
+    yield
+    sys.modules.pop("nbtrack_test_offsets", None)
+
+
 class Scaler:
     """Not a PythonModel: what log_model refuses."""
 
@@ -425,6 +433,7 @@ def test_python_model_round_trip_with_artifacts_code_and_config(tracking, tmp_pa
             code_paths=[str(lib / "nbtrack_test_offsets.py")],
             model_config={"shift": 10.0},
             input_example=frame.head(2),
+            signature=infer_signature(frame, pd.DataFrame({"y": [1.0]}), params={"extra": 0.0}),
         )
     assert set(info.files) >= {
         "python_model.pkl",
@@ -441,6 +450,20 @@ def test_python_model_round_trip_with_artifacts_code_and_config(tracking, tmp_pa
     pd.testing.assert_series_equal(loaded.predict(frame)["y"], expected, check_names=False)
     assert isinstance(loaded.unwrap_python_model(), Affine)
     assert loaded.predict(frame, params={"extra": 1.0})["y"].tolist() == (expected + 1).tolist()
+    with pytest.warns(UserWarning, match=r"Ignoring params \['other'\]"):
+        assert loaded.predict(frame, params={"other": 1})["y"].tolist() == expected.tolist()
+
+
+def test_params_the_signature_does_not_declare_are_ignored_as_mlflow_does(tracking) -> None:
+    from python_models import Affine
+
+    with tracking.start_run():
+        info = tracking.pyfunc.log_model(name="m", python_model=Affine())
+    loaded = tracking.pyfunc.load_model(info.model_uri)
+    frame = pd.DataFrame({"x": [1.0]})
+    with pytest.warns(UserWarning, match="declares none"):
+        ignored = loaded.predict(frame, params={"extra": 5.0})
+    pd.testing.assert_frame_equal(ignored, loaded.predict(frame))
 
 
 def test_python_model_package_is_verified_before_unpickling(tracking) -> None:

@@ -29,6 +29,7 @@ MLFLOW_LOADER = "mlflow.pyfunc.model"  # MLflow's loader module for these packag
 PYTHON_MODEL_FILE = "python_model.pkl"
 ARTIFACTS_DIR = "artifacts"
 CODE_DIR = "code"
+CONFIG = "config"  # the flavor's model_config, as MLflow names it
 
 
 class TypeHints(NamedTuple):
@@ -137,8 +138,7 @@ def load(
 ) -> LoadedPythonModel:
     """Load a verified package with ``loader_module: mlflow.pyfunc.model``, as MLflow does:
     its code folder goes first on ``sys.path``, the model is unpickled and its
-    ``load_context`` called with the package's artifacts and its model config (updated by
-    ``model_config``)."""
+    ``load_context`` called with the package's artifacts and model config."""
     import cloudpickle
 
     if conf.get("code"):
@@ -147,7 +147,29 @@ def load(
     artifacts = {
         name: str(package.path / info["path"]) for name, info in conf.get("artifacts", {}).items()
     }
-    config = {**(conf.get("model_config") or {}), **(model_config or {})}
-    context = PythonModelContext(artifacts, config or None)
+    context = PythonModelContext(artifacts, effective_config(conf.get(CONFIG), model_config))
     python_model.load_context(context)
     return LoadedPythonModel(python_model, context)
+
+
+def effective_config(
+    saved: dict[str, Any] | None, overrides: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The saved model config with ``overrides`` (and ``$MLFLOW_PYFUNC_INFERENCE_CONFIG``,
+    JSON) applied, as MLflow applies them: only to keys the saved config has."""
+    import json
+    import os
+    import warnings
+
+    changes = dict(json.loads(os.environ.get("MLFLOW_PYFUNC_INFERENCE_CONFIG") or "{}"))
+    changes.update(overrides or {})
+    ignored = sorted(set(changes) - set(saved or {}))
+    if ignored:
+        warnings.warn(
+            f"model_config keys {', '.join(ignored)} are ignored: the model was saved without "
+            "them (pass model_config= when logging it to allow them).",
+            stacklevel=4,
+        )
+    if not saved:
+        return saved
+    return {**saved, **{k: v for k, v in changes.items() if k in saved}}

@@ -26,6 +26,7 @@ from nbtrack.models.package import PackageFiles, add_example, environment_flavor
 from nbtrack.models.python_model import (
     ARTIFACTS_DIR,
     CODE_DIR,
+    CONFIG,
     MLFLOW_LOADER,
     PYTHON_MODEL_FILE,
     LoadedPythonModel,
@@ -95,7 +96,7 @@ def build_python_model_package(
     if artifact_conf:
         flavor["artifacts"] = artifact_conf
     if model_config:
-        flavor["model_config"] = model_config
+        flavor[CONFIG] = model_config
     return finish(
         files,
         {PYFUNC_FLAVOR: flavor},
