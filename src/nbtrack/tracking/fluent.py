@@ -333,10 +333,7 @@ def log_image(
     MLflow 3 stores it. ``synchronous`` has no effect: nbtrack always writes at once.
     """
     entries = media.image_entries(image, artifact_file, key, step, timestamp)
-    store, target = _session.target(None)
-    artifacts.add(store, target, entries)
-    if key is not None:
-        store.set_tags(target, {media.LOGGED_IMAGES_TAG: "True"})
+    media.add_images(*_session.target(None), entries, series=key is not None)
 
 
 def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:

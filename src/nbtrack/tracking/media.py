@@ -20,7 +20,9 @@ from time import time
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.errors import InvalidParameterError
+from nbtrack.store import Store
 from nbtrack.store.artifacts import relative_path
+from nbtrack.tracking.artifacts import add
 from nbtrack.validation import metric_step, metric_timestamp
 
 if TYPE_CHECKING:
@@ -141,6 +143,14 @@ def image_entries(
         (f"{name}.png", _saved(picture, f"{name}.png")),
         (f"{name}+compressed.webp", _saved(compressed(picture), f"{name}+compressed.webp")),
     ]
+
+
+def add_images(store: Store, run_id: str, entries: Entries, series: bool) -> None:
+    """Store image entries; an image series also tags the run ``mlflow.loggedImages``, by
+    which MLflow's UI finds them."""
+    add(store, run_id, entries)
+    if series:
+        store.set_tags(run_id, {LOGGED_IMAGES_TAG: "True"})
 
 
 def _series_name(key: Any, step: int | None, timestamp: int | None) -> str:
