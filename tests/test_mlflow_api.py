@@ -466,6 +466,20 @@ def test_params_the_signature_does_not_declare_are_ignored_as_mlflow_does(tracki
     pd.testing.assert_frame_equal(ignored, loaded.predict(frame))
 
 
+def test_a_registered_python_model_loads_by_models_uri(tracking, tmp_path: Path) -> None:
+    from python_models import Doubler
+
+    with tracking.start_run():
+        info = tracking.pyfunc.log_model(
+            name="m", python_model=Doubler(), registered_model_name="doubler"
+        )
+    assert info.registered_model_version == 1
+    loaded = tracking.pyfunc.load_model("models:/doubler/1")
+    assert loaded.predict(pd.DataFrame({"x": [2.0]}))["x"].tolist() == [4.0]
+    copy = Path(tracking.artifacts.download_artifacts("models:/doubler/1", dst_path=tmp_path))
+    assert (copy / "python_model.pkl").is_file() and (copy / "MLmodel").is_file()
+
+
 def test_python_model_package_is_verified_before_unpickling(tracking) -> None:
     from python_models import Affine
 
