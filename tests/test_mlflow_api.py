@@ -345,6 +345,7 @@ def _bad_calls(tracking, figure) -> list[tuple[str, object]]:
         ("may not leave", lambda: tracking.log_figure(figure, "../f.png")),
         ("may not leave", lambda: tracking.log_figure(figure, "/tmp/f.png")),
         ("artifact_file='f.xyz'", lambda: tracking.log_figure(figure, "f.xyz")),
+        ("such as .png", lambda: tracking.log_figure(figure, "plots/line")),
         ("image=", lambda: tracking.log_image("pixels", "i.png")),
         ("not both", lambda: tracking.log_image(array, "i.png", key="k")),
         ("give key=", lambda: tracking.log_image(array)),

@@ -43,6 +43,11 @@ def rendered(artifact_file: str, save: Callable[[str], Any]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="nbtrack-") as folder:
         path = os.path.join(folder, name)
         save(path)
+        if not os.path.isfile(path):  # e.g. matplotlib appends ".png" to a bare name
+            raise InvalidParameterError(
+                f"artifact_file={artifact_file!r}: the figure was not saved under that name; "
+                "end it with the format's extension, such as .png."
+            )
         return Path(path).read_bytes()
 
 
