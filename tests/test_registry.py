@@ -346,7 +346,7 @@ def test_a_rollback_applies_the_policys_rule_to_the_archived_versions_aliases(nb
 
 
 def test_a_bad_rollback_rule_is_refused_naming_the_choices(nb) -> None:
-    with pytest.raises(InvalidParameterError, match="on_rollback='sometimes'.*'move', 'drop'"):
+    with pytest.raises(InvalidParameterError, match=r"on_rollback='sometimes'.*'move', 'drop'"):
         registry.set_policy("churn", on_rollback="sometimes")
     assert registry.search_registered_models() == []
 

@@ -54,17 +54,23 @@ from nbtrack.tracking.fluent import (
     get_experiment,
     get_experiment_by_name,
     get_metric_history,
+    get_parent_run,
     get_run,
     get_tracking_uri,
     last_active_run,
+    load_table,
     log_artifact,
     log_artifacts,
     log_dict,
+    log_figure,
+    log_image,
     log_input,
+    log_inputs,
     log_metric,
     log_metrics,
     log_param,
     log_params,
+    log_table,
     log_text,
     restore_experiment,
     restore_run,
@@ -72,6 +78,7 @@ from nbtrack.tracking.fluent import (
     search_runs,
     set_experiment,
     set_experiment_tag,
+    set_experiment_tags,
     set_tag,
     set_tags,
     set_tracking_uri,
@@ -116,20 +123,26 @@ __all__ = [
     "get_experiment",
     "get_experiment_by_name",
     "get_metric_history",
+    "get_parent_run",
     "get_run",
     "get_tracking_uri",
     "last_active_run",
     "load_ipython_extension",
     "load_model",
+    "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
+    "log_figure",
+    "log_image",
     "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_model",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "metric_curves",
     "register_model",
@@ -143,6 +156,7 @@ __all__ = [
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
+    "set_experiment_tags",
     "set_secret_names",
     "set_tag",
     "set_tags",
@@ -155,7 +169,8 @@ __all__ = [
 
 
 # Loaded on first use: the model and registry API pull in heavier modules, and MLflow's
-# flavor modules (``mlflow.sklearn``, ``mlflow.pyfunc``) are reachable as attributes.
+# submodules (``mlflow.sklearn``, ``mlflow.pyfunc``, ``mlflow.artifacts``, ...) are
+# reachable as attributes, as after ``import mlflow``.
 _LAZY = {
     "MlflowClient": "nbtrack.registry.client",
     "autolog": "nbtrack.autologging",
@@ -173,7 +188,9 @@ _LAZY = {
     "track_cells": "nbtrack.magics",
     "set_secret_names": "nbtrack.capture.redact",  # what auto-capture redacts
 }
-_SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
+_SUBMODULES = frozenset(
+    {"artifacts", "data", "entities", "exceptions", "models", "pyfunc", "registry", "sklearn"}
+)
 
 
 # The layers above tracking contribute to every run: where it was started (notebook or

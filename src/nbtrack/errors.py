@@ -36,6 +36,11 @@ class NbtrackError(Exception):
         if error_code is not None:
             self.error_code = error_code
 
+    @classmethod
+    def invalid_parameter_value(cls, message: str) -> NbtrackError:
+        """MLflow's shorthand: ``raise MlflowException.invalid_parameter_value("...")``."""
+        return cls(message, INVALID_PARAMETER_VALUE)
+
 
 class InvalidParameterError(NbtrackError, ValueError):
     """An argument broke a rule; the message names the key or value and the rule."""

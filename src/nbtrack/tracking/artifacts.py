@@ -7,20 +7,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from nbtrack.entities import FileInfo
 from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.store import Store
 from nbtrack.store.artifacts import copy_tree_entries, relative_path
-
-
-class FileInfo(NamedTuple):
-    """An artifact file or folder, as MLflow's ``FileInfo``."""
-
-    path: str
-    is_dir: bool
-    file_size: int | None
-
 
 Entries = list[tuple[str, "Path | bytes"]]  # (path in the run's artifacts, file or content)
 
@@ -110,7 +102,9 @@ def list_artifacts(store: Store, run_id: str, path: str | None = None) -> list[F
 def download_artifacts(
     store: Store, run_id: str, path: str, dst_path: str | os.PathLike[str] | None = None
 ) -> str:
-    """Copy an artifact file or folder to ``dst_path`` (a new temp folder by default)."""
+    """Copy an artifact file or folder to ``dst_path`` (a new temp folder by default); the
+    local path of the copy. As MLflow's, a file or folder keeps its name under ``dst_path``,
+    and the whole artifact root (``path`` "") is copied into ``dst_path`` itself."""
     relative = relative_path(path, "path") if path not in ("", ".", None) else ""
     source = store.artifact_dir(run_id) / relative
     recorded = recorded_artifacts(store, run_id)
@@ -121,7 +115,7 @@ def download_artifacts(
         Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="nbtrack-"))
     )
     target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / (Path(relative).name or "artifacts")
+    target = target_dir / Path(relative).name if relative else target_dir
     if source.is_dir():
         shutil.copytree(source, target, dirs_exist_ok=True)
     else:

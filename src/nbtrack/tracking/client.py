@@ -20,7 +20,7 @@ from nbtrack.entities import (
     run_from_row,
 )
 from nbtrack.errors import InvalidParameterError
-from nbtrack.tracking import artifacts, experiments, fluent, runs
+from nbtrack.tracking import artifacts, experiments, fluent, media, runs, tables
 from nbtrack.tracking.names import random_run_name
 from nbtrack.tracking.paging import PagedList, page
 from nbtrack.tracking.session import Session
@@ -34,8 +34,10 @@ from nbtrack.validation import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtrack.entities import FileInfo
     from nbtrack.store import Store
-    from nbtrack.tracking.artifacts import FileInfo
 
 
 class TrackingClient:
@@ -205,6 +207,9 @@ class TrackingClient:
     def restore_run(self, run_id: str) -> None:
         self.store.set_lifecycle(run_id, "active")
 
+    def get_parent_run(self, run_id: str) -> Run | None:
+        return runs.parent_run(self.store, run_id)
+
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         return runs.metric_history(self.store, run_id, key)
 
@@ -225,6 +230,41 @@ class TrackingClient:
 
     def log_dict(self, run_id: str, dictionary: dict[str, Any], artifact_file: str) -> None:
         artifacts.add(self.store, run_id, artifacts.dict_entries(dictionary, artifact_file))
+
+    def log_figure(
+        self,
+        run_id: str,
+        figure: Any,
+        artifact_file: str,
+        *,
+        save_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        artifacts.add(self.store, run_id, media.figure_entries(figure, artifact_file, save_kwargs))
+
+    def log_image(
+        self,
+        run_id: str,
+        image: Any,
+        artifact_file: str | None = None,
+        key: str | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+        synchronous: bool | None = None,
+    ) -> None:
+        entries = media.image_entries(image, artifact_file, key, step, timestamp)
+        media.add_images(self.store, run_id, entries, series=key is not None)
+
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        tables.log(self.store, run_id, tables.prepare(data, artifact_file))
+
+    def load_table(
+        self,
+        experiment_id: str,
+        artifact_file: str,
+        run_ids: list[str] | None = None,
+        extra_columns: list[str] | None = None,
+    ) -> pd.DataFrame:
+        return tables.load(self.store, experiment_id, artifact_file, run_ids, extra_columns)
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         return artifacts.list_artifacts(self.store, run_id, path)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nbtrack.entities import Experiment, ViewType, experiment_from_row
+from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
 from nbtrack.tracking.runs import visible
 from nbtrack.tracking.session import Session
@@ -70,10 +71,17 @@ def rename(session: Session, experiment_id: str, new_name: str) -> None:
 
 def set_tag(session: Session, experiment_id: str | None, key: str, value: Any) -> None:
     """Tag an experiment (None: the session's current one)."""
-    tags = check_tags({key: value})
+    set_tags(session, experiment_id, {key: value})
+
+
+def set_tags(session: Session, experiment_id: str | None, tags: dict[str, Any]) -> None:
+    """Tag an experiment (None: the session's current one); every tag is checked first."""
+    if not isinstance(tags, dict):
+        raise InvalidParameterError(f"tags must be a dict, got {type(tags).__name__}.")
+    clean = check_tags(tags)
     if experiment_id is None:
         experiment_id = session.experiment_id
-    session.store.update_experiment(str(experiment_id), tags=tags)
+    session.store.update_experiment(str(experiment_id), tags=clean)
 
 
 def set_lifecycle(session: Session, experiment_id: str, stage: str) -> None:

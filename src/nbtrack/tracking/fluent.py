@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from nbtrack.entities import Experiment, MetricHistory, Run, RunStatus, ViewType, run_from_row
 from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
-from nbtrack.tracking import artifacts, experiments, inputs, runs
+from nbtrack.tracking import artifacts, experiments, inputs, media, runs, tables
 from nbtrack.tracking.session import ActiveRun, Session, close_stores, open_stores
 from nbtrack.validation import (
     check_key,
@@ -119,6 +119,11 @@ def restore_experiment(experiment_id: str) -> None:
 
 def set_experiment_tag(key: str, value: Any) -> None:
     experiments.set_tag(_session, None, key, value)
+
+
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    """Tag the current experiment; every tag is checked before any is set."""
+    experiments.set_tags(_session, None, tags)
 
 
 # -- starting and ending runs --------------------------------------------------------------
@@ -303,6 +308,52 @@ def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id: str | None 
     artifacts.add(*_session.target(run_id), entries)
 
 
+def log_figure(
+    figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
+) -> None:
+    """Save a matplotlib, Plotly or Altair figure as an artifact, in the format its
+    extension names (``save_kwargs`` go to ``savefig`` / ``write_html`` / ``save``)."""
+    entries = media.figure_entries(figure, artifact_file, save_kwargs)
+    artifacts.add(*_session.target(None), entries)
+
+
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = False,
+) -> None:
+    """Save a numpy array or PIL image, as MLflow's ``log_image``.
+
+    ``log_image(image, "dir/img.png")`` saves one file; ``log_image(image, key="pred",
+    step=3)`` adds to an image series under ``images/`` (with a small WebP preview), as
+    MLflow 3 stores it. ``synchronous`` has no effect: nbtrack always writes at once.
+    """
+    entries = media.image_entries(image, artifact_file, key, step, timestamp)
+    media.add_images(*_session.target(None), entries, series=key is not None)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Save a dict or DataFrame as a JSON (or Parquet) table, MLflow's table format; rows
+    are appended if the run already has a table at ``artifact_file``."""
+    table = tables.prepare(data, artifact_file)
+    tables.log(*_session.target(run_id), table)
+
+
+def load_table(
+    artifact_file: str,
+    run_ids: list[str] | None = None,
+    extra_columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """The table ``artifact_file`` of the current experiment's runs (or of ``run_ids``),
+    concatenated; ``extra_columns`` adds ``search_runs`` columns such as ``run_id``."""
+    return tables.load(
+        _session.store, _session.experiment_id, artifact_file, run_ids, extra_columns
+    )
+
+
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     return artifacts.artifact_uri(*_session.target(None), artifact_path)
 
@@ -333,11 +384,46 @@ def log_input(
     _session.add_input(*_session.target(None), *described)
 
 
+def log_inputs(
+    datasets: list[Any] | None = None,
+    contexts: list[str | None] | None = None,
+    tags_list: list[dict[str, Any] | None] | None = None,
+    models: list[Any] | None = None,
+) -> None:
+    """Record several datasets at once (MLflow 3's plural ``log_input``): the three lists
+    run in parallel, and every entry is checked before any is logged."""
+    datasets, contexts, tags_list = datasets or [], contexts or [], tags_list or []
+    if not len(datasets) == len(contexts) == len(tags_list):
+        raise InvalidParameterError(
+            f"log_inputs: datasets, contexts and tags_list must have the same length; got "
+            f"{len(datasets)}, {len(contexts)} and {len(tags_list)}."
+        )
+    if models:
+        raise InvalidParameterError(
+            "log_inputs(models=...) is not supported (in MLflow only Databricks supports it)."
+        )
+    described = [
+        inputs.describe(dataset, context, tags)
+        for dataset, context, tags in zip(datasets, contexts, tags_list, strict=True)
+        if dataset is not None
+    ]
+    if not described:
+        return
+    store, target = _session.target(None)
+    for fields, input_tags in described:
+        _session.add_input(store, target, fields, input_tags)
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 
 def get_run(run_id: str) -> Run:
     return runs.get_run(_session.store, run_id)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    """The parent of a nested run, or None for a run without one."""
+    return runs.parent_run(_session.store, run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> MetricHistory:

@@ -9,6 +9,8 @@ from nbtrack.entities import MetricHistory, Run, ViewType, inputs_from_records, 
 from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
 
+PARENT_TAG = "mlflow.parentRunId"
+
 
 def get_run(store: Store, run_id: str) -> Run:
     """The run with its latest metrics, params, tags and dataset inputs."""
@@ -17,6 +19,12 @@ def get_run(store: Store, run_id: str) -> Run:
     if row.get("inputs"):  # the datasets live in the journal; the row only counts them
         run = run._replace(inputs=inputs_from_records(store.records(run_id, "input")))
     return run
+
+
+def parent_run(store: Store, run_id: str) -> Run | None:
+    """The run named by the ``mlflow.parentRunId`` tag, or None."""
+    parent_id = store.get_run(run_id).get("tags", {}).get(PARENT_TAG)
+    return get_run(store, parent_id) if parent_id is not None else None
 
 
 def metric_history(store: Store, run_id: str, key: str) -> MetricHistory:
