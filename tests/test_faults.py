@@ -34,6 +34,8 @@ from nbtrack.store.records import metric_records
 from nbtrack.store.recovery import rebuild
 from process_helpers import paused_child
 
+pytestmark = pytest.mark.slow  # a small tmpfs filled up, child processes
+
 PAGE = 4096  # tmpfs hands out space a page at a time
 
 

@@ -63,6 +63,7 @@ IMPORTS = [
 
 
 @pytest.mark.parametrize("statement", IMPORTS)
+@pytest.mark.slow  # a fresh interpreter for each form
 def test_mlflow_style_imports_work_in_a_fresh_interpreter(statement: str) -> None:
     result = subprocess.run(
         [sys.executable, "-c", statement], capture_output=True, text=True, timeout=120

@@ -26,10 +26,13 @@ from nbtrack.errors import InvalidFilterError
 from nbtrack.registry import MissingReasonWarning
 from store_helpers import fluent_store
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated",  # MLflow's SQLAlchemy usage
-    "ignore::FutureWarning",  # MLflow deprecates stages
-)
+pytestmark = [
+    pytest.mark.slow,  # builds a real MLflow registry
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated",  # MLflow's SQLAlchemy usage
+        "ignore::FutureWarning",  # MLflow deprecates stages
+    ),
+]
 RUNS = ("a", "b", "c", "d")
 
 

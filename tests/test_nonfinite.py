@@ -23,6 +23,8 @@ from model_helpers import logged_run, store_path
 from nbtrack.store import Store
 from process_helpers import paused_child
 
+pytestmark = pytest.mark.slow  # several processes read one store
+
 # Per step, one value of each metric; the last row makes every latest value non-finite.
 POINTS = [
     {"loss": 1.0, "acc": 0.5, "low": 0.25},

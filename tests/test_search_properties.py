@@ -22,9 +22,12 @@ from mlflow import MlflowClient
 import nbtrack
 from store_helpers import fluent_store
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
-)
+pytestmark = [
+    pytest.mark.slow,  # many random filters against a real MLflow
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
+    ),
+]
 
 NAN, INF, MAX = float("nan"), float("inf"), 1.7976931348623157e308
 
