@@ -114,6 +114,42 @@ def test_runs_sharing_a_colour_are_told_apart_by_dashes():
     assert "strokeDash" not in apart["layer"][-1]["encoding"]
 
 
+def _legend_swatches(svg: str) -> list[tuple[str, str]]:
+    labels = re.findall(r"role-legend-label.*?<text[^>]*>([^<]*)<", svg)
+    strokes = re.findall(r'role-legend-symbol.*?stroke="([^"]*)"', svg)
+    return list(zip(labels, strokes, strict=True))
+
+
+def test_runs_sharing_a_colour_keep_one_legend_entry_each_in_their_colour():
+    import vl_convert
+
+    runs = [("a", "#4e79a7"), ("b", "#4e79a7"), ("c", "#f28e2b")]
+    rows = [
+        {"run": n, "axis": axis, "position": 0.5, "value": "1", "label": "1", "score": 0.5}
+        for n, _ in runs
+        for axis in ("lr", "loss")
+    ]
+    parallel = vl_convert.vegalite_to_svg(charts.parallel_spec(rows, ["lr", "loss"], "loss", runs))
+    assert _legend_swatches(parallel) == runs  # one legend: colour and dash merged
+    curves = charts.curves_spec(["loss"], runs)
+    curves["datasets"] = {
+        "points": [
+            {
+                "run": n,
+                "metric": "loss",
+                "step": s,
+                "value": s,
+                "smooth": s,
+                "relative": s,
+                "wall": T0,
+            }
+            for n, _ in runs
+            for s in range(3)
+        ]
+    }
+    assert _legend_swatches(vl_convert.vegalite_to_svg(curves)) == runs
+
+
 # -- axes ------------------------------------------------------------------------------------
 
 

@@ -283,7 +283,7 @@ def parallel_spec(
     )
     chart = (
         (lines.add_params(hover) + points + _parallel_labels(base, len(names)) + _slots(axes))
-        .resolve_scale(color="independent")
+        .resolve_scale(color="independent", strokeDash="independent")
         .properties(width=max(200, 110 * len(axes)), height=220)
         .configure(**CONFIG)
     )
