@@ -27,7 +27,7 @@ from nbtrack.sync.server import Server, display_uri
 from nbtrack.sync.state import held, peek
 from nbtrack.sync.status import SyncStatus, sync_status
 
-__all__ = ["SyncReport", "SyncStatus", "auto", "pull", "push", "status"]
+__all__ = ["SyncReport", "SyncStatus", "auto", "display_uri", "pull", "push", "status"]
 
 
 def push(

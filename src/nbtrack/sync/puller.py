@@ -90,9 +90,12 @@ class Puller:
                     self.report.add(unchanged=1)
                 else:
                     work.append((run, local["experiment_id"]))
-        with tqdm(
-            total=len(work), desc=f"pull {self.server.name}", unit="run", disable=not progress
-        ) as bar, ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with (
+            tqdm(
+                total=len(work), desc=f"pull {self.server.name}", unit="run", disable=not progress
+            ) as bar,
+            ThreadPoolExecutor(max_workers=WORKERS) as pool,
+        ):
             for _ in pool.map(lambda item: self.pull_run(*item), work):
                 bar.update()
 

@@ -176,6 +176,7 @@ class Pusher:
                 return self.push_run(run_id)
             to_server, local_tags = self._merge(row, local_tags, found, entry)
             remote_now = run_rules.remote_attrs(found)
+            self.report.add(updated=1)
             entry = {**entry, "rtags": dict(found.data.tags), "uri": found.info.artifact_uri}
         self._send(run_id, entry, records, to_server)
         self._send_attrs(row, entry, remote_now)

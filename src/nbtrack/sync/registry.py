@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -131,6 +132,7 @@ class RegistryPusher:
                 run_id=run_id,
                 tags=tags,
                 description=event.get("description"),
+                await_creation_for=0,  # nothing to wait for: the package is on the server
             ).version
         key = f"{event['model_id']}/{event['version']}"
 
@@ -158,20 +160,26 @@ class RegistryPusher:
         )
 
     def stage(self, event: dict[str, Any]) -> None:
-        self.server.call(
-            "transition_model_version_stage",
-            self.name(event),
-            self.version(event),
-            event["to"],
-            archive_existing_versions=False,
-        )
+        self._move(self.name(event), self.version(event), event["to"])
 
     def rollback(self, event: dict[str, Any]) -> None:
         name = self.name(event)
-        self.server.call("transition_model_version_stage", name, self.version(event), "Production")
+        self._move(name, self.version(event), "Production")
         if event.get("from") is not None:
-            demoted = self.version(event, event["from"])
-            self.server.call("transition_model_version_stage", name, demoted, "Archived")
+            self._move(name, self.version(event, event["from"]), "Archived")
+
+    def _move(self, name: str, version: str, stage: str) -> None:
+        # Stages are deprecated in MLflow (aliases replace them) but still what its UI
+        # shows beside each version; nbtrack keeps both, so sync sends both, quietly.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self.server.call(
+                "transition_model_version_stage",
+                name,
+                version,
+                stage,
+                archive_existing_versions=False,
+            )
 
     def tag_version(self, event: dict[str, Any]) -> None:
         self.server.call(
