@@ -77,7 +77,7 @@ def start_server(
 
 def _wait_up(server: MlflowServer) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    host, port = server.uri.rsplit(":", 1)
+    port = server.uri.rsplit(":", 1)[1]
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(f"mlflow server exited:\n{server.log()}")
@@ -138,7 +138,8 @@ def start_postgres() -> Postgres:
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
     _as(user, [str(folder / "pg_ctl"), "-D", str(data), "-o", options, "-l",
                str(root / "postgres.log"), "-w", "-t", "120", "start"])  # fmt: skip
-    return Postgres(f"postgresql://postgres@127.0.0.1:{port}/postgres", data, folder, user)
+    uri = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    return Postgres(uri, data, folder, user)
 
 
 def stop_postgres(cluster: Postgres) -> None:

@@ -29,37 +29,52 @@ class Batch(NamedTuple):
 def batches(
     params: dict[str, str], tags: dict[str, str], points: Iterable[Point]
 ) -> Iterator[Batch]:
-    """The fewest requests, in order: params and tags first, then points filling up."""
+    """The fewest requests: params and tags spread over the first ones (100 of each a
+    request), points filling what room is left, then requests of their own."""
     from mlflow.entities import Metric, Param, RunTag
 
     budget = int(MAX_BATCH_BYTES * _HEADROOM)
-    current, size = Batch([], [], []), 0
-    for kind, limit, items in (
-        (Param, MAX_BATCH_PARAMS, params.items()),
-        (RunTag, MAX_BATCH_TAGS, tags.items()),
-    ):
-        target = current.params if kind is Param else current.tags
-        for key, value in items:
-            cost = _PAIR_BYTES + _json_len(key) + _json_len(value)
-            full = current.size >= MAX_BATCH_ENTRIES or size + cost > budget
-            if full or len(target) >= limit:
-                yield current
-                current, size = Batch([], [], []), 0
-                target = current.params if kind is Param else current.tags
-            target.append(kind(key, value))
-            size += cost
-    key_cost: dict[str, int] = {}
+    out: list[Batch] = []
+    sizes: list[int] = []
+
+    def place(kind: str, limit: int, cost: int, start: int) -> int:
+        """The first request from ``start`` with room for one more ``kind``; its index."""
+        at = start
+        while at < len(out):
+            batch = out[at]
+            if (
+                batch.size < MAX_BATCH_ENTRIES
+                and len(getattr(batch, kind)) < limit
+                and sizes[at] + cost <= budget
+            ):
+                break
+            at += 1
+        if at == len(out):
+            out.append(Batch([], [], []))
+            sizes.append(0)
+        sizes[at] += cost
+        return at
+
+    at = 0
+    for key, value in params.items():
+        at = place("params", MAX_BATCH_PARAMS, _pair_cost(key, value), at)
+        out[at].params.append(Param(key, value))
+    at = 0
+    for key, value in tags.items():
+        at = place("tags", MAX_BATCH_TAGS, _pair_cost(key, value), at)
+        out[at].tags.append(RunTag(key, value))
+    at, key_cost = 0, {}
     for key, value, timestamp, step in points:
         cost = key_cost.get(key)
         if cost is None:
             cost = key_cost[key] = _METRIC_BYTES + _json_len(key)
-        if current.size >= MAX_BATCH_ENTRIES or size + cost > budget:
-            yield current
-            current, size = Batch([], [], []), 0
-        current.metrics.append(Metric(key, value, timestamp, step))
-        size += cost
-    if current.size:
-        yield current
+        at = place("metrics", MAX_BATCH_ENTRIES, cost, at)
+        out[at].metrics.append(Metric(key, value, timestamp, step))
+    return iter(out)
+
+
+def _pair_cost(key: str, value: str) -> int:
+    return _PAIR_BYTES + _json_len(key) + _json_len(value)
 
 
 def _json_len(text: str) -> int:
