@@ -33,7 +33,7 @@ def test_batches_stay_under_a_megabyte():
     sent = list(batches(params, {}, []))
     assert len(sent) > 1
     for batch in sent:
-        size = sum(len(p.key) + 6 * len(p.value) + 24 for p in batch.params)
+        size = sum(len(key) + 6 * len(value) + 24 for key, value in batch.params)
         assert size < 1_000_000
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from nbtrack.sync.server import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_BATCH_PARAMS, MAX_BATCH_TAGS
 
@@ -17,9 +17,9 @@ _HEADROOM = 0.9  # the request's run_id and brackets, and a margin
 
 
 class Batch(NamedTuple):
-    metrics: list[Any]  # mlflow.entities.Metric
-    params: list[Any]  # mlflow.entities.Param
-    tags: list[Any]  # mlflow.entities.RunTag
+    metrics: list[Point]
+    params: list[tuple[str, str]]
+    tags: list[tuple[str, str]]
 
     @property
     def size(self) -> int:
@@ -31,8 +31,6 @@ def batches(
 ) -> Iterator[Batch]:
     """The fewest requests: params and tags spread over the first ones (100 of each a
     request), points filling what room is left, then requests of their own."""
-    from mlflow.entities import Metric, Param, RunTag
-
     budget = int(MAX_BATCH_BYTES * _HEADROOM)
     out: list[Batch] = []
     sizes: list[int] = []
@@ -58,18 +56,18 @@ def batches(
     at = 0
     for key, value in params.items():
         at = place("params", MAX_BATCH_PARAMS, _pair_cost(key, value), at)
-        out[at].params.append(Param(key, value))
+        out[at].params.append((key, value))
     at = 0
     for key, value in tags.items():
         at = place("tags", MAX_BATCH_TAGS, _pair_cost(key, value), at)
-        out[at].tags.append(RunTag(key, value))
+        out[at].tags.append((key, value))
     at, key_cost = 0, {}
     for key, value, timestamp, step in points:
         cost = key_cost.get(key)
         if cost is None:
             cost = key_cost[key] = _METRIC_BYTES + _json_len(key)
         at = place("metrics", MAX_BATCH_ENTRIES, cost, at)
-        out[at].metrics.append(Metric(key, value, timestamp, step))
+        out[at].metrics.append((key, value, timestamp, step))
     return iter(out)
 
 

@@ -311,9 +311,7 @@ class Pusher:
         set_tags = {k: v for k, v in tags.items() if v is not None}
         sent = 0
         for batch in batches(params, set_tags, _points(metric_records)):
-            self.server.call(
-                "log_batch", remote_id, metrics=batch.metrics, params=batch.params, tags=batch.tags
-            )
+            self.server.log_batch(remote_id, batch)
             sent += batch.size
         for key in (k for k, v in tags.items() if v is None):
             self.server.call("delete_tag", remote_id, key)

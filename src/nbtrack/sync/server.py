@@ -12,11 +12,14 @@ password written into the URI is accepted but cut from every name sync prints or
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import orjson
 
 from nbtrack.errors import InvalidParameterError, SyncError
 
@@ -27,6 +30,7 @@ MAX_BATCH_ENTRIES = 1000
 MAX_BATCH_PARAMS = 100
 MAX_BATCH_TAGS = 100
 MAX_BATCH_BYTES = 1_000_000
+LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
 
 
 def display_uri(uri: str) -> str:
@@ -105,6 +109,35 @@ class Server:
             "nothing was changed locally."
         )
 
+    def log_batch(self, run_id: str, batch: Any) -> None:
+        """One ``log_batch`` request (a :class:`~nbtrack.sync.batches.Batch`), through
+        MLflow's REST layer (its auth, TLS and retries). The body is encoded here, with
+        orjson: MlflowClient's protobuf round trip costs ~90 ms of the caller's CPU per
+        1,000 points, which a background sync would take from the training loop."""
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        body = orjson.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {"key": k, "value": _json_float(v), "timestamp": t, "step": s}
+                    for k, v, t, s in batch.metrics
+                ],
+                "params": [{"key": k, "value": v} for k, v in batch.params],
+                "tags": [{"key": k, "value": v} for k, v in batch.tags],
+            }
+        )
+        self.counted()
+        with self.errors("log_batch"):
+            response = http_request(
+                self._host_creds(),
+                LOG_BATCH,
+                "POST",
+                data=body,
+                extra_headers={"Content-Type": "application/json"},
+            )
+            verify_rest_response(response, LOG_BATCH)
+
     def update_run(self, run_id: str, status: str, end_time: int | None, name: str | None) -> None:
         """Status, end time and name in one request (MlflowClient's calls each read the run
         first, and print its URL)."""
@@ -171,6 +204,15 @@ def translate(name: str, what: str, error: Any) -> Exception:
             f"MLflow {wanted} or newer; nothing local was changed."
         )
     return error
+
+
+def _json_float(value: float) -> float | str:
+    """A double as protobuf's JSON mapping spells it: NaN and infinities as strings."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _reason(text: str) -> str:
