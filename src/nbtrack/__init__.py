@@ -189,7 +189,17 @@ _LAZY = {
     "set_secret_names": "nbtrack.capture.redact",  # what auto-capture redacts
 }
 _SUBMODULES = frozenset(
-    {"artifacts", "data", "entities", "exceptions", "models", "pyfunc", "registry", "sklearn"}
+    {
+        "artifacts",
+        "data",
+        "entities",
+        "exceptions",
+        "models",
+        "pyfunc",
+        "registry",
+        "sklearn",
+        "sync",
+    }
 )
 
 

@@ -41,7 +41,32 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("experiments", help="list experiments")
     _add_gc_command(commands)
     _add_run_command(commands)
+    _add_sync_command(commands)
     return parser
+
+
+def _add_sync_command(commands) -> None:
+    """``nbtrack sync push|pull|status SERVER``: two-way sync with an MLflow server."""
+    sync = commands.add_parser(
+        "sync",
+        help="push runs and the registry to an MLflow tracking server, pull teammates' runs",
+        description="Credentials: MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+        "or MLFLOW_TRACKING_TOKEN; TLS: MLFLOW_TRACKING_INSECURE_TLS, "
+        "MLFLOW_TRACKING_SERVER_CERT_PATH.",
+    )
+    sync.add_argument("action", choices=["push", "pull", "status"])
+    sync.add_argument("server", metavar="SERVER", help="tracking URI, http(s)://HOST:PORT")
+    sync.add_argument(
+        "-e",
+        "--experiment",
+        dest="experiments",
+        action="extend",
+        nargs="+",
+        metavar="EXPERIMENT",
+        help="only these experiments (by name; default: all)",
+    )
+    sync.add_argument("--filter", default="", help="only runs matching an MLflow filter")
+    sync.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def _add_gc_command(commands) -> None:
@@ -246,6 +271,18 @@ def _run(args: argparse.Namespace, fluent) -> int:
     return 0 if all(o.status == "FINISHED" for o in outcomes) else 1
 
 
+def _sync(args: argparse.Namespace, fluent) -> int:
+    import nbtrack.sync
+
+    store = fluent.current_store()
+    if args.action == "status":
+        print(nbtrack.sync.status(args.server, store=store))
+        return 0
+    act = nbtrack.sync.push if args.action == "push" else nbtrack.sync.pull
+    print(act(args.server, args.experiments, args.filter, store=store, progress=not args.quiet))
+    return 0
+
+
 _COMMANDS = {
     "runs": _runs,
     "show": _show,
@@ -253,6 +290,7 @@ _COMMANDS = {
     "experiments": _experiments,
     "gc": _gc,
     "run": _run,
+    "sync": _sync,
 }
 
 

@@ -10,6 +10,7 @@
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
     ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
     │   └── StoreWriteError        a write failed (disk full); says what is safe  (OSError)
+    ├── SyncError                  a tracking server refused or could not be reached (sync)
     ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
     └── TransitionRefused          a stage move failed its policy's checks (nbtrack.registry)
 
@@ -96,6 +97,12 @@ class StoreWriteError(StoreError, OSError):
         super().__init__(message)
         self.what = what
         self.errno = errno
+
+
+class SyncError(NbtrackError):
+    """A push or pull could not finish: the server is unreachable, failing, refuses the
+    credentials or is too old. The message names the server (never its credentials) and
+    what to do; what was not synced is left for the next push or pull."""
 
 
 MlflowException = NbtrackError

@@ -340,6 +340,11 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
         "nbtrack.magics.registry:registry",
         "registered models, versions, stages, aliases and the audit log",
     ),
+    "sync": (
+        "sync push|pull|status SERVER | on SERVER | off",
+        "nbtrack.magics.sync:track_sync",
+        "push to / pull from an MLflow tracking server; on: push each run as it ends",
+    ),
 }
 
 

@@ -39,6 +39,8 @@ class RunRow(TypedDict, total=False):
     inputs: int  # how many dataset inputs the journal holds
     environment: str  # digest of the session's environment file
     stale: str  # why the notebook's state was stale when the run started
+    remote: dict[str, Any]  # a run pulled from a tracking server (read-only): server, ...
+    synced: dict[str, str]  # a local run pushed to tracking servers: server -> remote run id
 
 
 class Patch(TypedDict, total=False):

@@ -248,11 +248,33 @@ class Store:
         self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
         return writer
 
+    def import_run(self, row: RunRow, records: list[Record]) -> None:
+        """Add a finished run made elsewhere, keeping its id: ``row`` is its whole row
+        (``run_id``, ``experiment_id``, name, status, times, user, tags; ``remote``, where
+        it came from, makes it read-only) and ``records`` the rest of its journal (params,
+        metrics...). The journal is written in one append and the run indexed at once."""
+        run_id = row["run_id"]
+        if not _is_run_id(run_id):
+            raise InvalidParameterError(f"Run id {run_id!r} is not 32 hexadecimal characters.")
+        self.get_experiment(row["experiment_id"])
+        all_records = [create_record(dict(row)), *records]
+        with self.lock:
+            self.run_dir(run_id).mkdir()  # an existing run is an error (FileExistsError)
+            with Journal(self.journal_path(run_id)) as journal:
+                journal.append_many(all_records)
+            for record in all_records:
+                patch = to_patch(record)
+                if patch is not None:
+                    self.catalog.stage(RUNS, run_id, patch)
+            self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
+            self.catalog.commit()
+
     def resume_run(self, run_id: str) -> RunWriter:
         """Reopen an existing run for logging and mark it RUNNING again (MLflow's resume)."""
         row = self.get_run(run_id)
         if row["lifecycle_stage"] != ACTIVE:
             raise RunStateError(f"Run '{run_id}' is deleted; restore it before resuming.")
+        self._check_local(run_id, [fields_record(status="RUNNING")])
         if (
             row["status"] == "RUNNING"
             and is_alive(row.get("process"))
@@ -287,10 +309,16 @@ class Store:
             if writer is not None:
                 self._unsynced.add(writer.close())
 
-    def append(self, run_id: str, records: list[Record]) -> None:
-        """Append records to a run, through its open writer or directly to its journal."""
+    def append(self, run_id: str, records: list[Record], *, remote: bool = False) -> None:
+        """Append records to a run, through its open writer or directly to its journal.
+
+        A run pulled from a tracking server is read-only here: only sync (``remote=True``)
+        appends to it, and anyone may delete or restore it locally.
+        """
         if any(r["op"] != "set" for r in records):
             self._check_active(run_id)
+        if not remote:
+            self._check_local(run_id, records)
         writer = self._writers.get(run_id)
         if writer is not None:
             for record in records:
@@ -312,6 +340,15 @@ class Store:
                 if patch is not None:
                     self.catalog.stage(RUNS, run_id, patch)
             self.catalog.commit()
+
+    def _check_local(self, run_id: str, records: list[Record]) -> None:
+        remote = self.catalog.value(RUNS, run_id, "remote")
+        if remote is None or all(_lifecycle_only(r) for r in records):
+            return
+        raise RunStateError(
+            f"Run '{run_id}' was pulled from {remote.get('server')} and is read-only here: "
+            "log to it on that server (or to a new run), then pull again."
+        )
 
     def _check_active(self, run_id: str) -> None:
         if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:
@@ -342,17 +379,27 @@ class Store:
         elif points:
             self.append(run_id, metric_records(list(points)))
 
-    def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> str:
+    def add_artifact(
+        self,
+        run_id: str,
+        relative: str,
+        source: str | os.PathLike | bytes,
+        *,
+        remote: bool = False,
+    ) -> str:
         """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts;
-        return its SHA-256, as recorded in the journal."""
+        return its SHA-256, as recorded in the journal (``remote``: as :meth:`append`)."""
         relative = artifacts.relative_path(relative)
         self._check_active(run_id)
+        artifact = artifact_record(relative, 0, "")
+        if not remote:
+            self._check_local(run_id, [artifact])
         target = artifacts.destination(self.artifact_dir(run_id), relative)
         if isinstance(source, bytes):
             size, sha256 = artifacts.write_bytes(target, source)
         else:
             size, sha256 = artifacts.copy_in(source, target)
-        self.append(run_id, [artifact_record(relative, size, sha256)])
+        self.append(run_id, [artifact_record(relative, size, sha256)], remote=remote)
         return sha256
 
     def _open_writer(self, run_id: str) -> RunWriter:
@@ -434,11 +481,14 @@ class Store:
         return list(read_records(self.journal_path(run_id), prefix))
 
     def records_after(
-        self, run_id: str, offset: int, op: str, end: int | None = None
+        self, run_id: str, offset: int, op: str | None, end: int | None = None
     ) -> tuple[list[Record], int]:
-        """The records of kind ``op`` appended between byte ``offset`` and ``end`` of the
-        run's journal, and the offset to read from next (for readers that follow a run)."""
+        """The records of kind ``op`` (None: all) appended between byte ``offset`` and
+        ``end`` of the run's journal, and the offset to read from next (for readers that
+        follow a run, and sync's watermarks)."""
         lines, offset = read_lines_after(self.journal_path(run_id), offset, end)
+        if op is None:
+            return [orjson.loads(line) for line in lines], offset
         prefix = line_prefix(op)
         return [orjson.loads(line) for line in lines if line.startswith(prefix)], offset
 
@@ -574,6 +624,11 @@ def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None =
         "last_update_time": now,
     }
     return {"set": fields, "tags": dict(tags or {})}
+
+
+def _lifecycle_only(record: Record) -> bool:
+    """A local deletion or restore, which a read-only (pulled) run still allows."""
+    return record["op"] == "set" and set(record["fields"]) <= {"lifecycle_stage", "deleted_time"}
 
 
 def _is_run_id(run_id: str) -> bool:

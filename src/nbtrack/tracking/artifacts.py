@@ -13,6 +13,7 @@ from nbtrack.entities import FileInfo
 from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.store import Store
 from nbtrack.store.artifacts import copy_tree_entries, relative_path
+from nbtrack.tracking import remote
 
 Entries = list[tuple[str, "Path | bytes"]]  # (path in the run's artifacts, file or content)
 
@@ -69,7 +70,9 @@ def _join(folder: str, name: str) -> str:
 
 
 def recorded_artifacts(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
-    """Every artifact the run's journal records, the latest record per path."""
+    """Every artifact the run's journal records, the latest record per path (a pulled
+    run's are fetched from its server first)."""
+    remote.ensure_artifacts(store, run_id)
     return {record["path"]: record for record in store.records(run_id, "artifact")}
 
 

@@ -87,3 +87,30 @@ def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
     if found is None:
         found = _resolved[target] = pkgutil.resolve_name(target)
     return found
+
+
+_status_notes: list[Callable[[], str | None]] = []
+
+
+def add_status_note(note: Callable[[], str | None]) -> None:
+    """Add a line to ``%track``'s status (e.g. background sync's queue), once."""
+    if note not in _status_notes:
+        _status_notes.append(note)
+
+
+def remove_status_note(note: Callable[[], str | None]) -> None:
+    if note in _status_notes:
+        _status_notes.remove(note)
+
+
+def status_notes() -> list[str]:
+    """The notes' lines now; one that fails is left out."""
+    lines = []
+    for note in list(_status_notes):
+        try:
+            line = note()
+        except Exception as error:  # a status line must never break %track
+            line = f"{note!r} failed: {error!r}"
+        if line:
+            lines.append(line)
+    return lines

@@ -20,6 +20,7 @@ from nbtrack.entities import Experiment, MetricHistory, Run, RunStatus, ViewType
 from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
 from nbtrack.tracking import artifacts, experiments, inputs, media, runs, tables
+from nbtrack.tracking.context import status_notes
 from nbtrack.tracking.session import ActiveRun, Session, close_stores, open_stores
 from nbtrack.validation import (
     check_key,
@@ -499,6 +500,7 @@ class TrackingStatus(NamedTuple):
     experiment: str
     active_run: str | None
     cells_tracked: bool
+    notes: tuple[str, ...] = ()  # e.g. background sync's queue
 
     def __repr__(self) -> str:
         return "\n".join(
@@ -507,6 +509,7 @@ class TrackingStatus(NamedTuple):
                 f"experiment: {self.experiment}",
                 f"active run: {self.active_run or '-'}",
                 f"track every cell: {'on' if self.cells_tracked else 'off'}",
+                *self.notes,
             ]
         )
 
@@ -520,6 +523,7 @@ def status() -> TrackingStatus:
         experiment=f"{experiment.name} (id {experiment.experiment_id})",
         active_run=f"{run.info.run_name} ({run.run_id})" if run else None,
         cells_tracked=_session.run_factory is not None,
+        notes=tuple(status_notes()),
     )
 
 
