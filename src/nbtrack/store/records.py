@@ -17,6 +17,9 @@ input        ``dataset`` (name, digest, source_type, source, schema, profile) an
 environment  ``digest`` of the session's environment file (``environments/<digest>.json``)
 trace        the cells executed before the run: ``session``, ``cells`` (how many), the
              ``slice`` the run depends on (cells with source), ``stale`` (a reason or None)
+model        a model logged in the run as MLflow 3 records one (its LoggedModel): ``model_id``
+             and the fields set or changed (``name``, ``status``, ``tags`` merged, ``untag``,
+             ``params``, ``output_step``...); later records of a model_id update earlier ones
 ===========  =================================================================
 """
 
@@ -121,6 +124,11 @@ def trace_record(**fields: Any) -> Record:
     return {"op": "trace", **fields}
 
 
+def model_record(model_id: str, **fields: Any) -> Record:
+    """A logged model's fields, new or changed (the MLflow plugin's LoggedModel)."""
+    return {"op": "model", "model_id": model_id, **fields}
+
+
 def line_prefix(op: str) -> bytes:
     """The bytes every journal line of kind ``op`` starts with."""
     return b'{"op":"' + op.encode("ascii") + b'"'
@@ -153,6 +161,8 @@ def to_patch(record: dict[str, Any]) -> Patch | None:
         return {"set": {"environment": record["digest"]}}
     if op == "trace":
         return {"set": {"stale": record["stale"]}} if record.get("stale") else None
+    if op == "model":  # the models stay in the journal; the row says there are some
+        return {"set": {"logged_models": True}}
     return None
 
 

@@ -39,6 +39,7 @@ class RunRow(TypedDict, total=False):
     inputs: int  # how many dataset inputs the journal holds
     environment: str  # digest of the session's environment file
     stale: str  # why the notebook's state was stale when the run started
+    logged_models: bool  # the journal holds MLflow logged-model records (mlflow_plugin)
 
 
 class Patch(TypedDict, total=False):
