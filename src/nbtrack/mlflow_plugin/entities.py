@@ -92,7 +92,7 @@ def model_version(version: registry_entities.ModelVersion) -> ModelVersion:
     """nbtrack's registry version as MLflow's (the source run's metrics kept as MLflow's)."""
     return ModelVersion(
         name=version.name,
-        version=str(version.version),
+        version=version.version,  # an int, as MLflow's sqlite store gives it
         creation_timestamp=version.creation_timestamp,
         last_updated_timestamp=version.last_updated_timestamp,
         description=version.description,
@@ -116,5 +116,5 @@ def registered_model(model: registry_entities.RegisteredModel) -> RegisteredMode
         description=model.description,
         latest_versions=[model_version(v) for v in model.latest_versions],
         tags=[RegisteredModelTag(k, v) for k, v in model.tags.items()],
-        aliases=[RegisteredModelAlias(a, str(v)) for a, v in sorted(model.aliases.items())],
+        aliases=[RegisteredModelAlias(a, v) for a, v in sorted(model.aliases.items())],
     )

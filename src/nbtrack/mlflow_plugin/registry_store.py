@@ -79,6 +79,7 @@ class NbtrackRegistryStore(AbstractStore):
     def search_registered_models(
         self, filter_string=None, max_results=None, order_by=None, page_token=None
     ):
+        filter_string = _without_prompt_clause(filter_string)
         found = self._on_store(registry.search_registered_models, filter_string, None, order_by)
         page = self._on_store(paging.page, found, max_results, page_token)
         return PagedList([entities.registered_model(m) for m in page], page.token)
@@ -177,6 +178,20 @@ class NbtrackRegistryStore(AbstractStore):
     def get_model_version_by_alias(self, name, alias):
         found = self._on_store(registry.get_model_version_by_alias, name, alias)
         return entities.model_version(found)
+
+
+# MLflow's client adds this clause to every registered-model search to leave prompts out;
+# its sqlite store drops it and leaves them out another way. nbtrack holds no prompts.
+_PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
+
+
+def _without_prompt_clause(filter_string: str | None) -> str | None:
+    if filter_string == _PROMPT_CLAUSE:
+        return None
+    suffix = f" AND {_PROMPT_CLAUSE}"
+    if filter_string and filter_string.endswith(suffix):
+        return filter_string[: -len(suffix)]
+    return filter_string
 
 
 def _logged_model_id(source: Any) -> str | None:
