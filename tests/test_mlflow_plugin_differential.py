@@ -237,9 +237,7 @@ def test_sklearn_autolog_example(tmp_path: Path) -> None:
 
 
 def test_pyfunc_python_model_example(tmp_path: Path) -> None:
-    (printed_sqlite, printed_nbtrack), (sqlite, nbtrack) = _both(
-        "pyfunc_python_model.py", tmp_path
-    )
+    (printed_sqlite, printed_nbtrack), (sqlite, nbtrack) = _both("pyfunc_python_model.py", tmp_path)
     assert printed_nbtrack == printed_sqlite
     assert printed_nbtrack.count("[4.5, 6.75, 9.0]") == 3
     [run] = nbtrack["runs"]

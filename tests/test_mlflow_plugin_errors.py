@@ -92,7 +92,8 @@ def test_a_bad_batch_writes_nothing(store_dir: Path, run_id: str) -> None:
 
 
 def test_bad_filters_get_invalid_parameter_value(store_dir: Path, run_id: str) -> None:
-    error = _refused("INVALID_PARAMETER_VALUE", "^", mlflow.search_runs, filter_string="metrics.x >")
+    bad = "metrics.x >"
+    error = _refused("INVALID_PARAMETER_VALUE", "^", mlflow.search_runs, filter_string=bad)
     assert "metrics.x >" in error.message  # the filter echoed with a caret under the fault
     _refused(
         "INVALID_PARAMETER_VALUE",

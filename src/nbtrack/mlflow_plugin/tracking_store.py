@@ -11,7 +11,9 @@ them first, so MLflow code never sees them missing.
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -177,11 +179,21 @@ class NbtrackTrackingStore(AbstractStore):
             )
         name = run_name or named or random_run_name()
         tag_dict[lifecycle.RUN_NAME_TAG] = name
-        experiment_id = str(experiment_id)
-        self._check_experiment_active(experiment_id)
         store = self.store
-        run_id = lifecycle.create(store, experiment_id, user_id, tag_dict, name, start_time)
-        return self._run(store, run_id)
+        start_time = start_time if start_time is not None else int(time.time() * 1000)
+        run_id = lifecycle.create(store, str(experiment_id), user_id, tag_dict, name, start_time)
+        if lifecycle.JOIN_TAG in (t.key for t in tags or []):
+            return self._run(store, run_id)  # it may have joined a %%track cell's run
+        row = {
+            "run_id": run_id,
+            "experiment_id": str(experiment_id),
+            "run_name": name,
+            "user_id": user_id,
+            "status": "RUNNING",
+            "start_time": start_time,
+            "tags": tag_dict,
+        }  # what the store now holds: built here rather than read back
+        return entities.run(row, uris.artifact_uri(store, run_id))
 
     @mlflow_errors
     def get_run(self, run_id):
@@ -199,16 +211,18 @@ class NbtrackTrackingStore(AbstractStore):
     def update_run_info(self, run_id, run_status, end_time, run_name):
         store = self.store
         row = self._active_row(store, run_id)
-        status = _status_name(run_status) if run_status is not None else None
-        if status == RunStatus.to_string(RunStatus.RUNNING) and row["status"] != status:
+        status = _status_name(run_status) if run_status is not None else row["status"]
+        if status == "RUNNING" and row["status"] != status:
             lifecycle.resume(store, run_id)
-        elif status is not None and RunStatus.is_terminated(RunStatus.from_string(status)):
+            end_time = None
+        elif RunStatus.is_terminated(RunStatus.from_string(status)):
             lifecycle.finish(store, run_id, status, end_time)
-        elif status is not None and status != row["status"]:
+        elif status != row["status"]:
             store.set_fields(run_id, status=status)
         if run_name:
             store.rename_run(run_id, run_name)
-        return entities.run_info(store.get_run(run_id), uris.artifact_uri(store, run_id))
+        changed = {"status": status, "end_time": end_time, "run_name": run_name or row["run_name"]}
+        return entities.run_info({**row, **changed}, uris.artifact_uri(store, run_id))
 
     @mlflow_errors
     def delete_run(self, run_id):
@@ -298,7 +312,8 @@ class NbtrackTrackingStore(AbstractStore):
         param_dict = _checked_params(params)
         tag_dict = _checked_tags(tags)
         store = self.store
-        self._active_row(store, run_id)
+        if not param_dict:  # log_params checks the run; an open writer means it exists
+            _check_run(store, run_id)
         if param_dict:
             store.log_params(run_id, param_dict)
         writer = store.writer(run_id)
@@ -355,12 +370,8 @@ class NbtrackTrackingStore(AbstractStore):
 
     def _read_history(self, run_id: str, key: str) -> list[Metric]:
         steps, values, times = self.store.metric_history(run_id, key)
-        return [
-            Metric(key, value, timestamp, step)
-            for step, value, timestamp in zip(
-                steps.tolist(), values.tolist(), times.tolist(), strict=True
-            )
-        ]
+        keys = itertools.repeat(key, len(steps))
+        return list(map(Metric, keys, values.tolist(), times.tolist(), steps.tolist()))
 
     @mlflow_errors
     def _search_runs(
@@ -568,6 +579,12 @@ def _order_clause(order: Any) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _check_run(store: Store, run_id: str) -> None:
+    """Raise unless the run exists (cheaply when this process has it open)."""
+    if store.writer(run_id) is None:
+        store.get_run(run_id)
 
 
 def _write_buffered(store: Store, run_id: str) -> None:

@@ -15,6 +15,7 @@ journal and checks it on the way out; a ``file:`` URI would let MLflow write pas
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -41,14 +42,19 @@ def store_path(tracking_uri: str) -> Path:
 
 def artifact_uri(store: Store, run_id: str, path: str = "") -> str:
     """The URI of a run's artifacts (or of ``path`` under them)."""
-    uri = ARTIFACT_SCHEME + store.artifact_dir(run_id).as_uri()[len("file") :]
+    uri = f"{experiment_location(store)}/{run_id}/artifacts"
     return f"{uri}/{path}" if path else uri
 
 
 def experiment_location(store: Store) -> str:
     """What an experiment reports as its artifact location: runs keep theirs under it, as
     MLflow's ``<location>/<run_id>/artifacts``."""
-    return ARTIFACT_SCHEME + (store.root / "runs").as_uri()[len("file") :]
+    return _runs_uri(store.root)
+
+
+@functools.lru_cache(maxsize=64)
+def _runs_uri(root: Path) -> str:
+    return ARTIFACT_SCHEME + (root / "runs").as_uri()[len("file") :]
 
 
 class ArtifactLocation(NamedTuple):
