@@ -422,3 +422,36 @@ def test_runs_mlflow_logged_show_in_nbtrack(store_dir: Path) -> None:
     assert list(found["tags.mlflow.runName"]) == ["shown"]
     history = nbtrack.get_metric_history(run.info.run_id, "loss")
     assert list(history.values) == [1.0, 0.9, 0.8]
+
+
+def test_panels_and_registry_show_what_mlflow_logged(store_dir: Path) -> None:
+    from nbtrack.widgets.compare import CompareRuns
+    from nbtrack.widgets.curves import MetricCurves
+    from nbtrack.widgets.registry import RegistryPanel
+    from nbtrack.widgets.table import RunTable
+
+    names = []
+    for depth in (3, 6):
+        with mlflow.start_run(run_name=f"depth-{depth}") as run:
+            mlflow.log_param("depth", depth)
+            for step in range(4):
+                mlflow.log_metric("val_loss", 1.0 / (step + depth), step=step)
+            mlflow.pyfunc.log_model(name="model", python_model=AddN(depth))
+        names.append(run.info.run_id)
+    version = mlflow.register_model(f"runs:/{names[1]}/model", "adder")
+    MlflowClient().set_registered_model_alias("adder", "champion", version.version)
+    with pytest.warns(nbtrack.registry.MissingReasonWarning):
+        MlflowClient().transition_model_version_stage("adder", version.version, "Staging")
+
+    table = RunTable()
+    assert sorted(row["cells"][0] for row in table.rows) == ["depth-3", "depth-6"]
+    curves = MetricCurves(names)
+    assert [(s["metric"], s["n"]) for s in curves.series] == [("val_loss", 4)] * 2
+    compared = CompareRuns(names)
+    assert [p["key"] for p in compared.params] == ["depth"]
+    assert [m["key"] for m in compared.metrics] == ["val_loss"]
+    panel = RegistryPanel("adder")
+    [model] = panel.models
+    assert "champion" in str(model) and "Staging" in str(model)
+    [moved] = [e for e in panel.events if e.get("to") == "Staging"]
+    assert moved["reason"] == "no reason given"

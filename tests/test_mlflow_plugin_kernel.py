@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from nbtrack.store import Store
@@ -105,6 +106,9 @@ def test_mlflow_runs_in_a_kernel_are_nbtrack_runs(nb: Kernel, kernel_env: Path) 
         "c = nbtrack.metric_curves(['plain']); print([(s['metric'], s['n']) for s in c.series])"
     )
     assert curves.stdout.strip() == "[('loss', 3)]"
+    written = nb.ok("print(nbtrack.reproduce('plain').notebook)").stdout.strip()
+    sources = [c.source for c in nbformat.read(written, as_version=4).cells]
+    assert any("alpha = 0.5" in s for s in sources) and PLAIN in sources
 
 
 def test_nbtrack_show_and_the_run_table_read_mlflow_runs(nb: Kernel, kernel_env: Path) -> None:
