@@ -74,3 +74,19 @@ def not_supported(what: str) -> MlflowNotImplementedException:
         "experiments, runs (params, metrics, tags, datasets, artifacts), the models logged "
         "in runs and the model registry. Use a sqlite: or http: tracking URI for this."
     )
+
+
+def refuse(cls: type, unsupported: dict[str, tuple[str, ...]]) -> None:
+    """Give ``cls`` a method for each name in ``unsupported`` (what -> method names) that
+    raises :func:`not_supported` naming what is missing, in place of MLflow's bare
+    ``NotImplementedError``."""
+    for what, names in unsupported.items():
+        for name in names:
+            setattr(cls, name, _refusing(what))
+
+
+def _refusing(what: str) -> Callable[..., Any]:
+    def method(self: object, *args: Any, **kwargs: Any) -> Any:
+        raise not_supported(what)
+
+    return method

@@ -20,7 +20,7 @@ from mlflow.store.model_registry.abstract_store import AbstractStore
 from nbtrack import registry
 from nbtrack.errors import NbtrackError
 from nbtrack.mlflow_plugin import entities, logged_models, uris
-from nbtrack.mlflow_plugin.errors import already_exists, as_mlflow, not_supported
+from nbtrack.mlflow_plugin.errors import already_exists, as_mlflow, refuse
 from nbtrack.registry import aliases, stages
 from nbtrack.registry.queries import using_store
 from nbtrack.store import Store
@@ -218,13 +218,4 @@ _UNSUPPORTED = {
 }  # fmt: skip
 
 
-def _unsupported(what: str):
-    def method(self, *args: Any, **kwargs: Any) -> Any:
-        raise not_supported(what)
-
-    return method
-
-
-for _what, _names in _UNSUPPORTED.items():
-    for _name in _names:
-        setattr(NbtrackRegistryStore, _name, _unsupported(_what))
+refuse(NbtrackRegistryStore, _UNSUPPORTED)

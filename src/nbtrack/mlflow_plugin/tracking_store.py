@@ -14,14 +14,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import (
     LifecycleStage,
     LoggedModelOutput,
-    LoggedModelStatus,
     Metric,
     RunOutputs,
     RunStatus,
@@ -32,10 +30,17 @@ from mlflow.store.tracking.abstract_store import AbstractStore
 
 from nbtrack.entities import ViewType
 from nbtrack.errors import InvalidParameterError, NbtrackError, NotFoundError
-from nbtrack.mlflow_plugin import entities, lifecycle, logged_models, uris
-from nbtrack.mlflow_plugin.errors import already_exists, as_mlflow, mlflow_errors, not_supported
+from nbtrack.mlflow_plugin import checks, entities, lifecycle, logged_models, uris
+from nbtrack.mlflow_plugin.errors import (
+    already_exists,
+    as_mlflow,
+    mlflow_errors,
+    not_supported,
+    refuse,
+)
+from nbtrack.mlflow_plugin.logged_model_calls import LoggedModelCalls
 from nbtrack.store import Store
-from nbtrack.store.records import model_record
+from nbtrack.store.records import POINT_WIDTH, model_record
 from nbtrack.tracking import experiments, paging, runs
 from nbtrack.tracking.names import random_run_name
 from nbtrack.tracking.session import Session, open_store
@@ -49,15 +54,10 @@ from nbtrack.validation import (
     metric_value,
 )
 
-# MLflow's limits for one log_batch call, and for one page of search_runs.
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_ENTITIES_PER_BATCH = 1000
-MAX_SEARCH_RESULTS = 50_000
 LOGGED_MODELS_TAG = "mlflow.log-model.history"
 
 
-class NbtrackTrackingStore(AbstractStore):
+class NbtrackTrackingStore(LoggedModelCalls, AbstractStore):
     """MLflow's ``AbstractStore`` on the nbtrack store an ``nbtrack:`` URI names.
 
     MLflow builds one per tracking URI (``store_uri``); ``artifact_uri`` is ignored, as
@@ -114,7 +114,7 @@ class NbtrackTrackingStore(AbstractStore):
         order_by=None,
         page_token=None,
     ):
-        _check_max_results(max_results)
+        checks.max_results(max_results)
         found = experiments.search(self._session, view_type, filter_string, order_by)
         page = paging.page(found, max_results, page_token)
         location = uris.experiment_location(self.store)
@@ -170,7 +170,7 @@ class NbtrackTrackingStore(AbstractStore):
 
     @mlflow_errors
     def create_run(self, experiment_id, user_id, start_time, tags, run_name):
-        tag_dict = _checked_tags(tags or [])
+        tag_dict = checks.tags(tags or [])
         named = tag_dict.get(lifecycle.RUN_NAME_TAG)
         if run_name and named and run_name != named:
             raise InvalidParameterError(
@@ -287,7 +287,7 @@ class NbtrackTrackingStore(AbstractStore):
 
     @mlflow_errors
     def set_tag(self, run_id, tag):
-        self._set_tags(self.store, run_id, _checked_tags([tag]))
+        self._set_tags(self.store, run_id, checks.tags([tag]))
 
     def _set_tags(self, store: Store, run_id: str, tags: dict[str, str]) -> None:
         name = tags.pop(lifecycle.RUN_NAME_TAG, None)
@@ -307,15 +307,15 @@ class NbtrackTrackingStore(AbstractStore):
         """Everything is checked before anything is written; then params (an attempt to
         change one refuses the whole batch), metrics and tags, as MLflow's sqlite store."""
         metrics, params, tags = list(metrics or []), list(params or []), list(tags or [])
-        _check_batch_limits(metrics, params, tags)
+        checks.batch_limits(metrics, params, tags)
         points = [item for metric in metrics for item in self._point(metric)]
-        param_dict = _checked_params(params)
-        tag_dict = _checked_tags(tags)
+        param_dict = checks.params(params)
+        tag_dict = checks.tags(tags)
         store = self.store
-        if not param_dict:  # log_params checks the run; an open writer means it exists
-            _check_run(store, run_id)
         if param_dict:
-            store.log_params(run_id, param_dict)
+            store.log_params(run_id, param_dict)  # checks the run is there and active
+        else:
+            _check_run(store, run_id)
         writer = store.writer(run_id)
         if points and writer is not None and not any(m.model_id for m in metrics):
             writer.points.extend(points)
@@ -329,7 +329,7 @@ class NbtrackTrackingStore(AbstractStore):
         """Record dataset inputs (logging one again is a no-op); model inputs are not kept."""
         store = self.store
         self._active_row(store, run_id)
-        checked = [_checked_dataset(d) for d in datasets or []]
+        checked = [checks.dataset(d) for d in datasets or []]
         for fields, input_tags in checked:
             self._session.add_input(store, run_id, fields, input_tags)
 
@@ -358,10 +358,9 @@ class NbtrackTrackingStore(AbstractStore):
     def get_metric_history(self, run_id, metric_key, max_results=None, page_token=None):
         """Every point of a metric in logged order, in pages of ``max_results``. A sequence
         of pages reads the journal once: later pages slice what the first one read."""
-        if page_token is not None and self._history is not None:
-            cached_run, cached_key, history = self._history
-            if (cached_run, cached_key) != (run_id, metric_key):
-                history = self._read_history(run_id, metric_key)
+        cached = self._history
+        if page_token is not None and cached is not None and cached[:2] == (run_id, metric_key):
+            history = cached[2]
         else:
             history = self._read_history(run_id, metric_key)
         page = paging.page(history, max_results, page_token)
@@ -377,7 +376,7 @@ class NbtrackTrackingStore(AbstractStore):
     def _search_runs(
         self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
     ):
-        _check_max_results(max_results)
+        checks.max_results(max_results)
         store = self.store
         store.flush(durable=False)  # buffered points count in filters and orders
         ids = {str(i) for i in experiment_ids or []}
@@ -390,78 +389,6 @@ class NbtrackTrackingStore(AbstractStore):
         if not row.get("inputs") and not row.get("logged_models"):
             return entities.run(row, uris.artifact_uri(store, run_id))
         return self._run(store, run_id)
-
-    # -- logged models (MLflow 3's log_model) ---------------------------------------------------
-
-    @mlflow_errors
-    def create_logged_model(
-        self,
-        experiment_id=None,
-        name=None,
-        source_run_id=None,
-        tags=None,
-        params=None,
-        model_type=None,
-    ):
-        store = self.store
-        tag_dict = {t.key: t.value for t in tags or [] if t.key != lifecycle.JOIN_TAG}
-        param_dict = {p.key: p.value for p in params or []}
-        if source_run_id is None:
-            raise not_supported("Logged models outside a run")
-        self._active_row(store, source_run_id)
-        model = logged_models.create(
-            store, experiment_id, name, source_run_id, tag_dict, param_dict, model_type
-        )
-        return logged_models.entity(store, model)
-
-    @mlflow_errors
-    def get_logged_model(self, model_id, allow_deleted=False):
-        store = self.store
-        return logged_models.entity(store, logged_models.get(store, model_id, allow_deleted))
-
-    @mlflow_errors
-    def finalize_logged_model(self, model_id, status):
-        store = self.store
-        value = LoggedModelStatus(status).value
-        return logged_models.entity(store, logged_models.update(store, model_id, status=value))
-
-    @mlflow_errors
-    def set_logged_model_tags(self, model_id, tags):
-        logged_models.update(self.store, model_id, tags=_checked_tags(tags))
-
-    @mlflow_errors
-    def delete_logged_model_tag(self, model_id, key):
-        store = self.store
-        if key not in logged_models.get(store, model_id).get("tags", {}):
-            raise NotFoundError(f"Logged model {model_id!r} has no tag {key!r}.")
-        logged_models.update(store, model_id, untag=[key])
-
-    @mlflow_errors
-    def log_logged_model_params(self, model_id, params):
-        logged_models.update(self.store, model_id, params=_checked_params(params))
-
-    @mlflow_errors
-    def delete_logged_model(self, model_id):
-        logged_models.update(self.store, model_id, lifecycle_stage=LifecycleStage.DELETED)
-
-    @mlflow_errors
-    def search_logged_models(
-        self,
-        experiment_ids,
-        filter_string=None,
-        datasets=None,
-        max_results=None,
-        order_by=None,
-        page_token=None,
-    ):
-        if datasets:
-            raise not_supported("Dataset filters on logged models")
-        store = self.store
-        clauses = [_order_clause(o) for o in order_by or []]
-        ids = {str(i) for i in experiment_ids}
-        found = logged_models.search_models(store, ids, filter_string, clauses)
-        page = paging.page(found, max_results or SEARCH_MAX_RESULTS_DEFAULT, page_token)
-        return PagedList([logged_models.entity(store, m) for m in page], page.token)
 
     # -- what an nbtrack store does not hold ----------------------------------------------------
 
@@ -488,94 +415,11 @@ _UNSUPPORTED = {
 }  # fmt: skip
 
 
-def _unsupported(what: str):
-    def method(self, *args: Any, **kwargs: Any) -> Any:
-        raise not_supported(what)
-
-    return method
-
-
-for _what, _names in _UNSUPPORTED.items():
-    for _name in _names:
-        setattr(NbtrackTrackingStore, _name, _unsupported(_what))
-
-
-# -- checks -----------------------------------------------------------------------------------
-
-
-def _checked_tags(tags: Sequence[Any]) -> dict[str, str]:
-    return {check_key(t.key, "tag"): check_tag_value(t.key, t.value) for t in tags}
-
-
-def _checked_params(params: Sequence[Any]) -> dict[str, str]:
-    checked: dict[str, str] = {}
-    for param in params:
-        key = check_key(param.key, "param")
-        value = check_param_value(key, param.value)
-        if checked.get(key, value) != value:
-            raise InvalidParameterError(
-                f"Param {key!r} appears twice in one batch with different values "
-                f"({checked[key]!r}, {value!r}); log one value per key."
-            )
-        checked[key] = value
-    return checked
-
-
-def _checked_dataset(dataset_input: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    dataset = dataset_input.dataset
-    fields = {
-        "name": dataset.name,
-        "digest": dataset.digest,
-        "source_type": dataset.source_type,
-        "source": dataset.source,
-        "schema": dataset.schema,
-        "profile": dataset.profile,
-    }
-    for required in ("name", "digest", "source_type", "source"):
-        if not isinstance(fields[required], str) or not fields[required]:
-            raise InvalidParameterError(
-                f"Dataset {required} must be a non-empty string, got {fields[required]!r}."
-            )
-    return fields, _checked_tags(dataset_input.tags or [])
-
-
-def _check_batch_limits(metrics: list, params: list, tags: list) -> None:
-    limits = (
-        ("metrics", len(metrics), MAX_METRICS_PER_BATCH),
-        ("params", len(params), MAX_PARAMS_TAGS_PER_BATCH),
-        ("tags", len(tags), MAX_PARAMS_TAGS_PER_BATCH),
-        (
-            "metrics, params and tags",
-            len(metrics) + len(params) + len(tags),
-            MAX_ENTITIES_PER_BATCH,
-        ),
-    )
-    for what, count, limit in limits:
-        if count > limit:
-            raise InvalidParameterError(
-                f"log_batch got {count} {what}; one batch takes at most {limit}. Split it."
-            )
-
-
-def _check_max_results(max_results: Any) -> None:
-    if max_results is not None and not (
-        isinstance(max_results, int) and 0 < max_results <= MAX_SEARCH_RESULTS
-    ):
-        raise InvalidParameterError(
-            f"max_results={max_results!r}: give a whole number from 1 to {MAX_SEARCH_RESULTS}."
-        )
+refuse(NbtrackTrackingStore, _UNSUPPORTED)
 
 
 def _status_name(status: Any) -> str:
     return status if isinstance(status, str) else RunStatus.to_string(status)
-
-
-def _order_clause(order: Any) -> str:
-    """MLflow's logged-model order (``{"field_name": ..., "ascending": ...}``) as a clause."""
-    if isinstance(order, str):
-        return order
-    direction = "ASC" if order.get("ascending", True) else "DESC"
-    return f"{order['field_name']} {direction}"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -605,7 +449,7 @@ def _without_repeats(store: Store, run_id: str, metrics: list, points: list) -> 
     """``points`` less those tied to a logged model that repeat a point the run has."""
     kept = []
     for index, metric in enumerate(metrics):
-        point = points[index * 4 : index * 4 + 4]
+        point = points[index * POINT_WIDTH : (index + 1) * POINT_WIDTH]
         if metric.model_id is not None:
             steps, values, times = store.metric_history(run_id, metric.key)
             logged = set(zip(steps.tolist(), values.tolist(), times.tolist(), strict=True))
