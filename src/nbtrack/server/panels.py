@@ -150,6 +150,7 @@ class PanelHub:
             return
         if msg_type == "comm_open":
             state.comms[sender.comm_id] = sender
+            self._share_runtime(state, data.get("state") or {})
         elif msg_type == "comm_close":
             state.comms.pop(sender.comm_id, None)
         message = {
@@ -164,6 +165,29 @@ class PanelHub:
             state.messages.append(message)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(_wake, state)
+
+    def _share_runtime(self, state: _Client, opened: dict[str, Any]) -> None:
+        """Vega ships once per server (one VegaRuntime, see widgets/panel.py), made for the
+        first page that drew a chart: send it to each other page that draws one."""
+        ref = opened.get("runtime")
+        if not isinstance(ref, str):
+            return
+        from nbtrack.widgets.panel import vega_runtime
+
+        runtime = vega_runtime()
+        if ref.removeprefix("IPY_MODEL_") != runtime.model_id or runtime.model_id in state.comms:
+            return
+        state.comms[runtime.model_id] = runtime.comm
+        message = {
+            "comm_id": runtime.model_id,
+            "msg_type": "comm_open",
+            "data": {"state": _without_constants({"state": runtime.get_state()})["state"]},
+            "buffers": [],
+        }
+        with self._lock:
+            state.seq += 1
+            message["seq"] = state.seq
+            state.messages.append(message)
 
     def tick_all(self, _event: dict[str, Any]) -> None:
         """A change in the store: every table and registry panel looks again at once (the
