@@ -194,7 +194,7 @@ export const NBT_STYLE = `
 .nbt-runs .nbt-pin-0 { left: 0; }
 .nbt-runs .nbt-pin-1 { left: var(--nbt-pin-left, 26px); box-shadow: 2px 0 2px -1px rgba(0,0,0,.12); }
 .nbt-runs tbody tr:hover td.nbt-pin { background: var(--jp-layout-color2, #f6f8fa); }
-.nbt-run-link { color: inherit; text-decoration: none; } .nbt-run-link:hover { text-decoration: underline; }
+.nbt-open-run { color: inherit; text-decoration: none; } .nbt-open-run:hover { text-decoration: underline; }
 .nbt-columns > summary { cursor: pointer; }
 .nbt-column-popup { position: absolute; right: 0; z-index: 10; min-width: 26em; max-width: 44em; padding: 6px 8px;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #ccc);

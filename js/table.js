@@ -133,7 +133,7 @@ function table(model) {
     if (column === "status") return h("td", {}, statusBadge(text), " ", staleBadge(row.stale));
     if (column === "name") {
       return h("td", { title: `${text}: open the run`, className: `nbt-run-name ${pin(column)}` }, swatch(row.color),
-        h("a", { href: "#", className: "nbt-run-link", onClick: (e) => { e.preventDefault(); intent(model, "open", { run_id: row.id }); } }, text));
+        h("a", { href: "#", className: "nbt-open-run", onClick: (e) => { e.preventDefault(); intent(model, "open", { run_id: row.id }); } }, text));
     }
     return h("td", { title: text }, text);
   })));
