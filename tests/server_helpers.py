@@ -81,6 +81,7 @@ def jupyter(
         cmd += ["--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None"]
         if app == "notebook":
             cmd[-2:] = ["--JupyterNotebookApp.expose_app_in_browser=True"]
+    home.mkdir(parents=True, exist_ok=True)
     log_path = home / f"{app}.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
