@@ -4,7 +4,8 @@ store of 10,000 runs, as a user pays them.
 Workloads (see benchmarks/README.md):
 
     a  the Experiments sidebar's first render over an experiment of 10,000 runs: from the
-       command that opens it to its first rows in the page (a fresh page each time)
+       command that opens it to its first rows in the page (a fresh page each time, once
+       JupyterLab has started; the server has opened the store)
     b  the API's search over 10,000 runs: GET /nbtrack/api/runs with a filter and an
        order, a page of 100, timed by the client over loopback (an upper bound of the
        server's time)
@@ -46,20 +47,22 @@ TARGETS = {"a": 0.500, "b": 0.100, "c": 1.5}
 CHROMIUM = "/usr/bin/chromium"
 CHROME_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 FIRST_ROWS = """async () => {
+  await window.jupyterapp.restored;  // JupyterLab's own start is not the sidebar's cost
+  await new Promise(r => setTimeout(r, 500));
   const started = performance.now();
   await window.jupyterapp.commands.execute('nbtrack:show-experiments');
   const rows = () => document.querySelectorAll('#nbtrack-experiments .nbt-runs tbody tr').length;
   while (rows() === 0) await new Promise(r => requestAnimationFrame(r));
   return (performance.now() - started) / 1000;
 }"""
-WATCH = """name => new Promise(resolve => {
+WATCH = """name => { window.nbtrackSeen = new Promise(resolve => {
   const seen = () => [...document.querySelectorAll('#nbtrack-experiments td.nbt-run-name')]
     .some(td => td.textContent === name);
   const observer = new MutationObserver(() => {
     if (seen()) { observer.disconnect(); resolve(Date.now() / 1000); }
   });
   observer.observe(document.body, {subtree: true, childList: true, characterData: true});
-})"""
+}); }"""
 LOG_ONE = """
 import sys, time, nbtrack
 nbtrack.set_tracking_uri(sys.argv[1])
@@ -127,13 +130,13 @@ def in_browser(lab: Any, store: Path, repeats: int) -> tuple[list[float], list[f
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         for i in range(repeats):
             name = f"new-{i}-{time.time_ns()}"
-            seen = page.evaluate_handle(WATCH, name)  # the watcher is set before the run
+            page.evaluate(WATCH, name)  # the watcher is set before the run starts
             child = subprocess.run(
                 [sys.executable, "-c", LOG_ONE, str(store), name],
                 capture_output=True, text=True, env=env, check=True,
             )  # fmt: skip
             ended = float(child.stdout.strip())
-            visible.append(seen.json_value() - ended)
+            visible.append(page.evaluate("() => window.nbtrackSeen") - ended)
             time.sleep(0.5)
         browser.close()
     return first, visible
@@ -145,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
     load = os.getloadavg()[0]
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "root"
         root.mkdir()

@@ -56,7 +56,8 @@ export interface Opener {
   registry(): void;
 }
 
-const SIDEBAR_COLUMNS = 2; // metrics shown beside name, status and start
+const SIDEBAR_METRICS = 2; // a sidebar is narrow: name, status, start and 2 metrics
+const SIDEBAR_PAGE = 25;
 
 /** The Experiments sidebar: pick an experiment (or all), and its runs table, live. */
 export class ExperimentsSidebar extends Widget {
@@ -64,7 +65,7 @@ export class ExperimentsSidebar extends Widget {
   private note = el('div', { className: 'nbt-muted nbt-sidebar-note' });
   private slot = el('div', { className: 'nbt-sidebar-table' });
   private table: PanelWidget | null = null;
-  private shown: string | null = null;
+  private shown: string | null = null; // the experiment shown ('' for all)
 
   constructor(
     private client: PanelClient,
@@ -105,19 +106,21 @@ export class ExperimentsSidebar extends Widget {
     }
   }
 
-  /** Load the experiments, then the table of the chosen one (the newest by default). */
+  /** Load the experiments and, at the same time, the table of the newest one. */
   async start(): Promise<void> {
     if (this.started) {
       return;
     }
     this.started = true;
-    await this.loadExperiments();
-    if (this.shown === null) {
-      await this.showExperiment(this.picker.value);
-    }
+    performance.mark('nbtrack:start');
+    this.shown = '';
+    const [experiments] = await Promise.all([this.loadExperiments(), this.showExperiment(null)]);
+    const name = this.table?.model.get('experiment');
+    const chosen = experiments.find(e => e.name === name);
+    this.shown = this.picker.value = chosen ? chosen.experiment_id : '';
   }
 
-  private async loadExperiments(): Promise<void> {
+  private async loadExperiments(): Promise<Experiment[]> {
     const [{ experiments }, store] = await Promise.all([
       api<{ experiments: Experiment[] }>('experiments'),
       api<{ path: string; exists: boolean }>('store')
@@ -125,8 +128,6 @@ export class ExperimentsSidebar extends Widget {
     this.note.textContent = store.exists
       ? `store: ${store.path}`
       : `No nbtrack store at ${store.path} yet: %load_ext nbtrack and a %%track cell make one.`;
-    const chosen = this.picker.value;
-    const withRuns = experiments.filter(e => e.runs > 0);
     const options = [
       el('option', { value: '' }, 'all experiments'),
       ...experiments.map(e =>
@@ -135,41 +136,36 @@ export class ExperimentsSidebar extends Widget {
       )
     ];
     this.picker.replaceChildren(...options);
-    const newest = withRuns.length ? withRuns[withRuns.length - 1].experiment_id : '';
-    this.picker.value = this.shown ?? chosen ?? newest;
-    if (this.shown === null) {
-      this.picker.value = newest;
-    }
+    this.picker.value = this.shown ?? '';
+    return experiments;
   }
 
-  private async showExperiment(experimentId: string): Promise<void> {
-    this.shown = experimentId;
-    const args = experimentId ? { experiment_ids: [experimentId] } : {};
+  /** The table of one experiment ('': all; null: the newest with runs, the server picks). */
+  private async showExperiment(experimentId: string | null): Promise<void> {
+    this.shown = experimentId ?? '';
+    const args = {
+      ...(experimentId ? { experiment_ids: [experimentId] } : { newest: experimentId === null }),
+      metrics_shown: SIDEBAR_METRICS,
+      page_size: SIDEBAR_PAGE
+    };
     let model: RemoteModel;
     try {
+      performance.mark('nbtrack:create-table');
       model = await this.client.create('table', args);
+      performance.mark('nbtrack:table-state');
     } catch (error) {
       this.slot.replaceChildren(el('div', { className: 'nbt-error' }, (error as Error).message));
       return;
     }
-    if (this.shown !== experimentId) {
+    if (experimentId !== null && this.shown !== experimentId) {
       this.client.close(model); // another experiment was picked meanwhile
       return;
     }
-    narrowColumns(model);
     this.table?.dispose();
     this.table = new PanelWidget(this.client, model);
     this.slot.replaceChildren();
     Widget.attach(this.table, this.slot);
   }
-}
-
-/** A sidebar is narrow: name, status, start and the first metrics (the chooser adds more). */
-function narrowColumns(model: RemoteModel): void {
-  const columns: string[] = model.get('columns');
-  const metrics = columns.filter(c => c.startsWith('metrics.')).slice(0, SIDEBAR_COLUMNS);
-  model.set('visible', ['name', 'status', 'start', ...metrics]);
-  model.save_changes();
 }
 
 /** One run in the main area: its card in full, its curves, artifact previews, Open cell. */

@@ -211,9 +211,21 @@ class PanelHub:
 
     # -- the panels ----------------------------------------------------------------------------
 
-    def _table(self, store: Any, experiment_ids: list[str] | None = None, **options: Any) -> Any:
+    def _table(
+        self,
+        store: Any,
+        experiment_ids: list[str] | None = None,
+        newest: bool = False,
+        metrics_shown: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """A run table; ``newest``: of the newest experiment with runs (a sidebar's first
+        choice, made here to spare the page a round trip); ``metrics_shown``: only name,
+        status, start and that many metrics are visible (a narrow sidebar)."""
         from nbtrack.widgets.table import RunTable
 
+        if newest and not experiment_ids:
+            experiment_ids = _newest_experiment(store)
         table = RunTable(
             str(options.get("filter", "")),
             experiment_ids=[str(i) for i in experiment_ids] if experiment_ids else None,
@@ -221,6 +233,9 @@ class PanelHub:
             page_size=int(options.get("page_size", 50)),
             store=store,
         )
+        if metrics_shown is not None:
+            metrics = [c for c in table.columns if c.startswith("metrics.")]
+            table.visible = ["name", "status", "start", *metrics[: int(metrics_shown)]]
         return self._fed(table)
 
     def _run(self, store: Any, run_id: str = "") -> Any:
@@ -281,6 +296,16 @@ class PanelHub:
         for state in states:
             for opened in list(state.comms.values()):
                 _close(opened)
+
+
+def _newest_experiment(store: Any) -> list[str] | None:
+    """The newest active experiment holding an active run, as a one-id list."""
+    active = {e["experiment_id"] for e in store.experiments() if e["lifecycle_stage"] == "active"}
+    with_runs = {
+        r["experiment_id"] for r in store.runs() if r.get("lifecycle_stage", "active") == "active"
+    }
+    found = sorted(active & with_runs, key=int)
+    return found[-1:] or None
 
 
 def _close(opened: PanelComm) -> None:

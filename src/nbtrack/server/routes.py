@@ -25,6 +25,7 @@ Bad input is a 400 whose JSON names the rule (a bad filter adds its ``text`` and
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from jupyter_server.utils import url_path_join
@@ -67,4 +68,7 @@ def setup(serverapp: Any) -> None:
     web_app.settings["nbtrack"] = handlers.Context(handle, feed, hub, serverapp.kernel_manager)
     base = url_path_join(web_app.settings["base_url"], "nbtrack", "api")
     web_app.add_handlers(".*$", [(url_path_join(base, path), cls) for path, cls in ROUTES])
+    # Opening a store of 10,000 runs takes a second or two (its catalog, recovery):
+    # done now, in the background, rather than when the sidebar first asks.
+    threading.Thread(target=handle.existing, name="nbtrack-open-store", daemon=True).start()
     serverapp.log.info("nbtrack: the sidebar's API serves the store %s", handle.path)
