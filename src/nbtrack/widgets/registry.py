@@ -29,8 +29,8 @@ from nbtrack.registry.names import check_alias, check_version, identity
 from nbtrack.registry.queries import using_store
 from nbtrack.registry.render import registry_view
 from nbtrack.render import format_time, format_value
-from nbtrack.store.catalog import file_signature
 from nbtrack.store import Store
+from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
