@@ -261,6 +261,7 @@ points_strategy = st.lists(
 
 @given(points_strategy)
 @settings(max_examples=300, deadline=None)
+@pytest.mark.slow
 def test_small_groups_pack_the_same_bytes_without_numpy(points) -> None:
     """A key's few points are packed with struct: the records equal numpy's, byte for byte."""
     fast = metric_records(_flat(points))

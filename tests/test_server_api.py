@@ -31,6 +31,9 @@ from nbtrack.tracking import fluent
 from nbtrack.tracking.session import Session, close_stores
 from server_helpers import ROOT, jupyter
 
+# A real jupyter server for the module: slow to start (make test runs it; test-fast does not).
+pytestmark = pytest.mark.slow
+
 CELL = "%%track --name cell-run\nlr = 0.1\napi_key = 'sk-abcdefghijklmnopqrstuvwxyz123456'"
 
 
