@@ -124,17 +124,22 @@ class ChangeFeed:
         self.start()
         if after < 0 or self.seq > after:
             return self.since(after)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.add(waiter)
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._waiters.discard(waiter)
+        await wait_for_wake(self._waiters, timeout)
         return self.since(after)
 
     def _wake(self) -> None:
         for waiter in list(self._waiters):
             if not waiter.done():
                 waiter.set_result(None)
+
+
+async def wait_for_wake(waiters: set[asyncio.Future[None]], timeout: float) -> None:
+    """Wait until a future put in ``waiters`` is resolved (a wake) or ``timeout`` passes."""
+    waiter = asyncio.get_running_loop().create_future()
+    waiters.add(waiter)
+    try:
+        await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        waiters.discard(waiter)

@@ -28,6 +28,7 @@ import comm
 from comm.base_comm import BaseComm
 
 from nbtrack.errors import InvalidParameterError, NotFoundError
+from nbtrack.server.feed import wait_for_wake
 from nbtrack.server.settings import StoreHandle
 
 CLIENT_TTL = 120.0  # seconds without a poll after which a page's panels are closed
@@ -128,14 +129,7 @@ class PanelHub:
         state = self._clients[self._touch(client)]
         self._forget_idle()
         if not self._pending(state, after):
-            waiter = asyncio.get_running_loop().create_future()
-            state.waiters.add(waiter)
-            try:
-                await asyncio.wait_for(asyncio.shield(waiter), timeout)
-            except asyncio.TimeoutError:
-                pass
-            finally:
-                state.waiters.discard(waiter)
+            await wait_for_wake(state.waiters, timeout)
         state.seen = time.monotonic()
         with self._lock:
             state.messages = [m for m in state.messages if m["seq"] > after]
