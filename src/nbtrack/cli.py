@@ -42,7 +42,31 @@ def _parser() -> argparse.ArgumentParser:
     _add_gc_command(commands)
     _add_run_command(commands)
     _add_sync_command(commands)
+    _add_serving_commands(commands)
     return parser
+
+
+def _add_serving_commands(commands) -> None:
+    """``nbtrack serve`` and ``nbtrack predict``: MLflow's scoring server on the store."""
+    from nbtrack.serving import DEFAULT_HOST, DEFAULT_PORT
+
+    model = "models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/STAGE or runs:/RUN/PATH"
+    serve = commands.add_parser(
+        "serve", help="serve a model with MLflow's scoring server (/ping, /invocations)"
+    )
+    serve.add_argument("model_uri", metavar="MODEL_URI", help=model)
+    serve.add_argument("--port", "-p", type=int, default=DEFAULT_PORT, help="default: 5000")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="default: 127.0.0.1 (loopback)")
+    serve.add_argument("--workers", "-w", type=int, help="uvicorn workers (default: 1)")
+    predict = commands.add_parser("predict", help="score a CSV or JSON file with a model")
+    predict.add_argument("model_uri", metavar="MODEL_URI", help=model)
+    predict.add_argument("--input-path", "-i", required=True, help="CSV or JSON input")
+    predict.add_argument(
+        "--output-path", "-o", help="predictions: a table if it ends in .csv, else JSON"
+    )
+    predict.add_argument(
+        "--content-type", "-t", choices=["csv", "json"], help="default: by the input's suffix"
+    )
 
 
 def _add_sync_command(commands) -> None:
@@ -271,6 +295,21 @@ def _run(args: argparse.Namespace, fluent) -> int:
     return 0 if all(o.status == "FINISHED" for o in outcomes) else 1
 
 
+def _serve(args: argparse.Namespace, fluent) -> int:
+    from nbtrack.serving import serve
+
+    root = fluent.current_store().root
+    return serve(args.model_uri, root, host=args.host, port=args.port, workers=args.workers)
+
+
+def _predict(args: argparse.Namespace, fluent) -> int:
+    from nbtrack.serving import predict
+
+    root = fluent.current_store().root
+    predict(args.model_uri, root, args.input_path, args.output_path, args.content_type)
+    return 0
+
+
 def _sync(args: argparse.Namespace, fluent) -> int:
     import nbtrack.sync
 
@@ -291,6 +330,8 @@ _COMMANDS = {
     "gc": _gc,
     "run": _run,
     "sync": _sync,
+    "serve": _serve,
+    "predict": _predict,
 }
 
 
