@@ -42,7 +42,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_gc_command(commands)
     _add_run_command(commands)
     _add_sync_command(commands)
+    _add_ui_command(commands)
     return parser
+
+
+def _add_ui_command(commands) -> None:
+    """``nbtrack ui``: MLflow's web UI over the store (see nbtrack.mlflow_ui)."""
+    ui = commands.add_parser("ui", help="MLflow's web UI over the store (needs nbtrack[mlflow])")
+    ui.add_argument("--port", "-p", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
+    )
 
 
 def _add_sync_command(commands) -> None:
@@ -283,6 +293,12 @@ def _sync(args: argparse.Namespace, fluent) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace, fluent) -> int:
+    from nbtrack.mlflow_ui import serve
+
+    return serve(fluent.default_session().store_path, args.host, args.port)
+
+
 _COMMANDS = {
     "runs": _runs,
     "show": _show,
@@ -291,6 +307,7 @@ _COMMANDS = {
     "gc": _gc,
     "run": _run,
     "sync": _sync,
+    "ui": _ui,
 }
 
 
