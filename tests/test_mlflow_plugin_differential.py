@@ -243,3 +243,25 @@ def test_pyfunc_python_model_example(tmp_path: Path) -> None:
     [run] = nbtrack["runs"]
     assert "scaled_sum/artifacts/config.json" in run["files"]
     _compare(sqlite, nbtrack)
+
+
+@pytest.mark.parametrize(
+    ("script", "library", "metric"),
+    [("xgboost_native.py", "xgboost", "train-mlogloss"),
+     ("lightgbm_native.py", "lightgbm", "train-multi_logloss")],
+)  # fmt: skip
+def test_boosting_autolog_examples(tmp_path: Path, script: str, library: str, metric: str) -> None:
+    """MLflow's XGBoost and LightGBM autologging examples: the library's params, its
+    per-iteration metric (one point per boosting round), feature importances and the model
+    reach the nbtrack store as they reach MLflow's."""
+    pytest.importorskip(library)
+    (printed_sqlite, printed_nbtrack), (sqlite, nbtrack) = _both(script, tmp_path)
+    seconds = re.compile(r"[\d.]+ seconds")  # LightGBM prints how long it took
+    assert seconds.sub("", printed_nbtrack) == seconds.sub("", printed_sqlite)
+    [run] = nbtrack["runs"]
+    assert {"log_loss", "accuracy", metric} <= set(run["metrics"])
+    assert len(run["metrics"][metric]) == 10  # both examples boost for 10 rounds
+    assert run["params"]["learning_rate"] in {"0.3", "0.1"}
+    assert run["models"] == ["model"] and "model/MLmodel" in run["files"]
+    assert any(path.startswith("feature_importance_") for path in run["files"])
+    _compare(sqlite, nbtrack)
