@@ -154,9 +154,9 @@ def test_logged_models_in_the_order_the_ui_asks(servers: dict[str, SimpleNamespa
 
 
 def test_trace_metrics_are_empty_rather_than_refused(servers: dict[str, SimpleNamespace]) -> None:
-    """An experiment's first page charts its traces' metrics and retries a failed request
-    without end: nbtrack holds no traces, so every chart is empty, as on a store without
-    any."""
+    """An experiment's first page charts its traces' metrics; failed requests kept the
+    charts loading while the UI retried them. nbtrack holds no traces, so every chart is
+    empty, as on a store without any."""
     body = {
         "experiment_ids": ["EXPERIMENT"],
         "view_type": "TRACES",

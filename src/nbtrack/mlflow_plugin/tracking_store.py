@@ -416,7 +416,8 @@ class NbtrackTrackingStore(LoggedModelCalls, AbstractStore):
 
     def query_trace_metrics(self, experiment_ids, view_type, metric_name, aggregations, **_):
         """No data points: the store holds no traces. MLflow's UI opens an experiment on
-        charts of its traces' metrics and retries them without end when they fail."""
+        charts of its traces' metrics, which stay loading, their requests retried, when
+        this fails."""
         return PagedList([], None)
 
 
