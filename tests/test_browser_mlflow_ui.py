@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -94,6 +95,14 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
+        # nbtrack ui became MLflow's server: stopping it stopped the server and its workers.
+        assert _listening(port) is False
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:

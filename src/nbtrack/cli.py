@@ -296,7 +296,8 @@ def _sync(args: argparse.Namespace, fluent) -> int:
 def _ui(args: argparse.Namespace, fluent) -> int:
     from nbtrack.mlflow_ui import serve
 
-    return serve(fluent.default_session().store_path, args.host, args.port)
+    serve(fluent.default_session().store_path, args.host, args.port)  # returns only on error
+    return 1
 
 
 _COMMANDS = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -33,8 +33,9 @@ def server_command(
     ]  # fmt: skip
 
 
-def serve(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
-    """Run MLflow's UI over the store until interrupted; the server's exit code.
+def serve(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Become MLflow's server over the store (this process is replaced by it, so stopping
+    it, by Ctrl-C or a signal, stops the server and its workers; a child could outlive it).
 
     Raises
     ------
@@ -47,7 +48,5 @@ def serve(store_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) 
             "pip install 'nbtrack[mlflow]'."
         )
     print(f"MLflow's UI over {store_path.resolve()}: http://{host}:{port}", flush=True)
-    try:
-        return subprocess.run(server_command(store_path, host, port), check=False).returncode
-    except KeyboardInterrupt:  # Ctrl-C reaches the server too, which stops
-        return 0
+    command = server_command(store_path, host, port)
+    os.execv(command[0], command)
