@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,4 +48,8 @@ def mlflow_on_nbtrack(root: Path, uri: str | None = None) -> Iterator[Path]:
                     mlflow.end_run("KILLED")
                 session.close("KILLED")
                 mlflow.set_tracking_uri(None)
+                # mlflow.set_experiment sets MLFLOW_EXPERIMENT_ID: the patch restores the
+                # variables that were set, and only these cleared ones, set since, are left.
+                for variable in CLEARED:
+                    os.environ.pop(variable, None)
         close_stores()

@@ -43,7 +43,9 @@ def _store(store_dir: Path) -> Store:
 
 def _script(code: str, cwd: Path, **env: str) -> str:
     variables = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    variables["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ["PYTHONPATH"]])
+    variables["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,

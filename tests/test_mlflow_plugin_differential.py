@@ -64,12 +64,12 @@ def _script(name: str, folder: Path) -> Path:
     return path
 
 
-def _run(script: Path, tracking_uri: str) -> str:
+def _run(script: Path, tracking_uri: str, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     result = subprocess.run(
-        [sys.executable, script.name],
+        [sys.executable, script.name, *args],
         cwd=script.parent,
         env=env,
         capture_output=True,
@@ -243,3 +243,56 @@ def test_pyfunc_python_model_example(tmp_path: Path) -> None:
     [run] = nbtrack["runs"]
     assert "scaled_sum/artifacts/config.json" in run["files"]
     _compare(sqlite, nbtrack)
+
+
+@pytest.mark.parametrize(
+    ("script", "library", "metric"),
+    [("xgboost_native.py", "xgboost", "train-mlogloss"),
+     ("lightgbm_native.py", "lightgbm", "train-multi_logloss")],
+)  # fmt: skip
+def test_boosting_autolog_examples(tmp_path: Path, script: str, library: str, metric: str) -> None:
+    """MLflow's XGBoost and LightGBM autologging examples: the library's params, its
+    per-iteration metric (one point per boosting round), feature importances and the model
+    reach the nbtrack store as they reach MLflow's."""
+    pytest.importorskip(library)
+    (printed_sqlite, printed_nbtrack), (sqlite, nbtrack) = _both(script, tmp_path)
+    seconds = re.compile(r"[\d.]+ seconds")  # LightGBM prints how long it took
+    assert seconds.sub("", printed_nbtrack) == seconds.sub("", printed_sqlite)
+    [run] = nbtrack["runs"]
+    assert {"log_loss", "accuracy", metric} <= set(run["metrics"])
+    assert len(run["metrics"][metric]) == 10  # both examples boost for 10 rounds
+    assert run["params"]["learning_rate"] in {"0.3", "0.1"}
+    assert run["models"] == ["model"] and "model/MLmodel" in run["files"]
+    assert any(path.startswith("feature_importance_") for path in run["files"])
+    _compare(sqlite, nbtrack)
+    # A second run, as a sweep would make one (the example's own --learning-rate option).
+    _run(tmp_path / "nbtrack" / script, f"nbtrack://{tmp_path}/nbtrack/store", *SECOND)
+    _shown_in_panels(tmp_path / "nbtrack" / "store", metric, run["params"])
+
+
+SECOND = ("--learning-rate", "0.2")
+
+
+def _shown_in_panels(store_dir: Path, metric: str, params: dict[str, str]) -> None:
+    """The two runs as nbtrack's panels show them: rows of the run table, the per-round
+    metric as a curve of 10 points each, params and metrics side by side in CompareRuns
+    (the learning rate differing)."""
+    from nbtrack.tracking.session import close_stores, open_store
+    from nbtrack.widgets.compare import CompareRuns
+    from nbtrack.widgets.curves import MetricCurves
+    from nbtrack.widgets.table import RunTable
+
+    try:
+        store = open_store(store_dir.resolve())
+        run_ids = [row["run_id"] for row in store.runs()]
+        table = RunTable(search_all_experiments=True, store=store)
+        assert sorted(r["id"] for r in table.rows) == sorted(run_ids) and len(run_ids) == 2
+        curves = MetricCurves(run_ids, [metric], store=store)
+        assert [(s["metric"], s["n"]) for s in curves.series] == [(metric, 10)] * 2
+        compared = CompareRuns(run_ids, store=store)
+        assert {p["key"] for p in compared.params} == set(params)
+        assert {"log_loss", "accuracy", metric} <= {m["key"] for m in compared.metrics}
+        [rate] = [p for p in compared.params if p["key"] == "learning_rate"]
+        assert rate["differs"] and SECOND[1] in str(rate) and params["learning_rate"] in str(rate)
+    finally:
+        close_stores()

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_command(commands)
     _add_sync_command(commands)
     _add_serving_commands(commands)
+    _add_ui_command(commands)
     return parser
 
 
@@ -66,6 +67,15 @@ def _add_serving_commands(commands) -> None:
     )
     predict.add_argument(
         "--content-type", "-t", choices=["csv", "json"], help="default: by the input's suffix"
+    )
+
+
+def _add_ui_command(commands) -> None:
+    """``nbtrack ui``: MLflow's web UI over the store (see nbtrack.mlflow_ui)."""
+    ui = commands.add_parser("ui", help="MLflow's web UI over the store (needs nbtrack[mlflow])")
+    ui.add_argument("--port", "-p", type=int, default=5000, help="port (default: 5000)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)"
     )
 
 
@@ -322,6 +332,13 @@ def _sync(args: argparse.Namespace, fluent) -> int:
     return 0
 
 
+def _ui(args: argparse.Namespace, fluent) -> int:
+    from nbtrack.mlflow_ui import serve
+
+    serve(fluent.default_session().store_path, args.host, args.port)  # returns only on error
+    return 1
+
+
 _COMMANDS = {
     "runs": _runs,
     "show": _show,
@@ -332,6 +349,7 @@ _COMMANDS = {
     "sync": _sync,
     "serve": _serve,
     "predict": _predict,
+    "ui": _ui,
 }
 
 

@@ -54,6 +54,7 @@ LOGGED_MODELS = Grammar(
         "name": string("name"),
         "model_id": string("model_id"),
         "creation_timestamp": integer("creation_timestamp"),
+        "creation_time": integer("creation_timestamp"),  # MLflow's alias; its UI orders by it
         "last_updated_timestamp": integer("last_updated_timestamp"),
     },
     default_order=(("creation_timestamp", False),),

@@ -179,6 +179,11 @@ class NbtrackRegistryStore(AbstractStore):
         found = self._on_store(registry.get_model_version_by_alias, name, alias)
         return entities.model_version(found)
 
+    def list_webhooks_by_event(self, event, max_results=None, page_token=None):
+        """None: the store holds no webhooks. MLflow's server asks after every registry
+        change (to deliver them) and logs a traceback when the call fails."""
+        return PagedList([], None)
+
 
 # MLflow's client adds this clause to every registered-model search to leave prompts out;
 # its sqlite store drops it and leaves them out another way. nbtrack holds no prompts.

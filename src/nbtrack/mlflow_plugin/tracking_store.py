@@ -24,9 +24,13 @@ from mlflow.entities import (
     RunOutputs,
     RunStatus,
 )
+from mlflow.entities.dataset_summary import _DatasetSummary
 from mlflow.store.entities.paged_list import PagedList
 from mlflow.store.tracking import SEARCH_MAX_RESULTS_DEFAULT
 from mlflow.store.tracking.abstract_store import AbstractStore
+from mlflow.store.tracking.gateway import GatewayStoreMixin
+from mlflow.store.tracking.mcp_server_registry import MCPServerRegistryMixin
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from nbtrack.entities import ViewType
 from nbtrack.errors import InvalidParameterError, NbtrackError, NotFoundError
@@ -390,10 +394,31 @@ class NbtrackTrackingStore(LoggedModelCalls, AbstractStore):
             return entities.run(row, uris.artifact_uri(store, run_id))
         return self._run(store, run_id)
 
+    @mlflow_errors
+    def _search_datasets(self, experiment_ids):
+        """The datasets the experiments' runs took as inputs (name, digest, context), at
+        most 1,000, as MLflow's sqlite store lists them for its UI's dataset filter."""
+        store = self.store
+        ids = {str(i) for i in experiment_ids}
+        found: dict[tuple, None] = {}
+        for row in store.runs():
+            if row["experiment_id"] in ids and row.get("inputs"):
+                for record in store.records(row["run_id"], "input"):
+                    dataset, context = record["dataset"], record["tags"].get(MLFLOW_DATASET_CONTEXT)
+                    summary = (row["experiment_id"], dataset["name"], dataset["digest"], context)
+                    found[summary] = None
+        return [_DatasetSummary(*summary) for summary in itertools.islice(found, 1000)]
+
     # -- what an nbtrack store does not hold ----------------------------------------------------
 
     def link_traces_to_run(self, trace_ids, run_id):
         raise not_supported("Traces")
+
+    def query_trace_metrics(self, experiment_ids, view_type, metric_name, aggregations, **_):
+        """No data points: the store holds no traces. MLflow's UI opens an experiment on
+        charts of its traces' metrics, which stay loading, their requests retried, when
+        this fails."""
+        return PagedList([], None)
 
 
 # Everything MLflow's tracing, GenAI evaluation and scorer APIs ask of a store: each raises
@@ -409,13 +434,38 @@ _UNSUPPORTED = {
         "create_dataset", "get_dataset", "delete_dataset", "search_datasets",
         "upsert_dataset_records", "delete_dataset_records", "set_dataset_tags",
         "delete_dataset_tag", "add_dataset_to_experiments", "remove_dataset_from_experiments",
+        "get_dataset_experiment_ids", "_load_dataset_records",
     ),
     "Scorers": ("register_scorer", "list_scorers", "get_scorer", "list_scorer_versions",
-                "delete_scorer"),
+                "delete_scorer", "upsert_online_scoring_config", "get_online_scoring_configs",
+                "get_active_online_scorers", "get_online_trace_details",
+                "find_completed_sessions"),
+    "Review queues and label schemas": (
+        "create_review_queue", "get_review_queue", "get_review_queue_by_name",
+        "list_review_queues", "update_review_queue", "delete_review_queue",
+        "get_or_create_user_queue", "add_items_to_review_queue", "list_review_queue_items",
+        "remove_items_from_review_queue", "set_review_queue_item_status",
+        "create_label_schema", "get_label_schema", "get_label_schema_by_name",
+        "list_label_schemas", "update_label_schema", "delete_label_schema",
+    ),
+    "Issues": ("create_issue", "get_issue", "update_issue", "search_issues"),
+    "Trace archives and analyses": ("archive_traces", "calculate_trace_filter_correlation"),
 }  # fmt: skip
 
+# MLflow's AI Gateway and MCP server registry: every method their mixins give the store.
+_UNSUPPORTED_MIXINS = {
+    "AI Gateway endpoints, secrets and budgets": GatewayStoreMixin,
+    "MCP servers": MCPServerRegistryMixin,
+}
 
 refuse(NbtrackTrackingStore, _UNSUPPORTED)
+refuse(
+    NbtrackTrackingStore,
+    {
+        what: tuple(name for name in vars(mixin) if not name.startswith("_"))
+        for what, mixin in _UNSUPPORTED_MIXINS.items()
+    },
+)
 
 
 def _status_name(status: Any) -> str:
