@@ -11,8 +11,10 @@ from tinydb.storages import MemoryStorage
 
 from nbtrack.errors import StoreError
 from nbtrack.store import catalog as catalog_module
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, CatalogStorage
+from nbtrack.store import columns
+from nbtrack.store.catalog import CHANGELOG_NAME, LEGACY_NAME, SNAPSHOT_NAME, CatalogStorage
 from nbtrack.store.locking import StoreLock
+from nbtrack.store.snapshot import Snapshot, encode
 
 
 def _catalog(root: Path) -> CatalogStorage:
@@ -22,7 +24,7 @@ def _catalog(root: Path) -> CatalogStorage:
 
 
 def _meta(root: Path) -> dict:
-    return orjson.loads((root / SNAPSHOT_NAME).read_bytes())["_meta"]["1"]
+    return Snapshot(root / SNAPSHOT_NAME).tables["_meta"]["1"]
 
 
 def test_stage_is_visible_at_once_and_commit_to_another_reader(tmp_path: Path) -> None:
@@ -139,10 +141,9 @@ def test_nonfinite_latest_metrics_survive_the_log_and_a_snapshot(tmp_path: Path)
     got = _catalog(tmp_path).get("runs", "r")["metrics"]
     assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
 
-    writer.write(writer.read())  # fold into catalog.json
+    writer.write(writer.read())  # fold into the snapshot
     got = _catalog(tmp_path).get("runs", "r")["metrics"]
     assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
-    assert b"null" not in (tmp_path / SNAPSHOT_NAME).read_bytes()
 
 
 def test_compaction_keeps_documents_bumps_generation_and_truncates_log(
@@ -208,8 +209,15 @@ def test_torn_log_record_is_ignored_and_cut_by_the_next_commit(tmp_path: Path) -
 
 
 def test_snapshot_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    snapshot = {"_meta": {"1": {"schema": 99, "generation": 1}}, "runs": {}}
-    (tmp_path / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
+    snapshot = encode(99, 1, {"_meta": {"1": {"schema": 99}}}, columns.empty())
+    (tmp_path / SNAPSHOT_NAME).write_bytes(snapshot)
+    with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
+        _catalog(tmp_path).documents("runs")
+
+
+def test_legacy_catalog_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    legacy = {"_meta": {"1": {"schema": 99, "generation": 1}}, "runs": {}}
+    (tmp_path / LEGACY_NAME).write_bytes(orjson.dumps(legacy))
     with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
         _catalog(tmp_path).documents("runs")
 
@@ -218,9 +226,10 @@ def test_store_refuses_a_snapshot_from_a_newer_schema(store_dir: Path) -> None:
     from nbtrack.store import Store
 
     store_dir.mkdir(parents=True)
-    snapshot = {"_meta": {"1": {"schema": 2, "generation": 1}}, "experiments": {}}
-    (store_dir / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
-    with pytest.raises(StoreError, match="schema 2"):
+    newer = catalog_module.SCHEMA_VERSION + 1
+    snapshot = encode(newer, 1, {"experiments": {}}, columns.empty())
+    (store_dir / SNAPSHOT_NAME).write_bytes(snapshot)
+    with pytest.raises(StoreError, match=f"schema {newer}"):
         Store(store_dir)
 
 
@@ -234,10 +243,9 @@ def test_snapshot_write_is_atomic(tmp_path: Path) -> None:
     # Replaced by a rename (a new file), not rewritten in place.
     assert (tmp_path / SNAPSHOT_NAME).stat().st_ino != first_inode
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    assert leftovers == sorted([SNAPSHOT_NAME, CHANGELOG_NAME, "store.lock"])
-    data = orjson.loads((tmp_path / SNAPSHOT_NAME).read_bytes())
-    assert data["runs"]["r"] == {"v": 2}
-    assert data["_meta"]["1"]["schema"] == catalog_module.SCHEMA_VERSION
+    assert leftovers == sorted([SNAPSHOT_NAME, LEGACY_NAME, CHANGELOG_NAME, "store.lock"])
+    assert Snapshot(tmp_path / SNAPSHOT_NAME).runs().get("r") == {"v": 2}
+    assert _meta(tmp_path)["schema"] == catalog_module.SCHEMA_VERSION
 
 
 def test_store_db_works_as_tinydb(store) -> None:

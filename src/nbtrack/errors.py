@@ -9,6 +9,7 @@
     ├── NotFoundError              unknown run, experiment, artifact, model  (LookupError)
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
     ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+    │   └── StoreReadOnlyError     a write to a store this process may only read
     ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
     └── TransitionRefused          a stage move failed its policy's checks (nbtrack.registry)
 
@@ -60,6 +61,11 @@ class RunStateError(NbtrackError):
 
 class StoreError(NbtrackError):
     """The store on disk cannot be used as asked (lock timeout, unknown schema)."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write to a store this process cannot write to (a read-only mount, an archived
+    or shared store); reading it works. The message names the store's path."""
 
 
 MlflowException = NbtrackError

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, NoReturn
 
 from nbtrack.errors import InvalidFilterError, InvalidParameterError
 
-__all__ = ["compile_filter", "compile_order_by", "search"]
+__all__ = ["FilterClause", "compile_filter", "compile_order_by", "plan", "search"]
 
 Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
@@ -63,7 +63,7 @@ _SWAPPED = {
     ">=": operator.le,
 }
 # SQL has no infinity: MLflow's store saves +/-inf metrics as +/- the largest double.
-_MAX_FLOAT = 1.7976931348623157e308
+_MAX_FLOAT = MAX_FLOAT = 1.7976931348623157e308
 _EMPTY: Mapping[str, Any] = {}
 _OR_MESSAGE = "OR is not supported (MLflow filters join clauses with AND only)"
 
@@ -706,6 +706,61 @@ def compile_order_by(order_by: Sequence[str] | None) -> Sorter:
                 f"order_by clauses must be strings, got {type(clause).__name__}"
             )
     return _compile_order_by_cached(clauses)
+
+
+# --- for evaluators over columns ----------------------------------------------------------
+
+
+class FilterClause(NamedTuple):
+    """One clause of a filter, for code that evaluates filters other than row by row
+    (the store's columns): what it tests, and the clause's own row predicate, which is
+    the meaning of the clause for any row, real or made up."""
+
+    kind: str  # "metrics", "params", "tags" or "attributes"
+    key: str  # the metric, param or tag key, or the attribute's canonical name
+    op: str
+    value: Any  # float for metrics, int/float or str for attributes, frozenset for IN
+    matches: Predicate
+
+
+@functools.lru_cache(maxsize=256)
+def _filter_clauses(filter_string: str) -> tuple[FilterClause, ...]:
+    return tuple(
+        FilterClause(c.ident.kind, c.ident.key, c.op, c.value, _compile_clause(c))
+        for c in _parse_filter(filter_string)
+    )
+
+
+def plan(
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int | None = None,
+) -> tuple[tuple[FilterClause, ...], list[tuple[str, str, bool]]]:
+    """What :func:`search` would do with these arguments, for an evaluator over columns.
+
+    Returns the filter's clauses (none: every row matches) and the order_by terms as
+    (kind, key, ascending), most significant first; before them comes MLflow's default
+    order (start_time descending, then run_id), and rows without a value sort last.
+    Metric comparisons clamp +/-inf to +/-``MAX_FLOAT`` when the compared number is
+    that large, and metric ordering always does.
+
+    Raises
+    ------
+    InvalidFilterError, InvalidParameterError
+        Exactly as :func:`search` does.
+    """
+    _check_max_results(max_results)
+    clauses: tuple[FilterClause, ...] = ()
+    if compile_filter(filter_string) is not _accept_all:
+        clauses = _filter_clauses(filter_string)
+    compile_order_by(order_by)
+    terms = [(i.kind, i.key, asc) for i, asc in _parse_order_by(tuple(order_by or ()))]
+    return clauses, terms
+
+
+def comparator(op: str) -> Callable[[Any, Any], Any]:
+    """``comparator(op)(value, x)`` is ``x <op> value``; it works on numpy arrays too."""
+    return _SWAPPED[op]
 
 
 # --- search -----------------------------------------------------------------------------

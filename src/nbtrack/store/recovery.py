@@ -3,22 +3,39 @@
 The journals are the truth and the catalog is derived from them, so every repair here
 re-derives catalog rows from journals; nothing rewrites a journal except cutting off a
 torn last record of a run whose writer is gone.
+
+What opening a store checks costs what changed since the catalog's last snapshot, not
+the store's size: the snapshot's meta document names the runs that were RUNNING then
+(with their processes) and how far into created.log every run id was known, and the
+catalog's patches since then say the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from nbtrack.store.artifacts import sha256_file
-from nbtrack.store.journal import read_records, repair_tail
+from nbtrack.store.catalog import META_ID, META_TABLE
+from nbtrack.store.journal import read_lines_after, read_records, repair_tail
 from nbtrack.store.procs import is_alive
 from nbtrack.store.records import to_patch
 from nbtrack.store.rows import apply_patch
 
 if TYPE_CHECKING:
+    from nbtrack.store.columns import RunColumns
     from nbtrack.store.store import Store
+
+CREATED_OFFSET = "created_offset"  # meta: bytes of created.log whose runs are all indexed
+RUNNING = "running"  # meta: {run_id: process} of the runs RUNNING at the snapshot
+# A run id in created.log whose folder never appeared is abandoned after this long (its
+# process died between the two); younger ones may be being created right now.
+CREATED_GRACE_MS = 60_000
 
 
 @dataclass
@@ -85,36 +102,139 @@ def fold_experiments(store: Store) -> dict[str, dict[str, Any]]:
     return experiments
 
 
-def index_run(store: Store, run_id: str) -> None:
-    """Put a run the catalog does not know (its process died before committing) in it."""
+def index_run(store: Store, run_id: str) -> bool:
+    """Put a run the catalog does not know (its process died before committing) in it;
+    False if its journal has no run yet."""
     row = fold_run(store, run_id)
-    if row is not None:
-        store.catalog.stage("runs", run_id, {"set": row})
-        store.catalog.commit()
+    if row is None:
+        return False
+    store.catalog.stage("runs", run_id, {"set": row})
+    store.catalog.commit()
+    return True
 
 
 def index_unknown_runs(store: Store) -> list[str]:
     """Index runs whose journal exists but whose catalog row was never committed.
 
-    Cheap enough for every open: one directory listing compared with the catalog.
+    Every run's id goes to created.log before its folder is made, and the catalog
+    remembers how far into that file every run was known; only the ids after that
+    are checked. A store without that mark (an older one) is listed folder by folder
+    once.
     """
-    known = {row["run_id"] for row in store.runs()}
-    with os.scandir(store.root / "runs") as entries:
-        unknown = [e.name for e in entries if e.name not in known and e.is_dir()]
-    indexed = [run_id for run_id in unknown if store.journal_path(run_id).exists()]
-    for run_id in indexed:
-        index_run(store, run_id)
+    offset = store.catalog.meta().get(CREATED_OFFSET)
+    size = _size(store.created_log)
+    if offset is None or offset > size:
+        indexed, known_to = _index_listed(store), size
+    else:
+        indexed, known_to = _index_created_since(store, offset)
+    if known_to != offset:
+        store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: known_to}})
+        store.catalog.commit()
     return indexed
 
 
+def mark_all_runs_indexed(store: Store) -> None:
+    """Record that every run created so far is in the catalog (a new or rebuilt one)."""
+    offset = _size(store.created_log)
+    store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: offset}})
+
+
+def _index_listed(store: Store) -> list[str]:
+    with os.scandir(store.root / "runs") as entries:
+        names = [e.name for e in entries if e.is_dir()]
+    return [r for r in names if not store.catalog.knows(r) and index_run(store, r)]
+
+
+def _index_created_since(store: Store, offset: int) -> tuple[list[str], int]:
+    lines, _ = read_lines_after(store.created_log, offset)
+    indexed, position, known_to, settled = [], offset, offset, True
+    now = _now_ms()
+    for line in lines:
+        position += len(line) + 1
+        run_id, stamp = _created_entry(line)
+        if not store.catalog.knows(run_id):
+            if index_run(store, run_id):
+                indexed.append(run_id)
+            elif now - stamp < CREATED_GRACE_MS:
+                settled = False  # being created right now: look again next time
+        if settled:
+            known_to = position
+    return indexed, known_to
+
+
+def _known_prefix(store: Store, offset: int, runs: RunColumns) -> int:
+    """How far into created.log, from ``offset``, every id is in ``runs`` (or abandoned)."""
+    lines, _ = read_lines_after(store.created_log, offset)
+    now = _now_ms()
+    for line in lines:
+        run_id, stamp = _created_entry(line)
+        if run_id not in runs.index and (
+            now - stamp < CREATED_GRACE_MS or store.run_dir(run_id).exists()
+        ):
+            break
+        offset += len(line) + 1
+    return offset
+
+
+def _created_entry(line: bytes) -> tuple[str, int]:
+    run_id, _, stamp = line.decode("utf-8", "replace").partition(" ")
+    try:
+        return run_id, int(stamp)
+    except ValueError:
+        return run_id, 0
+
+
+def summarize(store: Store, runs: RunColumns, meta: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's meta document for a new snapshot of ``runs`` (see the module's
+    docstring)."""
+    meta = dict(meta)
+    meta[RUNNING] = running_processes(runs)
+    if meta.get(CREATED_OFFSET) is not None:
+        meta[CREATED_OFFSET] = _known_prefix(store, meta[CREATED_OFFSET], runs)
+    return meta
+
+
+def running_processes(runs: RunColumns) -> dict[str, Any]:
+    """{run_id: process} of the RUNNING runs among ``runs``."""
+    status = runs.field("status")
+    if status is None:
+        return {}
+    codes = [code for code, value in enumerate(status.values.items) if value == "RUNNING"]
+    rows = np.flatnonzero(np.isin(status.codes, codes)).tolist()
+    return {runs.ids[r]: runs.row(r).get("process") for r in rows}
+
+
+def running_runs(store: Store) -> dict[str, Any]:
+    """{run_id: process} of the store's RUNNING runs, from the snapshot's meta and the
+    changes since (every row only for a catalog without that meta)."""
+    meta = store.catalog.meta()
+    if RUNNING not in meta:
+        return running_processes(store.run_columns())
+    running = dict(meta[RUNNING])
+    for run_id, patch in store.catalog.changes().items():
+        fields = patch.get("set", {})
+        if "status" in fields:
+            if fields["status"] == "RUNNING":
+                running[run_id] = fields.get("process", running.get(run_id))
+            else:
+                running.pop(run_id, None)
+        elif "process" in fields and run_id in running:
+            running[run_id] = fields["process"]
+    return running
+
+
 def reap_dead_runs(store: Store) -> list[str]:
-    """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids."""
+    """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids.
+
+    A read-only store is left as it is.
+    """
+    if not store.writable:
+        return []
     killed = []
-    for row in store.runs():
-        if row.get("status") != "RUNNING" or store.writer(row["run_id"]) is not None:
+    for run_id, process in running_runs(store).items():
+        if store.writer(run_id) is not None:
             continue
-        if is_alive(row.get("process")) is False:
-            run_id = row["run_id"]
+        if is_alive(process) is False:
             repair_tail(store.journal_path(run_id))
             truth = fold_run(store, run_id)
             if truth is not None:
@@ -134,11 +254,16 @@ def reap_dead_runs(store: Store) -> list[str]:
 
 
 def rebuild(store: Store, progress: bool = True) -> int:
-    """Re-derive the whole catalog from the journals; return the number of runs indexed."""
+    """Re-derive the whole catalog from the journals; return the number of runs indexed.
+
+    A read-only store's catalog is rebuilt in this process's memory only.
+    """
     from tqdm.auto import tqdm
 
-    with store.lock:
-        store.flush(durable=False)
+    with store.lock if store.writable else contextlib.nullcontext():
+        for writer in store.open_writers():
+            writer.flush()  # their journals must hold what they staged
+        created = _size(store.created_log)  # every run created before is listed below
         runs = {}
         run_ids = store.run_ids_on_disk()
         for run_id in tqdm(run_ids, desc="rebuilding catalog", unit="run", disable=not progress):
@@ -148,7 +273,11 @@ def rebuild(store: Store, progress: bool = True) -> int:
         from nbtrack.store.registry import fold_registry  # deferred: most opens never rebuild
 
         tables = {"experiments": fold_experiments(store), "runs": runs, **fold_registry(store)}
-        store.catalog.write(tables)
+        tables[META_TABLE] = {META_ID: {CREATED_OFFSET: created}}
+        if store.writable:
+            store.catalog.write(tables)
+        else:
+            store.catalog.adopt(tables)
     return len(runs)
 
 
@@ -205,6 +334,17 @@ def _summary(row: dict[str, Any]) -> tuple:
         row.get("tags", {}),
         metrics,
     )
+
+
+def _size(path: os.PathLike[str]) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _has_torn_tail(path: os.PathLike[str]) -> bool:

@@ -13,7 +13,7 @@ import getpass
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from time import time as _time
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pandas as pd
+
+    from nbtrack.store.query import RunHits
 
 DEFAULT_STORE_DIR = ".nbtrack"
 
@@ -811,7 +813,7 @@ def search_runs(
     experiment_names: Sequence[str] | None = None,
 ) -> pd.DataFrame | list[Run]:
     """Search runs with MLflow's filter grammar; a DataFrame like MLflow's by default."""
-    found = search_rows(
+    hits = _search(
         experiment_ids,
         filter_string,
         run_view_type,
@@ -821,12 +823,12 @@ def search_runs(
         experiment_names,
     )
     if output_format == "list":
-        return [run_from_row(r) for r in found]
+        return [run_from_row(r) for r in hits.rows()]
     if output_format != "pandas":
         raise InvalidParameterError(f"output_format={output_format!r}: use 'pandas' or 'list'.")
-    from nbtrack.tracking.frames import runs_dataframe
+    from nbtrack.tracking.frames import hits_dataframe
 
-    return runs_dataframe(found)
+    return hits_dataframe(hits)
 
 
 def search_rows(
@@ -839,11 +841,29 @@ def search_rows(
     experiment_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`search_runs` returning catalog rows, for the panels and the CLI."""
-    from nbtrack import search
+    return _search(
+        experiment_ids,
+        filter_string,
+        run_view_type,
+        max_results,
+        order_by,
+        search_all_experiments,
+        experiment_names,
+    ).rows()
 
-    rows = _rows_in(_experiment_ids(experiment_ids, experiment_names, search_all_experiments))
-    rows = [r for r in rows if _visible(r.get("lifecycle_stage", "active"), run_view_type)]
-    return search.search(rows, filter_string, order_by, max_results)
+
+def _search(
+    experiment_ids: Sequence[str] | None,
+    filter_string: str,
+    run_view_type: int,
+    max_results: int | None,
+    order_by: Sequence[str] | None,
+    search_all_experiments: bool,
+    experiment_names: Sequence[str] | None,
+) -> RunHits:
+    ids = _experiment_ids(experiment_ids, experiment_names, search_all_experiments)
+    view = {ViewType.ACTIVE_ONLY: "active", ViewType.ALL: "all"}.get(run_view_type, "deleted")
+    return current_store().search(ids, filter_string, view, order_by, max_results)
 
 
 def _experiment_ids(
@@ -860,13 +880,6 @@ def _experiment_ids(
     if search_all:
         return None
     return {_current_experiment_id()}
-
-
-def _rows_in(experiment_ids: set[str] | None) -> Iterator[dict[str, Any]]:
-    rows = current_store().runs()
-    if experiment_ids is None:
-        return iter(rows)
-    return (r for r in rows if r["experiment_id"] in experiment_ids)
 
 
 def _visible(stage: str, view_type: int) -> bool:

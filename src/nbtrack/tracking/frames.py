@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from nbtrack.store.query import RunHits
 
 INFO_COLUMNS = ("run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time")
 _NAN = float("nan")
@@ -25,6 +28,19 @@ def runs_dataframe(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for group, columns in (("metrics", metrics), ("params", params), ("tags", tags)):
         for key in sorted(columns):
             data[f"{group}.{key}"] = columns[key]
+    return pd.DataFrame(data)
+
+
+def hits_dataframe(hits: RunHits) -> pd.DataFrame:
+    """:func:`runs_dataframe` of a search's hits, built from the store's columns."""
+    data: dict[str, Any] = {name: hits.field(name) for name in INFO_COLUMNS}
+    for name in ("start_time", "end_time"):
+        data[name] = pd.to_datetime(pd.Series(hits.numbers(name)), unit="ms", utc=True)
+    for key in sorted(hits.keys("metrics")):
+        data[f"metrics.{key}"] = hits.metric(key)
+    for group in ("params", "tags"):
+        for key in sorted(hits.keys(group)):
+            data[f"{group}.{key}"] = hits.entry(group, key)
     return pd.DataFrame(data)
 
 

@@ -1,0 +1,545 @@
+"""The runs table held as columns, so search and the snapshot never build a dict per run.
+
+A row is a dict (see rows.RunRow). :class:`RunColumns` keeps the same rows as:
+
+- one *field column* per top-level field: a code per row (-1 where the row lacks the
+  field) into the field's distinct values, or, for a field that is the row's id with a
+  fixed prefix and suffix (``run_id``, ``artifact_uri``), just which rows have it;
+- one *sparse column* per param, tag and metric key: the rows that have the key, in
+  ascending order, beside their value codes (params, tags) or their latest point as
+  three arrays (metrics: value, step, timestamp).
+
+A ``RunColumns`` never changes once built: :meth:`RunColumns.replaced` returns a new
+one with some rows replaced or added, sharing the distinct values (which only grow).
+:meth:`RunColumns.encode` and :func:`decode` turn it into a JSON-able description plus
+numpy arrays and back, for the catalog's snapshot file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from nbtrack.store.rows import from_disk, to_disk
+
+PARAMS, TAGS, METRICS = "params", "tags", "metrics"
+SPARSE_FIELDS = (PARAMS, TAGS, METRICS)
+_ABSENT = object()
+_METRIC_DTYPES = ("<f8", "<i8", "<i8")  # value, step, timestamp
+
+
+# -- distinct values -----------------------------------------------------------------------
+
+
+def _value_key(value: Any) -> Any:
+    """A hashable key that only equal JSON values share (str, the common case, as itself)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind in (int, float, bool) or value is None:
+        return (kind, value)
+    return (kind, repr(value))  # dicts and lists; equal reprs mean equal values
+
+
+class Values:
+    """The distinct values of one column, in order of first use; append-only, so codes
+    given out stay valid for every ``RunColumns`` that shares it. ``make`` builds the
+    list on first use (values derived from the run ids)."""
+
+    __slots__ = ("_floats", "_items", "_lookup", "_make", "_objects")
+
+    def __init__(self, items: list | None = None, make: Callable[[], list] | None = None):
+        self._items = items
+        self._make = make
+        self._lookup: dict[Any, int] | None = None
+        self._objects: np.ndarray | None = None
+        self._floats: np.ndarray | None = None
+
+    @property
+    def items(self) -> list:
+        if self._items is None:
+            self._items = self._make() if self._make is not None else []
+        return self._items
+
+    def objects(self) -> np.ndarray:
+        """The values as an object array, with None after them (for code -1)."""
+        items = self.items
+        if self._objects is None or len(self._objects) != len(items) + 1:
+            self._objects = np.fromiter([*items, None], dtype=object, count=len(items) + 1)
+        return self._objects
+
+    def floats(self) -> np.ndarray:
+        """The values as floats (NaN for what is not a number), with NaN after them."""
+        items = self.items
+        if self._floats is None or len(self._floats) != len(items) + 1:
+            numbers = [float(v) if type(v) in (int, float) else math.nan for v in items]
+            self._floats = np.array([*numbers, math.nan], dtype=float)
+        return self._floats
+
+    def code(self, value: Any) -> int:
+        """The code of ``value``, appending it if new."""
+        lookup = self._lookup
+        if lookup is None:
+            lookup = self._lookup = {_value_key(v): i for i, v in enumerate(self.items)}
+        key = _value_key(value)
+        code = lookup.get(key)
+        if code is None:
+            code = lookup[key] = len(self.items)
+            self.items.append(value)
+        return code
+
+
+# -- field columns --------------------------------------------------------------------------
+
+
+class Coded:
+    """A top-level field: a code per row into its distinct values (-1: no such field)."""
+
+    __slots__ = ("codes", "values")
+
+    def __init__(self, codes: np.ndarray, values: Values) -> None:
+        self.codes = codes
+        self.values = values
+
+    def coded(self, ids: list[str]) -> Coded:
+        return self
+
+    def value(self, i: int, ids: list[str]) -> Any:
+        code = int(self.codes[i])
+        return copy_value(self.values.items[code]) if code >= 0 else _ABSENT
+
+    def replaced(self, ids: list[str], n0: int, positions: list[int], new: list) -> FieldColumn:
+        codes = np.full(len(ids), -1, np.int32)
+        codes[:n0] = self.codes[:n0]
+        values = self.values
+        codes[positions] = [-1 if v is _ABSENT else values.code(v) for v in new]
+        return Coded(codes, values)
+
+
+class Templated:
+    """A field that is ``prefix + run id + suffix`` wherever a row has it."""
+
+    __slots__ = ("_coded", "prefix", "present", "suffix")
+
+    def __init__(self, present: np.ndarray, prefix: str, suffix: str) -> None:
+        self.present = present
+        self.prefix = prefix
+        self.suffix = suffix
+        self._coded: Coded | None = None
+
+    @classmethod
+    def fits(cls, run_id: str, value: Any) -> Templated | None:
+        """A template that ``value`` follows for ``run_id``, if it follows one."""
+        if type(value) is not str or not run_id:
+            return None
+        at = value.find(run_id)
+        if at < 0:
+            return None
+        return cls(np.zeros(0, bool), value[:at], value[at + len(run_id) :])
+
+    def follows(self, run_id: str, value: Any) -> bool:
+        return value is _ABSENT or value == f"{self.prefix}{run_id}{self.suffix}"
+
+    def coded(self, ids: list[str]) -> Coded:
+        """The same column with codes, built on first use (search reads codes)."""
+        if self._coded is None:
+            n = len(self.present)
+            codes = np.where(self.present, np.arange(n, dtype=np.int32), -1).astype(np.int32)
+            prefix, suffix = self.prefix, self.suffix
+            made = Values(make=lambda: [f"{prefix}{i}{suffix}" for i in ids[:n]])
+            self._coded = Coded(codes, made)
+        return self._coded
+
+    def value(self, i: int, ids: list[str]) -> Any:
+        return f"{self.prefix}{ids[i]}{self.suffix}" if self.present[i] else _ABSENT
+
+    def replaced(self, ids: list[str], n0: int, positions: list[int], new: list) -> FieldColumn:
+        if all(self.follows(ids[p], v) for p, v in zip(positions, new, strict=True)):
+            present = np.zeros(len(ids), bool)
+            present[:n0] = self.present[:n0]
+            present[positions] = [v is not _ABSENT for v in new]
+            return Templated(present, self.prefix, self.suffix)
+        return self.coded(ids).replaced(ids, n0, positions, new)
+
+
+FieldColumn = Coded | Templated
+
+
+def _new_field(ids: list[str], n0: int, positions: list[int], new: list) -> FieldColumn:
+    """A column for a field no row had: templated if every value fits one template."""
+    pairs = list(zip(positions, new, strict=True))
+    first = next((p, v) for p, v in pairs if v is not _ABSENT)
+    template = Templated.fits(ids[first[0]], first[1])
+    if template is not None and all(template.follows(ids[p], v) for p, v in pairs):
+        template.present = np.zeros(n0, bool)
+        return template.replaced(ids, n0, positions, new)
+    return Coded(np.full(n0, -1, np.int32), Values()).replaced(ids, n0, positions, new)
+
+
+# -- sparse columns (params, tags, metrics) -------------------------------------------------
+
+
+class Sparse:
+    """Per key: the rows that have it (ascending) and its payload arrays; ``present``
+    marks the rows that have the field at all (possibly empty)."""
+
+    __slots__ = ("keys", "present", "values")
+
+    def __init__(
+        self, present: np.ndarray, keys: dict[str, tuple[np.ndarray, ...]], values: Values | None
+    ) -> None:
+        self.present = present
+        self.keys = keys
+        self.values = values  # params and tags: the distinct values; metrics: None
+
+    @property
+    def is_metrics(self) -> bool:
+        return self.values is None
+
+    def entry(self, key: str, i: int) -> Any:
+        """The value of ``key`` in row ``i``, or _ABSENT."""
+        columns = self.keys.get(key)
+        if columns is None:
+            return _ABSENT
+        rows = columns[0]
+        at = int(rows.searchsorted(i))
+        if at >= len(rows) or rows[at] != i:
+            return _ABSENT
+        return self._payload(columns, at)
+
+    def _payload(self, columns: tuple[np.ndarray, ...], at: int) -> Any:
+        if self.values is None:
+            return [float(columns[1][at]), int(columns[2][at]), int(columns[3][at])]
+        return self.values.items[int(columns[1][at])]
+
+    def row(self, i: int) -> dict[str, Any]:
+        found = {}
+        for key in self.keys:
+            value = self.entry(key, i)
+            if value is not _ABSENT:
+                found[key] = value
+        return found
+
+    def all_rows(self) -> list[dict[str, Any] | None]:
+        """Every row's dict (None where the row lacks the field), built in one pass."""
+        dicts: list[dict | None] = [{} if p else None for p in self.present.tolist()]
+        for key, columns in self.keys.items():
+            rows = columns[0].tolist()
+            if self.values is None:
+                payload = map(list, zip(*(c.tolist() for c in columns[1:]), strict=True))
+            else:
+                items = self.values.items
+                payload = (items[c] for c in columns[1].tolist())
+            for r, value in zip(rows, payload, strict=True):
+                dicts[r][key] = value  # type: ignore[index]
+        return dicts
+
+    def replaced(
+        self, n: int, n0: int, positions: list[int], new: list, dropped: np.ndarray | None
+    ) -> Sparse:
+        present = np.zeros(n, bool)
+        present[:n0] = self.present[:n0]
+        present[positions] = [v is not _ABSENT for v in new]
+        added = self._added(positions, new)
+        keys = {}
+        for key in dict.fromkeys([*self.keys, *added]):
+            columns = self.keys.get(key)
+            if columns is not None and dropped is not None:
+                keep = ~dropped[columns[0]]
+                if not keep.all():
+                    columns = tuple(c[keep] for c in columns)
+            if key in added:
+                columns = _concat_sorted(columns, added[key])
+            if columns is not None and len(columns[0]):
+                keys[key] = columns
+        return Sparse(present, keys, self.values)
+
+    def _added(self, positions: list[int], new: list) -> dict[str, tuple[np.ndarray, ...]]:
+        rows: dict[str, list[int]] = {}
+        payload: dict[str, list] = {}
+        code = None if self.values is None else self.values.code
+        for position, entries in zip(positions, new, strict=True):
+            if entries is _ABSENT:
+                continue
+            for key, value in entries.items():
+                if key not in rows:
+                    rows[key], payload[key] = [], []
+                rows[key].append(position)
+                payload[key].append(value if code is None else code(value))
+        added = {}
+        for key, key_rows in rows.items():
+            if code is None:
+                parts = zip(*payload[key], strict=True)  # value, step, time
+                arrays = [np.array(c, dtype=d) for c, d in zip(parts, _METRIC_DTYPES, strict=True)]
+            else:
+                arrays = [np.array(payload[key], dtype=np.int32)]
+            added[key] = (np.array(key_rows, dtype=np.int32), *arrays)
+        return added
+
+
+def _concat_sorted(
+    old: tuple[np.ndarray, ...] | None, new: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    if old is None or not len(old[0]):
+        columns = new
+    else:
+        columns = tuple(np.concatenate(pair) for pair in zip(old, new, strict=True))
+    rows = columns[0]
+    if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():
+        order = np.argsort(rows, kind="stable")
+        columns = tuple(c[order] for c in columns)
+    return columns
+
+
+def _empty_sparse(metrics: bool) -> Sparse:
+    return Sparse(np.zeros(0, bool), {}, None if metrics else Values())
+
+
+def _sparse_value(name: str, value: Any) -> Any:
+    """``value`` if it goes in the sparse columns of ``name``, else _ABSENT."""
+    if type(value) is not dict:
+        return _ABSENT
+    if name == METRICS and not all(_is_point(p) for p in value.values()):
+        return _ABSENT
+    return value
+
+
+def _is_point(point: Any) -> bool:
+    return (
+        type(point) is list
+        and len(point) == 3
+        and type(point[0]) in (float, int)
+        and type(point[1]) is int
+        and type(point[2]) is int
+    )
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+class RunColumns:
+    """Rows keyed by id, as columns (see the module docstring). Build with
+    :func:`from_rows` or :func:`decode`; derive with :meth:`replaced`."""
+
+    def __init__(
+        self,
+        ids: list[str],
+        fields: dict[str, FieldColumn],
+        sparse: dict[str, Sparse],
+        index: dict[str, int] | None = None,
+    ) -> None:
+        self.ids = ids
+        self.fields = fields
+        self.sparse = sparse
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Row number by id."""
+        if self._index is None:
+            self._index = {run_id: i for i, run_id in enumerate(self.ids)}
+        return self._index
+
+    def field(self, name: str) -> Coded | None:
+        """A field's codes and values (None if no row has it)."""
+        column = self.fields.get(name)
+        return None if column is None else column.coded(self.ids)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a new dict (nested values are copies)."""
+        ids = self.ids
+        found = {}
+        for name, column in self.fields.items():
+            value = column.value(i, ids)
+            if value is not _ABSENT:
+                found[name] = value
+        for name, sparse in self.sparse.items():
+            if sparse.present[i]:
+                found[name] = sparse.row(i)
+        return found
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        i = self.index.get(run_id)
+        return None if i is None else self.row(i)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a new dict, in row order; cheaper than :meth:`row` one by one."""
+        out: list[dict[str, Any]] = [{} for _ in self.ids]
+        for name, column in self.fields.items():
+            coded = column.coded(self.ids)
+            items = coded.values.items
+            copy = copy_value if any(type(v) in (dict, list) for v in items) else None
+            for row, code in zip(out, coded.codes.tolist(), strict=True):
+                if code >= 0:
+                    row[name] = copy(items[code]) if copy else items[code]
+        for name, sparse in self.sparse.items():
+            for row, entries in zip(out, sparse.all_rows(), strict=True):
+                if entries is not None:
+                    row[name] = entries
+        return out
+
+    def replaced(self, changed: Mapping[str, Mapping[str, Any]]) -> RunColumns:
+        """A table with the rows of ``changed`` (id: full row) replacing or added to these."""
+        if not changed:
+            return self
+        n0 = len(self.ids)
+        ids = list(self.ids)
+        index = dict(self.index)
+        positions = []
+        for run_id in changed:
+            position = index.get(run_id)
+            if position is None:
+                position = index[run_id] = len(ids)
+                ids.append(run_id)
+            positions.append(position)
+        rows = list(changed.values())
+        dropped = None
+        if any(p < n0 for p in positions):
+            dropped = np.zeros(n0, bool)
+            dropped[[p for p in positions if p < n0]] = True
+        names = dict.fromkeys([*self.fields, *(k for row in rows for k in row)])
+        fields = {}
+        for name in names:
+            new = [_field_value(name, row.get(name, _ABSENT)) for row in rows]
+            column = self.fields.get(name)
+            if column is not None:
+                fields[name] = column.replaced(ids, n0, positions, new)
+            elif any(v is not _ABSENT for v in new):
+                fields[name] = _new_field(ids, n0, positions, new)
+        sparse = {}
+        for name in SPARSE_FIELDS:
+            old = self.sparse.get(name) or _empty_sparse(name == METRICS)
+            new = [_sparse_value(name, row.get(name, _ABSENT)) for row in rows]
+            sparse[name] = old.replaced(len(ids), n0, positions, new, dropped)
+        return RunColumns(ids, fields, sparse, index)
+
+    # -- the snapshot's form --------------------------------------------------------------------
+
+    def encode(self, arrays: list[np.ndarray]) -> dict[str, Any]:
+        """A JSON-able description; the arrays it refers to (by number) go to ``arrays``."""
+
+        def ref(array: np.ndarray) -> int:
+            arrays.append(np.ascontiguousarray(array))
+            return len(arrays) - 1
+
+        fields: dict[str, Any] = {}
+        for name, column in self.fields.items():
+            if isinstance(column, Templated):
+                fields[name] = {
+                    "template": [column.prefix, column.suffix],
+                    "present": ref(column.present.astype(np.uint8)),
+                }
+            else:
+                items = column.values.items
+                if name == METRICS:  # rows whose metrics are not points keep them whole
+                    items = [_metrics_to_disk(v) for v in items]
+                fields[name] = {"values": items, "codes": ref(column.codes)}
+        sparse = {}
+        for name, part in self.sparse.items():
+            sparse[name] = {
+                "present": ref(part.present.astype(np.uint8)),
+                "keys": {key: [ref(c) for c in columns] for key, columns in part.keys.items()},
+            }
+            if part.values is not None:
+                sparse[name]["values"] = part.values.items
+        return {"ids": self.ids, "fields": fields, "sparse": sparse}
+
+
+def from_rows(rows: Mapping[str, Mapping[str, Any]]) -> RunColumns:
+    """Columns holding ``rows`` (id: row)."""
+    return empty().replaced(rows)
+
+
+def empty() -> RunColumns:
+    return RunColumns([], {}, {name: _empty_sparse(name == METRICS) for name in SPARSE_FIELDS})
+
+
+def decode(description: dict[str, Any], array: Callable[[int, str], np.ndarray]) -> RunColumns:
+    """Undo :meth:`RunColumns.encode`; ``array(number, dtype)`` returns an encoded array."""
+    ids = description["ids"]
+    fields: dict[str, FieldColumn] = {}
+    for name, spec in description["fields"].items():
+        if "template" in spec:
+            prefix, suffix = spec["template"]
+            fields[name] = Templated(array(spec["present"], "u1").astype(bool), prefix, suffix)
+        else:
+            items = spec["values"]
+            if name == METRICS:
+                items = [from_disk({METRICS: v})[METRICS] for v in items]
+            fields[name] = Coded(array(spec["codes"], "<i4"), Values(items))
+    sparse = {}
+    for name in SPARSE_FIELDS:
+        spec = description["sparse"][name]
+        dtypes = ("<i4", *_METRIC_DTYPES) if name == METRICS else ("<i4", "<i4")
+        keys = {
+            key: tuple(array(n, d) for n, d in zip(refs, dtypes, strict=True))
+            for key, refs in spec["keys"].items()
+        }
+        values = None if name == METRICS else Values(spec["values"])
+        sparse[name] = Sparse(array(spec["present"], "u1").astype(bool), keys, values)
+    columns = RunColumns(ids, fields, sparse)
+    _check(columns)
+    return columns
+
+
+def _check(columns: RunColumns) -> None:
+    """Refuse arrays that do not fit the table: a damaged file must not be half-read."""
+    n = len(columns.ids)
+    for name, column in columns.fields.items():
+        if isinstance(column, Templated):
+            _expect(len(column.present) == n, f"field {name}: {len(column.present)} rows")
+        else:
+            codes = column.codes
+            _expect(len(codes) == n, f"field {name}: {len(codes)} rows, not {n}")
+            if n:
+                top = len(column.values.items)
+                _expect(codes.min() >= -1 and codes.max() < top, f"field {name}: bad codes")
+    for name, part in columns.sparse.items():
+        _expect(len(part.present) == n, f"{name}: {len(part.present)} rows, not {n}")
+        for key, arrays in part.keys.items():
+            rows = arrays[0]
+            _expect(all(len(a) == len(rows) for a in arrays), f"{name}.{key}: ragged")
+            if len(rows):
+                _expect(rows[0] >= 0 and rows[-1] < n, f"{name}.{key}: rows out of range")
+                _expect(bool((rows[1:] > rows[:-1]).all()), f"{name}.{key}: rows unsorted")
+                if part.values is not None:
+                    codes, top = arrays[1], len(part.values.items)
+                    _expect(codes.min() >= 0 and codes.max() < top, f"{name}.{key}: bad codes")
+
+
+class ColumnsError(ValueError):
+    """Encoded columns that do not describe a table (a damaged snapshot)."""
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise ColumnsError(what)
+
+
+def _field_value(name: str, value: Any) -> Any:
+    if name in SPARSE_FIELDS and _sparse_value(name, value) is not _ABSENT:
+        return _ABSENT  # held by the sparse columns
+    return value
+
+
+def _metrics_to_disk(value: Any) -> Any:
+    points = value.values() if type(value) is dict else ()
+    if all(type(p) is list and p and type(p[0]) is float for p in points):
+        return to_disk({METRICS: value})[METRICS]
+    return value
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of a JSON value, deep enough that changing it changes no stored row."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    return value
