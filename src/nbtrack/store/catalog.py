@@ -28,18 +28,19 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from tinydb.storages import Storage
 
 from nbtrack.errors import StoreError, StoreReadOnlyError
-from nbtrack.store import columns as cols
-from nbtrack.store.columns import RunColumns
 from nbtrack.store.journal import read_lines_after
 from nbtrack.store.locking import StoreLock
-from nbtrack.store.rows import Patch, apply_patch, from_disk, merge_patch, to_disk
+from nbtrack.store.rows import Patch, apply_patch, copy_value, from_disk, merge_patch, to_disk
 from nbtrack.store.snapshot import Snapshot, SnapshotDamaged, atomic_write, encode
+
+if TYPE_CHECKING:
+    from nbtrack.store.columns import RunColumns
 
 SCHEMA_VERSION = 2
 META_TABLE = "_meta"
@@ -56,7 +57,7 @@ COMPACT_MIN_BYTES = 4 << 20
 COMPACT_SNAPSHOT_FRACTION = 8  # ... or an eighth of the snapshot, once that is larger
 
 Tables = dict[str, dict[str, dict[str, Any]]]
-Summarize = Callable[[RunColumns, dict[str, Any]], dict[str, Any]]
+Summarize = Callable[["RunColumns", dict[str, Any]], dict[str, Any]]
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -173,7 +174,7 @@ class CatalogStorage(Storage):
             meta = (data.pop(META_TABLE, None) or {}).get(META_ID, {})
             self._rows = {}
             self._fresh -= set(runs)
-            self._write_snapshot(data, cols.from_rows(runs), self._generation + 1, meta)
+            self._write_snapshot(data, _columns().from_rows(runs), self._generation + 1, meta)
 
     def close(self) -> None:
         pass
@@ -211,7 +212,7 @@ class CatalogStorage(Storage):
         self.refresh()
         with self._mutex:
             doc = self._document(table, doc_id)
-            return cols.copy_value(doc) if doc is not None else None
+            return copy_value(doc) if doc is not None else None
 
     @_recovering
     def value(self, table: str, doc_id: str, field: str, default: Any = None) -> Any:
@@ -356,7 +357,7 @@ class CatalogStorage(Storage):
             self._tables = tables
             if meta:
                 self._tables[META_TABLE] = meta
-            self._base = cols.from_rows(runs)
+            self._base = _columns().from_rows(runs)
             self._loaded = True
 
     # -- the state's documents -------------------------------------------------------------
@@ -403,7 +404,7 @@ class CatalogStorage(Storage):
 
     def _runs_base(self) -> RunColumns:
         if self._base is None:
-            self._base = self._file.runs() if self._file is not None else cols.empty()
+            self._base = self._file.runs() if self._file is not None else _columns().empty()
         return self._base
 
     def _add_committed(self, run_id: str, patch: Patch) -> None:
@@ -495,7 +496,7 @@ class CatalogStorage(Storage):
             name: {doc_id: from_disk(doc) for doc_id, doc in table.items()}
             for name, table in data.items()
         }
-        self._base = cols.from_rows(tables.pop(RUNS, {}))
+        self._base = _columns().from_rows(tables.pop(RUNS, {}))
         self._generation = meta.get("generation", 0)
         self._tables = tables
         self.needs_migration = True
@@ -604,6 +605,14 @@ class CatalogStorage(Storage):
             raise StoreReadOnlyError(
                 f"The store {self.root} is read-only here: its catalog cannot be written."
             )
+
+
+def _columns():
+    """columns.py, imported when first needed: it brings numpy, which `import nbtrack`
+    must not."""
+    from nbtrack.store import columns
+
+    return columns
 
 
 def _copy_patch(patch: Patch) -> Patch:

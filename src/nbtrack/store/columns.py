@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
-from nbtrack.store.rows import from_disk, to_disk
+from nbtrack.store.rows import copy_value, from_disk, to_disk
 
 PARAMS, TAGS, METRICS = "params", "tags", "metrics"
 SPARSE_FIELDS = (PARAMS, TAGS, METRICS)
@@ -49,14 +50,20 @@ class Values:
     given out stay valid for every ``RunColumns`` that shares it. ``make`` builds the
     list on first use (values derived from the run ids)."""
 
-    __slots__ = ("_floats", "_items", "_lookup", "_make", "_objects")
+    __slots__ = ("__weakref__", "_floats", "_items", "_lookup", "_make", "_objects", "_text_upto")
 
-    def __init__(self, items: list | None = None, make: Callable[[], list] | None = None):
+    def __init__(
+        self,
+        items: list | None = None,
+        make: Callable[[], list] | None = None,
+        floats: np.ndarray | None = None,
+    ):
         self._items = items
         self._make = make
         self._lookup: dict[Any, int] | None = None
         self._objects: np.ndarray | None = None
-        self._floats: np.ndarray | None = None
+        self._floats = floats
+        self._text_upto: int | None = 0  # values checked to be strings; None: one is not
 
     @property
     def items(self) -> list:
@@ -71,8 +78,24 @@ class Values:
             self._objects = np.fromiter([*items, None], dtype=object, count=len(items) + 1)
         return self._objects
 
+    def mark_text(self, count: int) -> None:
+        """Say that the first ``count`` values are strings (known when decoded)."""
+        self._text_upto = count
+
+    def all_text(self) -> bool:
+        """True if every value is a string (checked once per value)."""
+        if self._text_upto is not None and self._items is None:
+            return True  # marked when decoded, not yet needed as a list
+        items = self.items
+        if self._text_upto is not None and self._text_upto < len(items):
+            new = items[self._text_upto :]
+            self._text_upto = len(items) if all(type(v) is str for v in new) else None
+        return self._text_upto is not None
+
     def floats(self) -> np.ndarray:
         """The values as floats (NaN for what is not a number), with NaN after them."""
+        if self._floats is not None and self._items is None:
+            return self._floats  # decoded from numbers, not yet needed as a list
         items = self.items
         if self._floats is None or len(self._floats) != len(items) + 1:
             numbers = [float(v) if type(v) in (int, float) else math.nan for v in items]
@@ -335,9 +358,16 @@ class RunColumns:
         self.fields = fields
         self.sparse = sparse
         self._index = index
+        self._id_objects: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def id_objects(self) -> np.ndarray:
+        """The ids as an object array (to take some of them at once)."""
+        if self._id_objects is None:
+            self._id_objects = np.fromiter(self.ids, dtype=object, count=len(self.ids))
+        return self._id_objects
 
     @property
     def index(self) -> dict[str, int]:
@@ -439,15 +469,22 @@ class RunColumns:
                 items = column.values.items
                 if name == METRICS:  # rows whose metrics are not points keep them whole
                     items = [_metrics_to_disk(v) for v in items]
-                fields[name] = {"values": items, "codes": ref(column.codes)}
+                codes = _small_ints(column.codes, ref)
+                fields[name] = {"values": _encode_values(items, ref), "codes": codes}
         sparse = {}
+        n = len(self.ids)
         for name, part in self.sparse.items():
-            sparse[name] = {
-                "present": ref(part.present.astype(np.uint8)),
-                "keys": {key: [ref(c) for c in columns] for key, columns in part.keys.items()},
-            }
+            keys = {}
+            for key, (rows, *payload) in part.keys.items():
+                # A key every row has (the usual case) needs no list of rows.
+                where = "all" if len(rows) == n else _small_ints(rows, ref)
+                if part.values is None:
+                    keys[key] = [where, *(ref(c) for c in payload)]
+                else:
+                    keys[key] = [where, _small_ints(payload[0], ref)]
+            sparse[name] = {"present": ref(part.present.astype(np.uint8)), "keys": keys}
             if part.values is not None:
-                sparse[name]["values"] = part.values.items
+                sparse[name]["values"] = _encode_values(part.values.items, ref)
         return {"ids": self.ids, "fields": fields, "sparse": sparse}
 
 
@@ -460,35 +497,111 @@ def empty() -> RunColumns:
     return RunColumns([], {}, {name: _empty_sparse(name == METRICS) for name in SPARSE_FIELDS})
 
 
+def _encode_values(items: list, ref: Callable[[np.ndarray], int]) -> dict[str, Any]:
+    """Distinct values for the snapshot: integers (and None) as arrays, anything else as
+    JSON; each is decoded only when first used."""
+    if items and all(type(v) is int or v is None for v in items):
+        try:
+            numbers = np.array([0 if v is None else v for v in items], dtype="<i8")
+        except OverflowError:  # beyond int64: JSON keeps them exact
+            pass
+        else:
+            spec = {"count": len(items), "ints": ref(numbers)}
+            if any(v is None for v in items):
+                spec["none"] = ref(np.array([v is None for v in items], dtype=np.uint8))
+            return spec
+    spec = {"count": len(items), "json": ref(np.frombuffer(orjson.dumps(items), np.uint8))}
+    if all(type(v) is str for v in items):
+        spec["text"] = True  # spares a reader checking every value
+    return spec
+
+
+def _small_ints(values: np.ndarray, ref: Callable[[np.ndarray], int]) -> list:
+    """Non-negative-or--1 integers in the smallest integer type that holds them."""
+    low, high = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for dtype in ("<i1", "<i2", "<i4"):
+        if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+            break
+    return [ref(values.astype(dtype)), dtype]
+
+
+def _read_ints(spec: list, array: Callable[[int, str], np.ndarray]) -> np.ndarray:
+    number, dtype = spec
+    _expect(dtype in ("<i1", "<i2", "<i4"), f"integer type {dtype!r}")
+    return array(number, dtype).astype(np.int32)
+
+
+def _decode_values(
+    spec: dict[str, Any], array: Callable[[int, str], np.ndarray], name: str
+) -> Values:
+    count = spec["count"]
+    if "ints" in spec:
+        numbers = array(spec["ints"], "<i8")
+        none = array(spec["none"], "u1").astype(bool) if "none" in spec else None
+        _expect(len(numbers) == count and (none is None or len(none) == count), f"{name}: values")
+
+        def make() -> list:
+            items = numbers.tolist()
+            if none is not None:
+                for i in np.flatnonzero(none).tolist():
+                    items[i] = None
+            return items
+
+        floats = numbers.astype(float)
+        if none is not None:
+            floats[none] = math.nan
+        return Values(make=make, floats=np.append(floats, math.nan))
+    raw = array(spec["json"], "u1")
+
+    def parse() -> list:
+        items = orjson.loads(raw.tobytes())
+        if name == METRICS:
+            items = [from_disk({METRICS: v})[METRICS] for v in items]
+        _expect(isinstance(items, list) and len(items) == count, f"{name}: values")
+        return items
+
+    values = Values(make=parse)
+    if spec.get("text"):
+        values.mark_text(count)
+    return values
+
+
 def decode(description: dict[str, Any], array: Callable[[int, str], np.ndarray]) -> RunColumns:
     """Undo :meth:`RunColumns.encode`; ``array(number, dtype)`` returns an encoded array."""
     ids = description["ids"]
     fields: dict[str, FieldColumn] = {}
+    counts: dict[int, int] = {}  # id(Values): how many distinct values it holds
     for name, spec in description["fields"].items():
         if "template" in spec:
             prefix, suffix = spec["template"]
             fields[name] = Templated(array(spec["present"], "u1").astype(bool), prefix, suffix)
         else:
-            items = spec["values"]
-            if name == METRICS:
-                items = [from_disk({METRICS: v})[METRICS] for v in items]
-            fields[name] = Coded(array(spec["codes"], "<i4"), Values(items))
+            values = _decode_values(spec["values"], array, name)
+            counts[id(values)] = spec["values"]["count"]
+            fields[name] = Coded(_read_ints(spec["codes"], array), values)
     sparse = {}
+    n = len(ids)
     for name in SPARSE_FIELDS:
         spec = description["sparse"][name]
-        dtypes = ("<i4", *_METRIC_DTYPES) if name == METRICS else ("<i4", "<i4")
-        keys = {
-            key: tuple(array(n, d) for n, d in zip(refs, dtypes, strict=True))
-            for key, refs in spec["keys"].items()
-        }
-        values = None if name == METRICS else Values(spec["values"])
+        keys = {}
+        for key, (where, *payload) in spec["keys"].items():
+            rows = np.arange(n, dtype=np.int32) if where == "all" else _read_ints(where, array)
+            if name == METRICS:
+                dtypes = _METRIC_DTYPES
+                keys[key] = (rows, *(array(p, d) for p, d in zip(payload, dtypes, strict=True)))
+            else:
+                keys[key] = (rows, _read_ints(payload[0], array))
+        values = None
+        if name != METRICS:
+            values = _decode_values(spec["values"], array, name)
+            counts[id(values)] = spec["values"]["count"]
         sparse[name] = Sparse(array(spec["present"], "u1").astype(bool), keys, values)
     columns = RunColumns(ids, fields, sparse)
-    _check(columns)
+    _check(columns, counts)
     return columns
 
 
-def _check(columns: RunColumns) -> None:
+def _check(columns: RunColumns, counts: dict[int, int]) -> None:
     """Refuse arrays that do not fit the table: a damaged file must not be half-read."""
     n = len(columns.ids)
     for name, column in columns.fields.items():
@@ -498,7 +611,7 @@ def _check(columns: RunColumns) -> None:
             codes = column.codes
             _expect(len(codes) == n, f"field {name}: {len(codes)} rows, not {n}")
             if n:
-                top = len(column.values.items)
+                top = counts[id(column.values)]
                 _expect(codes.min() >= -1 and codes.max() < top, f"field {name}: bad codes")
     for name, part in columns.sparse.items():
         _expect(len(part.present) == n, f"{name}: {len(part.present)} rows, not {n}")
@@ -509,7 +622,7 @@ def _check(columns: RunColumns) -> None:
                 _expect(rows[0] >= 0 and rows[-1] < n, f"{name}.{key}: rows out of range")
                 _expect(bool((rows[1:] > rows[:-1]).all()), f"{name}.{key}: rows unsorted")
                 if part.values is not None:
-                    codes, top = arrays[1], len(part.values.items)
+                    codes, top = arrays[1], counts[id(part.values)]
                     _expect(codes.min() >= 0 and codes.max() < top, f"{name}.{key}: bad codes")
 
 
@@ -532,14 +645,4 @@ def _metrics_to_disk(value: Any) -> Any:
     points = value.values() if type(value) is dict else ()
     if all(type(p) is list and p and type(p[0]) is float for p in points):
         return to_disk({METRICS: value})[METRICS]
-    return value
-
-
-def copy_value(value: Any) -> Any:
-    """A copy of a JSON value, deep enough that changing it changes no stored row."""
-    kind = type(value)
-    if kind is dict:
-        return {k: copy_value(v) for k, v in value.items()}
-    if kind is list:
-        return [copy_value(v) for v in value]
     return value

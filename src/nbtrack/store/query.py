@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nbtrack import search as grammar
-from nbtrack.store.columns import METRICS, PARAMS, TAGS, RunColumns
+from nbtrack.store.columns import METRICS, PARAMS, TAGS, RunColumns, Templated, Values
 
 ATTRIBUTES = "attributes"
 RUN_NAME_TAG = "mlflow.runName"
@@ -43,8 +43,13 @@ class RunHits:
         return [self.columns.row(i) for i in chosen.tolist()]
 
     def run_ids(self) -> list[str]:
-        ids = self.columns.ids
-        return [ids[i] for i in self.index.tolist()]
+        return self.columns.id_objects()[self.index].tolist()
+
+    def templated(self, name: str) -> Templated | None:
+        """The field if it is ``prefix + run id + suffix`` wherever a row has it (see
+        columns.Templated: ``prefix``, ``suffix``, ``present`` of every row), else None."""
+        column = self.columns.fields.get(name)
+        return column if isinstance(column, Templated) else None
 
     def keys(self, kind: str) -> list[str]:
         """The params, tags or metrics keys (``kind``) that any hit has, in first-use order."""
@@ -55,10 +60,32 @@ class RunHits:
 
     def field(self, name: str) -> np.ndarray:
         """A top-level field of every hit (None where a row lacks it), as an object array."""
+        templated = self.templated(name)
+        if templated is not None:  # made from the ids of the hits alone
+            present = templated.present[self.index]
+            ids = self.columns.id_objects()[self.index[present]].tolist()
+            out = np.full(len(self.index), None, dtype=object)
+            out[present] = [f"{templated.prefix}{i}{templated.suffix}" for i in ids]
+            return out
+        codes, values = self.coded_field(name)
+        return values.objects()[codes]
+
+    def coded_field(self, name: str) -> tuple[np.ndarray, Values]:
+        """A top-level field of every hit as codes (-1: none) into its distinct values."""
         column = self.columns.field(name)
         if column is None:
-            return np.full(len(self.index), None, dtype=object)
-        return column.values.objects()[column.codes[self.index]]
+            return np.full(len(self.index), -1, np.int32), Values([])
+        return column.codes[self.index], column.values
+
+    def coded_entry(self, kind: str, key: str) -> tuple[np.ndarray, Values]:
+        """A param or tag of every hit as codes (-1: none) into its distinct values."""
+        part = self.columns.sparse[kind]
+        arrays = part.keys.get(key)
+        at, found = _locate(arrays, self.index, len(self.columns))
+        codes = np.full(len(self.index), -1, np.int32)
+        if found is not None:
+            codes[found] = arrays[1][at[found]]
+        return codes, part.values
 
     def numbers(self, name: str) -> np.ndarray:
         """A numeric field of every hit as floats (NaN where absent or None)."""
@@ -69,21 +96,17 @@ class RunHits:
 
     def metric(self, key: str) -> np.ndarray:
         """The latest value of a metric for every hit (NaN where a run lacks it)."""
-        at, found = _locate(self.columns.sparse[METRICS].keys.get(key), self.index)
+        arrays = self.columns.sparse[METRICS].keys.get(key)
+        at, found = _locate(arrays, self.index, len(self.columns))
         out = np.full(len(self.index), np.nan)
         if found is not None:
-            out[found] = self.columns.sparse[METRICS].keys[key][1][at[found]]
+            out[found] = arrays[1][at[found]]
         return out
 
     def entry(self, kind: str, key: str) -> np.ndarray:
         """A param or tag of every hit (None where a run lacks it), as an object array."""
-        part = self.columns.sparse[kind]
-        arrays = part.keys.get(key)
-        at, found = _locate(arrays, self.index)
-        codes = np.full(len(self.index), -1, np.int32)
-        if found is not None:
-            codes[found] = arrays[1][at[found]]
-        return part.values.objects()[codes]
+        codes, values = self.coded_entry(kind, key)
+        return values.objects()[codes]
 
     def ranks(self, kind: str, key: str, sort_key: Callable[[Any], Any]) -> np.ndarray:
         """Per hit, the rank of ``sort_key(value)`` among the hits' values of a field,
@@ -287,19 +310,35 @@ def _default_order(columns: RunColumns, rows: np.ndarray) -> np.ndarray:
 
 
 def _order_ties(columns: RunColumns, rows: np.ndarray, tied: np.ndarray) -> np.ndarray:
-    """Sort each run of equal start times by run_id (those lacking one last)."""
+    """Sort each run of equal start times by run_id (those lacking one last).
+
+    Ids are compared by their first 16 bytes as two big-endian integers, which orders
+    them as strings do; groups where that does not decide (equal beginnings, or a row
+    without an id) are sorted as strings.
+    """
     rows = rows.copy()
-    starts = np.flatnonzero(np.diff(np.concatenate(([-2], tied))) > 1)
-    bounds = tied[starts].tolist()
-    ends = (np.concatenate((tied[starts[1:] - 1], tied[-1:])) + 2).tolist()
+    member = np.zeros(len(rows), bool)
+    member[tied] = member[tied + 1] = True
+    positions = np.flatnonzero(member)
+    group = np.cumsum(~np.isin(positions - 1, tied))  # a new group where no tie links back
     column = columns.fields.get("run_id")
     ids = columns.ids
-    for lo, hi in zip(bounds, ends, strict=True):
-        group = rows[lo:hi].tolist()
-        keyed = [(column.value(r, ids) if column else None, r) for r in group]
+    names = [column.value(r, ids) if column else None for r in rows[positions].tolist()]
+    raw = b"".join(
+        n.encode()[:16].ljust(16, b"\0") if isinstance(n, str) else b"\xff" * 16 for n in names
+    )
+    keys = np.frombuffer(raw, ">u8").reshape(-1, 2)
+    order = np.lexsort((keys[:, 1], keys[:, 0], group))
+    rows[positions] = rows[positions][order]
+    same = (group[order][1:] == group[order][:-1]) & (keys[order][1:] == keys[order][:-1]).all(
+        axis=1
+    )
+    for g in np.unique(group[order][1:][same]).tolist():  # undecided groups: as strings
+        where = positions[group == g]
+        keyed = [(column.value(r, ids) if column else None, r) for r in rows[where].tolist()]
         present = sorted((k for k in keyed if isinstance(k[0], str)), key=lambda k: k[0])
         absent = [k for k in keyed if not isinstance(k[0], str)]
-        rows[lo:hi] = [r for _, r in present + absent]
+        rows[where] = [r for _, r in present + absent]
     return rows
 
 
@@ -311,7 +350,7 @@ def _order_values(
     hits = RunHits(columns, rows)
     if kind == METRICS:
         values = np.clip(hits.metric(key), -grammar.MAX_FLOAT, grammar.MAX_FLOAT)
-        has = _locate(columns.sparse[METRICS].keys.get(key), rows)[1]
+        has = _locate(columns.sparse[METRICS].keys.get(key), rows, len(columns))[1]
         state = np.full(len(rows), _MISSING, np.int8)
         if has is not None:
             state[has] = np.where(np.isnan(values[has]), _NAN, _PRESENT)
@@ -360,11 +399,17 @@ def _identity(value: Any) -> Any:
 
 
 def _locate(
-    arrays: tuple[np.ndarray, ...] | None, rows: np.ndarray
+    arrays: tuple[np.ndarray, ...] | None, rows: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Where each of ``rows`` is in a sparse column's rows, and which of them are there."""
+    """Where each of ``rows`` (of a table of ``n``) is in a sparse column's rows, and
+    which of them are there."""
     if arrays is None or not len(arrays[0]):
         return np.zeros(len(rows), np.intp), None
     present = arrays[0]
-    at = np.minimum(np.searchsorted(present, rows), len(present) - 1)
-    return at, np.flatnonzero(present[at] == rows)
+    if 8 * len(rows) < n:  # few rows: a binary search each
+        at = np.minimum(np.searchsorted(present, rows), len(present) - 1)
+        return at, np.flatnonzero(present[at] == rows)
+    position = np.full(n, -1, np.intp)
+    position[present] = np.arange(len(present))
+    at = position[rows]
+    return at, np.flatnonzero(at >= 0)

@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nbtrack.store.artifacts import sha256_file
 from nbtrack.store.catalog import META_ID, META_TABLE
 from nbtrack.store.journal import read_lines_after, read_records, repair_tail
@@ -196,6 +194,8 @@ def summarize(store: Store, runs: RunColumns, meta: dict[str, Any]) -> dict[str,
 
 def running_processes(runs: RunColumns) -> dict[str, Any]:
     """{run_id: process} of the RUNNING runs among ``runs``."""
+    import numpy as np
+
     status = runs.field("status")
     if status is None:
         return {}

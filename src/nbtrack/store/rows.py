@@ -112,3 +112,13 @@ def from_disk(doc: dict[str, Any]) -> dict[str, Any]:
             if type(point[0]) is str:
                 point[0] = decode_float(point[0])
     return doc
+
+
+def copy_value(value: Any) -> Any:
+    """A copy of a JSON value, deep enough that changing it changes no stored row."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    return value

@@ -18,12 +18,14 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
-from nbtrack.store.columns import ColumnsError, RunColumns, decode
+if TYPE_CHECKING:
+    import numpy as np
+
+    from nbtrack.store.columns import RunColumns
 
 MAGIC = b"nbtrack-catalog\n"
 _HEAD = struct.Struct("<QI")
@@ -79,6 +81,10 @@ class Snapshot:
 
     def runs(self) -> RunColumns:
         """The runs table, read and checked now."""
+        import numpy as np
+
+        from nbtrack.store.columns import ColumnsError, decode
+
         part = self.head["runs"]
         raw = _read(self._fd, *part["description"], "runs description")
         arrays = _read(self._fd, *part["arrays"], "runs arrays")
@@ -111,7 +117,7 @@ def _read(fd: int, offset: int, length: int, crc: int, what: str) -> bytes:
 
 def encode(schema: int, generation: int, tables: dict[str, Any], runs: RunColumns) -> bytes:
     """The bytes of a snapshot holding ``tables`` (all but runs) and ``runs``."""
-    arrays: list[np.ndarray] = []
+    arrays: list[np.ndarray] = []  # filled by encode
     description = orjson.dumps(runs.encode(arrays))
     blob, refs = _pack(arrays)
     head = {"schema": schema, "generation": generation, "tables": tables}

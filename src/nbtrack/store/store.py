@@ -40,7 +40,7 @@ from nbtrack.errors import (
     RunStateError,
     StoreReadOnlyError,
 )
-from nbtrack.store import artifacts, query, recovery
+from nbtrack.store import artifacts, recovery
 from nbtrack.store.catalog import CatalogDamagedWarning, CatalogStorage
 from nbtrack.store.journal import Journal, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from nbtrack.store.columns import RunColumns
+    from nbtrack.store.query import RunHits
     from nbtrack.store.records import MetricColumns
     from nbtrack.store.registry import RegistryStore
 
@@ -447,6 +448,8 @@ class Store:
         """Find a run by id, unique id prefix, name (the newest run of that name) or 'last'."""
         if _is_run_id(ref):
             return self.get_run(ref)
+        from nbtrack.store import query
+
         columns = self.catalog.run_columns()
         active = query.field_mask(columns, "lifecycle_stage", ACTIVE.__eq__, False)
         if ref == "last":
@@ -481,18 +484,22 @@ class Store:
         view: str = ACTIVE,
         order_by: list[str] | None = None,
         max_results: int | None = None,
-    ) -> query.RunHits:
+    ) -> RunHits:
         """Runs matching an MLflow filter, in MLflow's order (``order_by`` first).
 
         ``experiment_ids`` None means every experiment; ``view`` is ``active``,
         ``deleted`` or ``all``. Raises InvalidFilterError for a bad filter or order_by.
         """
+        from nbtrack.store import query
+
         return query.search(
             self.catalog.run_columns(), experiment_ids, view, filter_string, order_by, max_results
         )
 
     def run_counts(self) -> dict[str, int]:
         """How many active runs each experiment has."""
+        from nbtrack.store import query
+
         return query.counts(self.catalog.run_columns(), "experiment_id", self.search().index)
 
     def metric_history(self, run_id: str, key: str) -> MetricColumns:
