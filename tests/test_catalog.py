@@ -209,7 +209,7 @@ def test_torn_log_record_is_ignored_and_cut_by_the_next_commit(tmp_path: Path) -
 
 
 def test_snapshot_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    snapshot = encode(99, 1, {"_meta": {"1": {"schema": 99}}}, columns.empty())
+    snapshot = b"".join(encode(99, 1, {"_meta": {"1": {"schema": 99}}}, columns.empty()))
     (tmp_path / SNAPSHOT_NAME).write_bytes(snapshot)
     with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
         _catalog(tmp_path).documents("runs")
@@ -227,7 +227,7 @@ def test_store_refuses_a_snapshot_from_a_newer_schema(store_dir: Path) -> None:
 
     store_dir.mkdir(parents=True)
     newer = catalog_module.SCHEMA_VERSION + 1
-    snapshot = encode(newer, 1, {"experiments": {}}, columns.empty())
+    snapshot = b"".join(encode(newer, 1, {"experiments": {}}, columns.empty()))
     (store_dir / SNAPSHOT_NAME).write_bytes(snapshot)
     with pytest.raises(StoreError, match=f"schema {newer}"):
         Store(store_dir)

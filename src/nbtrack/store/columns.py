@@ -45,12 +45,33 @@ def _value_key(value: Any) -> Any:
     return (kind, repr(value))  # dicts and lists; equal reprs mean equal values
 
 
+# Values of these types can be their own lookup keys as long as one column mixes at
+# most one of the numeric ones: 1, 1.0 and True are equal as dict keys, and dicts and
+# lists cannot be keys at all.
+_PLAIN = frozenset({str, type(None)})
+_NUMERIC = frozenset({int, float, bool})
+
+
+def _plain_keys(kinds: set[type]) -> bool:
+    return kinds <= _PLAIN | _NUMERIC and len(kinds & _NUMERIC) <= 1
+
+
 class Values:
     """The distinct values of one column, in order of first use; append-only, so codes
     given out stay valid for every ``RunColumns`` that shares it. ``make`` builds the
     list on first use (values derived from the run ids)."""
 
-    __slots__ = ("__weakref__", "_floats", "_items", "_lookup", "_make", "_objects", "_text_upto")
+    __slots__ = (
+        "__weakref__",
+        "_floats",
+        "_items",
+        "_kinds",
+        "_lookup",
+        "_make",
+        "_objects",
+        "_types",
+        "_types_upto",
+    )
 
     def __init__(
         self,
@@ -61,9 +82,11 @@ class Values:
         self._items = items
         self._make = make
         self._lookup: dict[Any, int] | None = None
+        self._kinds: set[type] | None = None  # the values' types while they are their own keys
         self._objects: np.ndarray | None = None
         self._floats = floats
-        self._text_upto: int | None = 0  # values checked to be strings; None: one is not
+        self._types: set[type] = set()  # the types of the first _types_upto values
+        self._types_upto = 0
 
     @property
     def items(self) -> list:
@@ -78,19 +101,23 @@ class Values:
             self._objects = np.fromiter([*items, None], dtype=object, count=len(items) + 1)
         return self._objects
 
-    def mark_text(self, count: int) -> None:
-        """Say that the first ``count`` values are strings (known when decoded)."""
-        self._text_upto = count
+    def mark_types(self, types: set[type], count: int) -> None:
+        """Say what types the first ``count`` values have (known when decoded)."""
+        self._types, self._types_upto = set(types), count
+
+    def types(self) -> set[type]:
+        """The types of the values (each value looked at once)."""
+        if self._items is None and self._types_upto:
+            return self._types  # marked when decoded, not yet needed as a list
+        items = self.items
+        if self._types_upto < len(items):
+            self._types |= set(map(type, items[self._types_upto :]))
+            self._types_upto = len(items)
+        return self._types
 
     def all_text(self) -> bool:
-        """True if every value is a string (checked once per value)."""
-        if self._text_upto is not None and self._items is None:
-            return True  # marked when decoded, not yet needed as a list
-        items = self.items
-        if self._text_upto is not None and self._text_upto < len(items):
-            new = items[self._text_upto :]
-            self._text_upto = len(items) if all(type(v) is str for v in new) else None
-        return self._text_upto is not None
+        """True if every value is a string."""
+        return self.types() <= {str}
 
     def floats(self) -> np.ndarray:
         """The values as floats (NaN for what is not a number), with NaN after them."""
@@ -104,15 +131,30 @@ class Values:
 
     def code(self, value: Any) -> int:
         """The code of ``value``, appending it if new."""
+        if self._lookup is None:
+            self._build_lookup()
+        kinds = self._kinds
+        if kinds is not None and type(value) not in kinds:
+            if _plain_keys(kinds | {type(value)}):
+                kinds.add(type(value))
+            else:
+                self._kinds = kinds = None
+                self._lookup = {_value_key(v): i for i, v in enumerate(self.items)}
         lookup = self._lookup
-        if lookup is None:
-            lookup = self._lookup = {_value_key(v): i for i, v in enumerate(self.items)}
-        key = _value_key(value)
+        key = value if kinds is not None else _value_key(value)
         code = lookup.get(key)
         if code is None:
             code = lookup[key] = len(self.items)
             self.items.append(value)
         return code
+
+    def _build_lookup(self) -> None:
+        items = self.items
+        kinds = set(map(type, items))
+        if _plain_keys(kinds):  # the common case, at C speed
+            self._kinds, self._lookup = kinds, dict(zip(items, range(len(items)), strict=True))
+        else:
+            self._kinds, self._lookup = None, {_value_key(v): i for i, v in enumerate(items)}
 
 
 # -- field columns --------------------------------------------------------------------------
@@ -468,7 +510,9 @@ class RunColumns:
             else:
                 items = column.values.items
                 if name == METRICS:  # rows whose metrics are not points keep them whole
-                    items = [_metrics_to_disk(v) for v in items]
+                    items = Values([_metrics_to_disk(v) for v in items])
+                else:
+                    items = column.values
                 codes = _small_ints(column.codes, ref)
                 fields[name] = {"values": _encode_values(items, ref), "codes": codes}
         sparse = {}
@@ -484,7 +528,7 @@ class RunColumns:
                     keys[key] = [where, _small_ints(payload[0], ref)]
             sparse[name] = {"present": ref(part.present.astype(np.uint8)), "keys": keys}
             if part.values is not None:
-                sparse[name]["values"] = _encode_values(part.values.items, ref)
+                sparse[name]["values"] = _encode_values(part.values, ref)
         return {"ids": self.ids, "fields": fields, "sparse": sparse}
 
 
@@ -497,21 +541,22 @@ def empty() -> RunColumns:
     return RunColumns([], {}, {name: _empty_sparse(name == METRICS) for name in SPARSE_FIELDS})
 
 
-def _encode_values(items: list, ref: Callable[[np.ndarray], int]) -> dict[str, Any]:
+def _encode_values(values: Values, ref: Callable[[np.ndarray], int]) -> dict[str, Any]:
     """Distinct values for the snapshot: integers (and None) as arrays, anything else as
     JSON; each is decoded only when first used."""
-    if items and all(type(v) is int or v is None for v in items):
+    items, types = values.items, values.types()
+    if types and types <= {int, type(None)}:
         try:
             numbers = np.array([0 if v is None else v for v in items], dtype="<i8")
         except OverflowError:  # beyond int64: JSON keeps them exact
             pass
         else:
             spec = {"count": len(items), "ints": ref(numbers)}
-            if any(v is None for v in items):
+            if type(None) in types:
                 spec["none"] = ref(np.array([v is None for v in items], dtype=np.uint8))
             return spec
     spec = {"count": len(items), "json": ref(np.frombuffer(orjson.dumps(items), np.uint8))}
-    if all(type(v) is str for v in items):
+    if types <= {str}:
         spec["text"] = True  # spares a reader checking every value
     return spec
 
@@ -550,7 +595,9 @@ def _decode_values(
         floats = numbers.astype(float)
         if none is not None:
             floats[none] = math.nan
-        return Values(make=make, floats=np.append(floats, math.nan))
+        values = Values(make=make, floats=np.append(floats, math.nan))
+        values.mark_types({int} if none is None else {int, type(None)}, count)
+        return values
     raw = array(spec["json"], "u1")
 
     def parse() -> list:
@@ -562,7 +609,7 @@ def _decode_values(
 
     values = Values(make=parse)
     if spec.get("text"):
-        values.mark_text(count)
+        values.mark_types({str}, count)
     return values
 
 

@@ -115,11 +115,14 @@ def _read(fd: int, offset: int, length: int, crc: int, what: str) -> bytes:
     return data
 
 
-def encode(schema: int, generation: int, tables: dict[str, Any], runs: RunColumns) -> bytes:
-    """The bytes of a snapshot holding ``tables`` (all but runs) and ``runs``."""
+def encode(
+    schema: int, generation: int, tables: dict[str, Any], runs: RunColumns
+) -> list[bytes | memoryview]:
+    """The pieces of a snapshot holding ``tables`` (all but runs) and ``runs``, in order
+    (write them one after the other; joining them would copy the arrays once more)."""
     arrays: list[np.ndarray] = []  # filled by encode
     description = orjson.dumps(runs.encode(arrays))
-    blob, refs = _pack(arrays)
+    pieces, refs, size, crc = _layout(arrays)
     head = {"schema": schema, "generation": generation, "tables": tables}
     # The head's length depends on the offsets it holds: lay out with a guess, then fix.
     guess = 0
@@ -128,42 +131,46 @@ def encode(schema: int, generation: int, tables: dict[str, Any], runs: RunColumn
         second = _aligned(first + len(description))
         head["runs"] = {
             "description": [first, len(description), zlib.crc32(description)],
-            "arrays": [second, len(blob), zlib.crc32(blob)],
+            "arrays": [second, size, crc],
             "refs": refs,
         }
-        head["end"] = second + len(blob)
+        head["end"] = second + size
         raw = orjson.dumps(head)
         if len(raw) == guess:
             break
         guess = len(raw)
-    out = bytearray(MAGIC + _HEAD.pack(len(raw), zlib.crc32(raw)) + raw)
-    out += bytes(first - len(out)) + description
-    out += bytes(second - len(out)) + blob
-    return bytes(out)
+    start = MAGIC + _HEAD.pack(len(raw), zlib.crc32(raw)) + raw
+    gap = first - len(start)
+    return [start, bytes(gap), description, bytes(second - first - len(description)), *pieces]
 
 
-def _pack(arrays: list[np.ndarray]) -> tuple[bytes, list[list[int]]]:
-    parts, refs, offset = [], [], 0
+def _layout(arrays: list[np.ndarray]) -> tuple[list, list[list[int]], int, int]:
+    """The arrays as aligned little-endian pieces, their [offset, length], the total size
+    and the CRC-32 of it all."""
+    pieces: list[bytes | memoryview] = []
+    refs, offset, crc = [], 0, 0
     for array in arrays:
-        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        padding = _aligned(offset) - offset
-        parts.append(bytes(padding))
-        offset += padding
+        data = memoryview(array.astype(array.dtype.newbyteorder("<"), copy=False)).cast("B")
+        padding = bytes(_aligned(offset) - offset)
+        offset += len(padding)
         refs.append([offset, len(array)])
-        parts.append(data)
+        for piece in (padding, data):
+            pieces.append(piece)
+            crc = zlib.crc32(piece, crc)
         offset += len(data)
-    return b"".join(parts), refs
+    return pieces, refs, offset, crc
 
 
 def _aligned(offset: int) -> int:
     return -(-offset // _ALIGN) * _ALIGN
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old or the new file, never half."""
+def atomic_write(path: Path, payload: bytes | list[bytes | memoryview]) -> None:
+    """Write ``payload`` (bytes, or pieces in order) to ``path`` so that readers see the
+    old or the new file, never half."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temp, "wb") as handle:
-        handle.write(payload)
+        handle.writelines([payload] if isinstance(payload, bytes) else payload)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temp, path)
