@@ -110,10 +110,17 @@ class RunHits:
 
     def ranks(self, kind: str, key: str, sort_key: Callable[[Any], Any]) -> np.ndarray:
         """Per hit, the rank of ``sort_key(value)`` among the hits' values of a field,
-        param or tag (``kind`` "attributes", "params" or "tags"): NaN where the value
-        is missing or ``sort_key`` gives None. Equal keys share a rank."""
-        values = self.field(key) if kind == ATTRIBUTES else self.entry(kind, key)
-        return _rank_values(values, sort_key)
+        param or tag (``kind`` "attributes", "params" or "tags"; a missing value is
+        None): NaN where ``sort_key`` gives None. Equal keys share a rank; ``sort_key``
+        is called once per distinct value."""
+        if kind == ATTRIBUTES:
+            codes, values = self.coded_field(key)
+        else:
+            codes, values = self.coded_entry(kind, key)
+        used, inverse = np.unique(codes, return_inverse=True)
+        items = values.items
+        keyed = [sort_key(items[c] if c >= 0 else None) for c in used.tolist()]
+        return _ranks(keyed)[inverse.reshape(-1)]
 
     def sorted(self, keys: np.ndarray, descending: bool) -> RunHits:
         """The hits ordered by ``keys`` (floats, one per hit; NaN last), stably."""
@@ -379,16 +386,13 @@ def _stable_pass(
 
 
 def _rank_values(values: np.ndarray, sort_key: Callable[[Any], Any]) -> np.ndarray:
-    keyed = [None if v is None else sort_key(v) for v in values.tolist()]
-    distinct: dict[Any, None] = {}
-    for key in keyed:
-        if key is not None:
-            distinct[key] = None
-    ordered = sorted(distinct)
-    rank: dict[Any, float] = {}
-    for position, key in enumerate(ordered):
-        rank[key] = float(position)
-    return np.array([np.nan if k is None else rank[k] for k in keyed], dtype=float)
+    return _ranks([None if v is None else sort_key(v) for v in values.tolist()])
+
+
+def _ranks(keys: list) -> np.ndarray:
+    """The rank of each key among the distinct ones (NaN for None)."""
+    rank = {key: float(i) for i, key in enumerate(sorted({k for k in keys if k is not None}))}
+    return np.array([np.nan if k is None else rank[k] for k in keys], dtype=float)
 
 
 def _identity(value: Any) -> Any:
