@@ -120,7 +120,7 @@ class CatalogStorage(Storage):
         self._summarize = summarize
         self._file: Snapshot | None = None
         self._staged: dict[tuple[str, str], Patch] = {}
-        self._fresh: set[str] = set()  # runs this process created and never committed
+        self._fresh: set[str] = set()  # runs known not to be in the snapshot read
         self._reset(None)
         self._loaded = False
         self.needs_migration = False
@@ -184,8 +184,9 @@ class CatalogStorage(Storage):
     def stage(self, table: str, doc_id: str, patch: Patch, *, new: bool = False) -> None:
         """Apply ``patch`` to a document in memory and remember it for :meth:`commit`.
 
-        ``new`` says the document was just created by this process, so no snapshot
-        can hold it (reading it then needs no snapshot read).
+        ``new`` says the snapshot does not hold the document (a run just created, or
+        one the caller knows was created after the snapshot), so reading it reads no
+        snapshot.
         """
         if not self._loaded:
             self.refresh()
@@ -230,6 +231,12 @@ class CatalogStorage(Storage):
             if table == RUNS:
                 return [row for _, row in self._all_runs()]
             return list(self._tables.get(table, {}).values())
+
+    def patched(self, run_id: str) -> bool:
+        """True if a patch since the snapshot names the run (reads no snapshot)."""
+        self.refresh()
+        with self._mutex:
+            return run_id in self._committed or (RUNS, run_id) in self._staged
 
     @_recovering
     def knows(self, run_id: str) -> bool:
@@ -329,7 +336,6 @@ class CatalogStorage(Storage):
                 for (table, run_id), patch in staged.items():
                     if table == RUNS:
                         self._add_committed(run_id, patch)
-                        self._fresh.discard(run_id)
                 if self._log_offset > self._compact_threshold():
                     self._compact()
 
@@ -554,6 +560,7 @@ class CatalogStorage(Storage):
             row = self._base_row(run_id)
             changed[run_id] = apply_patch(row, patch)
         meta = self._tables.get(META_TABLE, {}).get(META_ID, {})
+        self._fresh -= set(changed)  # the new snapshot holds them
         self._write_snapshot(self._tables, base.replaced(changed), self._generation + 1, meta)
 
     def _write_snapshot(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from nbtrack.store.store import Store
 
 CREATED_OFFSET = "created_offset"  # meta: bytes of created.log whose runs are all indexed
+CREATED_HELD = "created_held"  # meta: ids after that offset which the snapshot holds
 RUNNING = "running"  # meta: {run_id: process} of the runs RUNNING at the snapshot
 # A run id in created.log whose folder never appeared is abandoned after this long (its
 # process died between the two); younger ones may be being created right now.
@@ -100,13 +101,13 @@ def fold_experiments(store: Store) -> dict[str, dict[str, Any]]:
     return experiments
 
 
-def index_run(store: Store, run_id: str) -> bool:
+def index_run(store: Store, run_id: str, new: bool = False) -> bool:
     """Put a run the catalog does not know (its process died before committing) in it;
-    False if its journal has no run yet."""
+    False if its journal has no run yet. ``new``: the catalog's snapshot cannot hold it."""
     row = fold_run(store, run_id)
     if row is None:
         return False
-    store.catalog.stage("runs", run_id, {"set": row})
+    store.catalog.stage("runs", run_id, {"set": row}, new=new)
     store.catalog.commit()
     return True
 
@@ -115,16 +116,19 @@ def index_unknown_runs(store: Store) -> list[str]:
     """Index runs whose journal exists but whose catalog row was never committed.
 
     Every run's id goes to created.log before its folder is made, and the catalog
-    remembers how far into that file every run was known; only the ids after that
-    are checked. A store without that mark (an older one) is listed folder by folder
-    once.
+    remembers how far into that file every run was known, and which later ids its
+    snapshot holds; only the ids after that point are checked, against the patches
+    since the snapshot, so the snapshot's runs are never read. A store without that
+    mark (an older one) is listed folder by folder once.
     """
-    offset = store.catalog.meta().get(CREATED_OFFSET)
+    meta = store.catalog.meta()
+    offset = meta.get(CREATED_OFFSET)
     size = _size(store.created_log)
     if offset is None or offset > size:
         indexed, known_to = _index_listed(store), size
     else:
-        indexed, known_to = _index_created_since(store, offset)
+        held = set(meta.get(CREATED_HELD) or ())
+        indexed, known_to = _index_created_since(store, offset, held)
     if known_to != offset:
         store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: known_to}})
         store.catalog.commit()
@@ -143,15 +147,17 @@ def _index_listed(store: Store) -> list[str]:
     return [r for r in names if not store.catalog.knows(r) and index_run(store, r)]
 
 
-def _index_created_since(store: Store, offset: int) -> tuple[list[str], int]:
+def _index_created_since(store: Store, offset: int, held: set[str]) -> tuple[list[str], int]:
     lines, _ = read_lines_after(store.created_log, offset)
     indexed, position, known_to, settled = [], offset, offset, True
     now = _now_ms()
     for line in lines:
         position += len(line) + 1
         run_id, stamp = _created_entry(line)
-        if not store.catalog.knows(run_id):
-            if index_run(store, run_id):
+        if run_id not in held and not store.catalog.patched(run_id):
+            # Created after the snapshot and never committed: its process died (or is
+            # about to commit). The snapshot cannot hold it.
+            if index_run(store, run_id, new=True):
                 indexed.append(run_id)
             elif now - stamp < CREATED_GRACE_MS:
                 settled = False  # being created right now: look again next time
@@ -160,18 +166,21 @@ def _index_created_since(store: Store, offset: int) -> tuple[list[str], int]:
     return indexed, known_to
 
 
-def _known_prefix(store: Store, offset: int, runs: RunColumns) -> int:
-    """How far into created.log, from ``offset``, every id is in ``runs`` (or abandoned)."""
+def _created_summary(store: Store, offset: int, runs: RunColumns) -> tuple[int, list[str]]:
+    """How far into created.log, from ``offset``, every id is in ``runs`` (or abandoned),
+    and which ids after that ``runs`` holds."""
     lines, _ = read_lines_after(store.created_log, offset)
-    now = _now_ms()
+    now, held, settled = _now_ms(), [], True
     for line in lines:
         run_id, stamp = _created_entry(line)
-        if run_id not in runs.index and (
-            now - stamp < CREATED_GRACE_MS or store.run_dir(run_id).exists()
-        ):
-            break
-        offset += len(line) + 1
-    return offset
+        if run_id in runs.index:
+            if not settled:
+                held.append(run_id)
+        elif now - stamp < CREATED_GRACE_MS or store.run_dir(run_id).exists():
+            settled = False
+        if settled:
+            offset += len(line) + 1
+    return offset, held
 
 
 def _created_entry(line: bytes) -> tuple[str, int]:
@@ -188,7 +197,9 @@ def summarize(store: Store, runs: RunColumns, meta: dict[str, Any]) -> dict[str,
     meta = dict(meta)
     meta[RUNNING] = running_processes(runs)
     if meta.get(CREATED_OFFSET) is not None:
-        meta[CREATED_OFFSET] = _known_prefix(store, meta[CREATED_OFFSET], runs)
+        meta[CREATED_OFFSET], meta[CREATED_HELD] = _created_summary(
+            store, meta[CREATED_OFFSET], runs
+        )
     return meta
 
 
