@@ -543,18 +543,15 @@ def empty() -> RunColumns:
 
 def _encode_values(values: Values, ref: Callable[[np.ndarray], int]) -> dict[str, Any]:
     """Distinct values for the snapshot: integers (and None) as arrays, anything else as
-    JSON; each is decoded only when first used."""
+    JSON; each is decoded only when first used. (Integers beyond 64 bits fail here, as
+    they fail in the change log: orjson writes neither.)"""
     items, types = values.items, values.types()
     if types and types <= {int, type(None)}:
-        try:
-            numbers = np.array([0 if v is None else v for v in items], dtype="<i8")
-        except OverflowError:  # beyond int64: JSON keeps them exact
-            pass
-        else:
-            spec = {"count": len(items), "ints": ref(numbers)}
-            if type(None) in types:
-                spec["none"] = ref(np.array([v is None for v in items], dtype=np.uint8))
-            return spec
+        numbers = np.array([0 if v is None else v for v in items], dtype="<i8")
+        spec = {"count": len(items), "ints": ref(numbers)}
+        if type(None) in types:
+            spec["none"] = ref(np.array([v is None for v in items], dtype=np.uint8))
+        return spec
     spec = {"count": len(items), "json": ref(np.frombuffer(orjson.dumps(items), np.uint8))}
     if types <= {str}:
         spec["text"] = True  # spares a reader checking every value

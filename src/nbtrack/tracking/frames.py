@@ -43,7 +43,7 @@ def hits_dataframe(hits: RunHits) -> pd.DataFrame:
     for name in INFO_COLUMNS:
         if name in ("start_time", "end_time"):
             data[name] = pd.to_datetime(pd.Series(hits.numbers(name)), unit="ms", utc=True)
-        elif _string_dtype() is not None and hits.templated(name) is not None:
+        elif _string_dtype() is not None and _has_templated(hits, name):
             data[name] = _templated_text(hits, name)
         else:
             data[name] = _coded_text(*hits.coded_field(name))
@@ -70,6 +70,11 @@ def _string_dtype() -> Any:
     return dtype if getattr(dtype, "storage", None) == "pyarrow" else None
 
 
+def _has_templated(hits: RunHits, name: str) -> bool:
+    templated = hits.templated(name)
+    return templated is not None and bool(templated.present[hits.index].any())
+
+
 def _templated_text(hits: RunHits, name: str) -> Any:
     """A field made of ``prefix + run id + suffix``, taken from the whole column's Arrow
     form (built once per table)."""
@@ -93,8 +98,8 @@ def _coded_text(codes: np.ndarray, values: Values) -> Any:
     """``values[code]`` per code (-1: missing) as a column; for strings, Arrow decodes
     the codes against the distinct strings instead of pandas reading every cell."""
     dtype = _string_dtype()
-    if dtype is None or not values.all_text():
-        return values.objects()[codes]
+    if dtype is None or not values.all_text() or not (codes >= 0).any():
+        return values.objects()[codes]  # (pandas keeps a column of only None as objects)
     import pyarrow as pa
 
     items = values.items
