@@ -282,3 +282,40 @@ def test_store_db_does_not_change_other_tinydb_databases(store) -> None:
     other.insert({"a": 1})
     other.insert({"a": 2})
     assert [doc.doc_id for doc in other.all()] == [1, 2]  # TinyDB's int ids, untouched
+
+
+def test_a_schema_1_catalog_is_migrated_when_the_store_opens(store_dir: Path) -> None:
+    from nbtrack.store import Store
+    from nbtrack.store.rows import to_disk
+
+    with Store(store_dir) as store:
+        experiment = store.create_experiment("old")
+        writer = store.create_run(experiment, run_name="before", user_id="u", tags={"t": "1"})
+        store.log_params(writer.run_id, {"p": "1"})
+        store.log_points(writer.run_id, ["m", float("nan"), 0, 1.0])
+        store.finish_run(writer.run_id, "FINISHED")
+        store.flush()
+        tables = store.catalog.read()
+        expected = {row["run_id"]: row for row in store.runs()}
+    # The catalog as nbtrack wrote it before schema 2: one JSON file, plus its change log.
+    legacy = {
+        name: {doc_id: to_disk(doc) for doc_id, doc in table.items()}
+        for name, table in tables.items()
+        if name != "_meta"
+    }
+    legacy["_meta"] = {"1": {"schema": 1, "generation": 3}}
+    (store_dir / LEGACY_NAME).write_bytes(orjson.dumps(legacy))
+    (store_dir / SNAPSHOT_NAME).unlink()
+    later = {"gen": 3, "table": "runs", "id": writer.run_id, "patch": {"tags": {"late": "2"}}}
+    (store_dir / CHANGELOG_NAME).write_bytes(orjson.dumps(later) + b"\n")
+
+    with Store(store_dir) as store:
+        rows = {row["run_id"]: row for row in store.runs()}
+        assert rows.keys() == expected.keys()
+        assert rows[writer.run_id]["tags"] == {**expected[writer.run_id]["tags"], "late": "2"}
+        assert rows[writer.run_id]["metrics"]["m"][0] != rows[writer.run_id]["metrics"]["m"][0]
+        assert [e["name"] for e in store.experiments()] == ["Default", "old"]
+    assert (store_dir / LEGACY_NAME).read_bytes() == catalog_module.LEGACY_STUB
+    assert _meta(store_dir)["schema"] == catalog_module.SCHEMA_VERSION
+    with Store(store_dir) as store:  # and again, from the new snapshot alone
+        assert store.get_run(writer.run_id)["tags"]["late"] == "2"

@@ -177,7 +177,10 @@ class CatalogStorage(Storage):
             self._write_snapshot(data, _columns().from_rows(runs), self._generation + 1, meta)
 
     def close(self) -> None:
-        pass
+        """Close the snapshot file; a later read opens it again."""
+        with self._mutex:
+            self._reset(None)
+            self._loaded = False
 
     # -- patches ------------------------------------------------------------------------
 

@@ -568,6 +568,7 @@ class Store:
                 self._created_fd = -1
         for writer in writers:
             writer.close(durable=True)
+        self.catalog.close()
 
     def __enter__(self) -> Store:
         return self
