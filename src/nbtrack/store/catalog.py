@@ -242,14 +242,12 @@ class CatalogStorage(Storage):
             return run_id in self._committed or (RUNS, run_id) in self._staged
 
     @_recovering
-    def knows(self, run_id: str) -> bool:
-        """True if the runs table has ``run_id`` (reads the snapshot's runs only if no
-        patch names it)."""
+    def run_ids(self) -> set[str]:
+        """The ids of every run in the runs table."""
         self.refresh()
         with self._mutex:
-            if run_id in self._committed or run_id in self._fresh or (RUNS, run_id) in self._staged:
-                return True
-            return run_id in self._runs_base().index
+            ids = set(self._runs_base().index) | set(self._committed) | self._fresh
+            return ids | {i for t, i in self._staged if t == RUNS}
 
     def changes(self) -> dict[str, Patch]:
         """Every run patched since the snapshot, with its patches merged (a copy)."""
@@ -345,6 +343,14 @@ class CatalogStorage(Storage):
     def _compact_threshold(self) -> int:
         size = self._file.signature[1] if self._file is not None else 0
         return max(COMPACT_MIN_BYTES, size // COMPACT_SNAPSHOT_FRACTION)
+
+    def compact(self) -> None:
+        """Fold the change log into a new snapshot now (commits do it when the log has
+        grown; doctor --rebuild writes one from the journals instead)."""
+        self._check_writable()
+        with self._lock, self._mutex:
+            self._refresh_locked()
+            self._compact()
 
     def migrate(self) -> None:
         """Write a catalog read in an older format in the current one."""

@@ -270,7 +270,9 @@ class Sparse:
         if columns is None:
             return _ABSENT
         rows = columns[0]
-        at = int(rows.searchsorted(i))
+        # A scalar of the array's own type: with a Python int numpy would convert the
+        # whole array first.
+        at = int(rows.searchsorted(rows.dtype.type(i)))
         if at >= len(rows) or rows[at] != i:
             return _ABSENT
         return self._payload(columns, at)

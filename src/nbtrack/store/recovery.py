@@ -142,9 +142,10 @@ def mark_all_runs_indexed(store: Store) -> None:
 
 
 def _index_listed(store: Store) -> list[str]:
+    known = store.catalog.run_ids()
     with os.scandir(store.root / "runs") as entries:
-        names = [e.name for e in entries if e.is_dir()]
-    return [r for r in names if not store.catalog.knows(r) and index_run(store, r)]
+        names = [e.name for e in entries if e.is_dir() and e.name not in known]
+    return [run_id for run_id in names if index_run(store, run_id)]
 
 
 def _index_created_since(store: Store, offset: int, held: set[str]) -> tuple[list[str], int]:
@@ -321,7 +322,9 @@ def doctor(store: Store, rebuild_catalog: bool = False, progress: bool = True) -
 def _check_run(store: Store, run_id: str, row: dict | None, report: DoctorReport) -> None:
     journal = store.journal_path(run_id)
     if _has_torn_tail(journal) and (
-        store.writer(run_id) is None and (row is None or is_alive(row.get("process")) is False)
+        store.writable
+        and store.writer(run_id) is None
+        and (row is None or is_alive(row.get("process")) is False)
     ):
         repair_tail(journal)
         report.torn.append(run_id)

@@ -50,7 +50,7 @@ class Snapshot:
             raise
 
     def _read_head(self, path: Path, size: int) -> dict[str, Any]:
-        start = os.pread(self._fd, len(MAGIC) + _HEAD.size, 0)
+        start = _pread(self._fd, len(MAGIC) + _HEAD.size, 0)
         if len(start) < len(MAGIC) + _HEAD.size or not start.startswith(MAGIC):
             raise SnapshotDamaged(f"{path.name} is not an nbtrack catalog snapshot")
         length, crc = _HEAD.unpack_from(start, len(MAGIC))
@@ -109,10 +109,26 @@ class Snapshot:
 
 
 def _read(fd: int, offset: int, length: int, crc: int, what: str) -> bytes:
-    data = os.pread(fd, length, offset)
+    data = _pread(fd, length, offset)
     if len(data) != length or zlib.crc32(data) != crc:
         raise SnapshotDamaged(f"{what} does not match its checksum")
     return data
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
+    parts, done = [], 0
+    while done < length:
+        if hasattr(os, "pread"):
+            part = os.pread(fd, length - done, offset + done)
+        else:  # Windows: callers hold the catalog's mutex, so seeking is safe
+            os.lseek(fd, offset + done, os.SEEK_SET)
+            part = os.read(fd, length - done)
+        if not part:
+            break
+        parts.append(part)
+        done += len(part)
+    return b"".join(parts)
 
 
 def encode(
