@@ -26,7 +26,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -235,6 +235,12 @@ class CatalogStorage(Storage):
                 return [row for _, row in self._all_runs()]
             return list(self._tables.get(table, {}).values())
 
+    def mark_new(self, run_ids: Collection[str]) -> None:
+        """Say that the snapshot read does not hold these runs (they were created after
+        it), so reading them reads none of its runs."""
+        with self._mutex:
+            self._fresh |= set(run_ids)
+
     def patched(self, run_id: str) -> bool:
         """True if a patch since the snapshot names the run (reads no snapshot)."""
         self.refresh()
@@ -282,7 +288,7 @@ class CatalogStorage(Storage):
                     row = self._run_row(run_id)
                     if row is not None:
                         changed[run_id] = row
-                self._merged = self._merged.replaced(changed)
+                self._merged = self._merged.replaced(changed, exhaustive=False, new=self._fresh)
                 self._dirty = set()
             return self._merged
 

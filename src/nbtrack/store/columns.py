@@ -17,8 +17,9 @@ numpy arrays and back, for the catalog's snapshot file.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -58,17 +59,28 @@ def _plain_keys(kinds: set[type]) -> bool:
 
 class Values:
     """The distinct values of one column, in order of first use; append-only, so codes
-    given out stay valid for every ``RunColumns`` that shares it. ``make`` builds the
-    list on first use (values derived from the run ids)."""
+    given out stay valid for every ``RunColumns`` that shares it.
+
+    ``make`` builds the list on first use (values decoded from a snapshot, or derived
+    from the run ids), ``count`` says how long it will be; values appended before that
+    wait beside it. :meth:`code` finds a value's code exhaustively (a lookup over every
+    value, built once: what a snapshot needs, so it holds each value once) or cheaply
+    (only among the values appended so far, so a search over a just-read snapshot plus
+    a few changed runs looks up no snapshot values; a value may then appear twice,
+    which changes nothing that reads it).
+    """
 
     __slots__ = (
         "__weakref__",
+        "_count",
+        "_extra",
         "_floats",
         "_items",
         "_kinds",
         "_lookup",
         "_make",
         "_objects",
+        "_recent",
         "_types",
         "_types_upto",
     )
@@ -77,11 +89,15 @@ class Values:
         self,
         items: list | None = None,
         make: Callable[[], list] | None = None,
+        count: int | None = None,
         floats: np.ndarray | None = None,
     ):
-        self._items = items
+        self._items = items if items is not None or make is not None else []
         self._make = make
-        self._lookup: dict[Any, int] | None = None
+        self._count = count
+        self._extra: list = []  # appended while the list is not made yet
+        self._lookup: dict[Any, int] | None = None  # every value, once built
+        self._recent: dict[Any, int] = {}  # values appended by cheap lookups
         self._kinds: set[type] | None = None  # the values' types while they are their own keys
         self._objects: np.ndarray | None = None
         self._floats = floats
@@ -91,8 +107,14 @@ class Values:
     @property
     def items(self) -> list:
         if self._items is None:
-            self._items = self._make() if self._make is not None else []
+            made = self._make() if self._make is not None else []
+            self._items, self._extra = made + self._extra, []
         return self._items
+
+    def __len__(self) -> int:
+        if self._items is None and self._count is not None:
+            return self._count + len(self._extra)
+        return len(self.items)
 
     def objects(self) -> np.ndarray:
         """The values as an object array, with None after them (for code -1)."""
@@ -107,8 +129,8 @@ class Values:
 
     def types(self) -> set[type]:
         """The types of the values (each value looked at once)."""
-        if self._items is None and self._types_upto:
-            return self._types  # marked when decoded, not yet needed as a list
+        if self._items is None and self._types_upto == self._count:
+            return self._types | set(map(type, self._extra))  # without making the list
         items = self.items
         if self._types_upto < len(items):
             self._types |= set(map(type, items[self._types_upto :]))
@@ -120,17 +142,27 @@ class Values:
         return self.types() <= {str}
 
     def floats(self) -> np.ndarray:
-        """The values as floats (NaN for what is not a number), with NaN after them."""
-        if self._floats is not None and self._items is None:
-            return self._floats  # decoded from numbers, not yet needed as a list
-        items = self.items
-        if self._floats is None or len(self._floats) != len(items) + 1:
-            numbers = [float(v) if type(v) in (int, float) else math.nan for v in items]
-            self._floats = np.array([*numbers, math.nan], dtype=float)
+        """The values as floats (NaN for what is not a number), with NaN after them;
+        extended as values are appended (decoded numbers are never made into a list)."""
+        known = 0 if self._floats is None else len(self._floats) - 1
+        if known < len(self):
+            if self._items is None and known >= self._count:
+                added = self._extra[known - self._count :]
+            else:
+                added = self.items[known:]
+            numbers = [float(v) if type(v) in (int, float) else math.nan for v in added]
+            before = self._floats[:-1] if self._floats is not None else np.zeros(0)
+            self._floats = np.concatenate([before, np.array(numbers, dtype=float), [math.nan]])
         return self._floats
 
-    def code(self, value: Any) -> int:
-        """The code of ``value``, appending it if new."""
+    def code(self, value: Any, exhaustive: bool = True) -> int:
+        """The code of ``value``, appending it if it is not found (see the class)."""
+        if self._lookup is None and not exhaustive:
+            key = _value_key(value)
+            code = self._recent.get(key)
+            if code is None:
+                code = self._recent[key] = self._append(value)
+            return code
         if self._lookup is None:
             self._build_lookup()
         kinds = self._kinds
@@ -144,8 +176,15 @@ class Values:
         key = value if kinds is not None else _value_key(value)
         code = lookup.get(key)
         if code is None:
-            code = lookup[key] = len(self.items)
-            self.items.append(value)
+            code = lookup[key] = self._append(value)
+        return code
+
+    def _append(self, value: Any) -> int:
+        code = len(self)
+        if self._items is None:
+            self._extra.append(value)
+        else:
+            self._items.append(value)
         return code
 
     def _build_lookup(self) -> None:
@@ -176,11 +215,13 @@ class Coded:
         code = int(self.codes[i])
         return copy_value(self.values.items[code]) if code >= 0 else _ABSENT
 
-    def replaced(self, ids: list[str], n0: int, positions: list[int], new: list) -> FieldColumn:
+    def replaced(
+        self, ids: list[str], n0: int, positions: list[int], new: list, exhaustive: bool
+    ) -> FieldColumn:
         codes = np.full(len(ids), -1, np.int32)
         codes[:n0] = self.codes[:n0]
         values = self.values
-        codes[positions] = [-1 if v is _ABSENT else values.code(v) for v in new]
+        codes[positions] = [-1 if v is _ABSENT else values.code(v, exhaustive) for v in new]
         return Coded(codes, values)
 
 
@@ -214,20 +255,22 @@ class Templated:
             n = len(self.present)
             codes = np.where(self.present, np.arange(n, dtype=np.int32), -1).astype(np.int32)
             prefix, suffix = self.prefix, self.suffix
-            made = Values(make=lambda: [f"{prefix}{i}{suffix}" for i in ids[:n]])
+            made = Values(make=lambda: [f"{prefix}{i}{suffix}" for i in ids[:n]], count=n)
             self._coded = Coded(codes, made)
         return self._coded
 
     def value(self, i: int, ids: list[str]) -> Any:
         return f"{self.prefix}{ids[i]}{self.suffix}" if self.present[i] else _ABSENT
 
-    def replaced(self, ids: list[str], n0: int, positions: list[int], new: list) -> FieldColumn:
+    def replaced(
+        self, ids: list[str], n0: int, positions: list[int], new: list, exhaustive: bool
+    ) -> FieldColumn:
         if all(self.follows(ids[p], v) for p, v in zip(positions, new, strict=True)):
             present = np.zeros(len(ids), bool)
             present[:n0] = self.present[:n0]
             present[positions] = [v is not _ABSENT for v in new]
             return Templated(present, self.prefix, self.suffix)
-        return self.coded(ids).replaced(ids, n0, positions, new)
+        return self.coded(ids).replaced(ids, n0, positions, new, exhaustive)
 
 
 FieldColumn = Coded | Templated
@@ -240,8 +283,8 @@ def _new_field(ids: list[str], n0: int, positions: list[int], new: list) -> Fiel
     template = Templated.fits(ids[first[0]], first[1])
     if template is not None and all(template.follows(ids[p], v) for p, v in pairs):
         template.present = np.zeros(n0, bool)
-        return template.replaced(ids, n0, positions, new)
-    return Coded(np.full(n0, -1, np.int32), Values()).replaced(ids, n0, positions, new)
+        return template.replaced(ids, n0, positions, new, True)
+    return Coded(np.full(n0, -1, np.int32), Values()).replaced(ids, n0, positions, new, True)
 
 
 # -- sparse columns (params, tags, metrics) -------------------------------------------------
@@ -305,12 +348,18 @@ class Sparse:
         return dicts
 
     def replaced(
-        self, n: int, n0: int, positions: list[int], new: list, dropped: np.ndarray | None
+        self,
+        n: int,
+        n0: int,
+        positions: list[int],
+        new: list,
+        dropped: np.ndarray | None,
+        exhaustive: bool,
     ) -> Sparse:
         present = np.zeros(n, bool)
         present[:n0] = self.present[:n0]
         present[positions] = [v is not _ABSENT for v in new]
-        added = self._added(positions, new)
+        added = self._added(positions, new, exhaustive)
         keys = {}
         for key in dict.fromkeys([*self.keys, *added]):
             columns = self.keys.get(key)
@@ -324,10 +373,14 @@ class Sparse:
                 keys[key] = columns
         return Sparse(present, keys, self.values)
 
-    def _added(self, positions: list[int], new: list) -> dict[str, tuple[np.ndarray, ...]]:
+    def _added(
+        self, positions: list[int], new: list, exhaustive: bool
+    ) -> dict[str, tuple[np.ndarray, ...]]:
         rows: dict[str, list[int]] = {}
         payload: dict[str, list] = {}
-        code = None if self.values is None else self.values.code
+        code = None
+        if self.values is not None:
+            code = functools.partial(self.values.code, exhaustive=exhaustive)
         for position, entries in zip(positions, new, strict=True):
             if entries is _ABSENT:
                 continue
@@ -397,11 +450,13 @@ class RunColumns:
         fields: dict[str, FieldColumn],
         sparse: dict[str, Sparse],
         index: dict[str, int] | None = None,
+        added: dict[str, int] | None = None,
     ) -> None:
         self.ids = ids
         self.fields = fields
         self.sparse = sparse
-        self._index = index
+        self._index = index  # every id, built when first needed
+        self._added = added or {}  # ids that replaced() added, while _index is not built
         self._id_objects: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -458,19 +513,32 @@ class RunColumns:
                     row[name] = entries
         return out
 
-    def replaced(self, changed: Mapping[str, Mapping[str, Any]]) -> RunColumns:
-        """A table with the rows of ``changed`` (id: full row) replacing or added to these."""
+    def replaced(
+        self,
+        changed: Mapping[str, Mapping[str, Any]],
+        exhaustive: bool = True,
+        new: Collection[str] = (),
+    ) -> RunColumns:
+        """A table with the rows of ``changed`` (id: full row) replacing or added to these.
+
+        ``exhaustive`` (for a snapshot) keeps each distinct value once; without it, new
+        values are only looked up among those added so far (see :class:`Values`). Ids in
+        ``new`` are known not to be among these rows (unless this method added them), so
+        finding them needs no index of every id.
+        """
         if not changed:
             return self
         n0 = len(self.ids)
         ids = list(self.ids)
-        index = dict(self.index)
+        index = dict(self._index) if self._index is not None else None
+        added = dict(self._added) if index is None else {}
         positions = []
         for run_id in changed:
-            position = index.get(run_id)
+            position = self._position(run_id, new)
             if position is None:
-                position = index[run_id] = len(ids)
+                position = len(ids)
                 ids.append(run_id)
+                (added if index is None else index)[run_id] = position
             positions.append(position)
         rows = list(changed.values())
         dropped = None
@@ -483,15 +551,22 @@ class RunColumns:
             new = [_field_value(name, row.get(name, _ABSENT)) for row in rows]
             column = self.fields.get(name)
             if column is not None:
-                fields[name] = column.replaced(ids, n0, positions, new)
+                fields[name] = column.replaced(ids, n0, positions, new, exhaustive)
             elif any(v is not _ABSENT for v in new):
                 fields[name] = _new_field(ids, n0, positions, new)
         sparse = {}
         for name in SPARSE_FIELDS:
             old = self.sparse.get(name) or _empty_sparse(name == METRICS)
             new = [_sparse_value(name, row.get(name, _ABSENT)) for row in rows]
-            sparse[name] = old.replaced(len(ids), n0, positions, new, dropped)
-        return RunColumns(ids, fields, sparse, index)
+            sparse[name] = old.replaced(len(ids), n0, positions, new, dropped, exhaustive)
+        return RunColumns(ids, fields, sparse, index, added)
+
+    def _position(self, run_id: str, new: Collection[str]) -> int | None:
+        if self._index is None:
+            position = self._added.get(run_id)
+            if position is not None or run_id in new:
+                return position
+        return self.index.get(run_id)
 
     # -- the snapshot's form --------------------------------------------------------------------
 
@@ -594,7 +669,7 @@ def _decode_values(
         floats = numbers.astype(float)
         if none is not None:
             floats[none] = math.nan
-        values = Values(make=make, floats=np.append(floats, math.nan))
+        values = Values(make=make, count=count, floats=np.append(floats, math.nan))
         values.mark_types({int} if none is None else {int, type(None)}, count)
         return values
     raw = array(spec["json"], "u1")
@@ -606,7 +681,7 @@ def _decode_values(
         _expect(isinstance(items, list) and len(items) == count, f"{name}: values")
         return items
 
-    values = Values(make=parse)
+    values = Values(make=parse, count=count)
     if spec.get("text"):
         values.mark_types({str}, count)
     return values

@@ -152,9 +152,11 @@ def _index_created_since(store: Store, offset: int, held: set[str]) -> tuple[lis
     lines, _ = read_lines_after(store.created_log, offset)
     indexed, position, known_to, settled = [], offset, offset, True
     now = _now_ms()
-    for line in lines:
+    created = [_created_entry(line) for line in lines]
+    # Created after the snapshot: reading them needs none of its runs.
+    store.catalog.mark_new([run_id for run_id, _ in created if run_id not in held])
+    for line, (run_id, stamp) in zip(lines, created, strict=True):
         position += len(line) + 1
-        run_id, stamp = _created_entry(line)
         if run_id not in held and not store.catalog.patched(run_id):
             # Created after the snapshot and never committed: its process died (or is
             # about to commit). The snapshot cannot hold it.
