@@ -53,8 +53,8 @@ CHANGELOG_NAME = "catalog.log"
 # message instead of rebuilding a catalog of their own beside this one.
 LEGACY_NAME = "catalog.json"
 LEGACY_STUB = orjson.dumps({META_TABLE: {META_ID: {"schema": SCHEMA_VERSION, "generation": 0}}})
-COMPACT_MIN_BYTES = 4 << 20
-COMPACT_SNAPSHOT_FRACTION = 8  # ... or an eighth of the snapshot, once that is larger
+COMPACT_MIN_BYTES = 2 << 20
+COMPACT_SNAPSHOT_FRACTION = 16  # ... or a sixteenth of the snapshot, once that is larger
 
 Tables = dict[str, dict[str, dict[str, Any]]]
 Summarize = Callable[["RunColumns", dict[str, Any]], dict[str, Any]]

@@ -17,7 +17,6 @@ numpy arrays and back, for the catalog's snapshot file.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -179,6 +178,32 @@ class Values:
             code = lookup[key] = self._append(value)
         return code
 
+    def codes_of(self, values: list, exhaustive: bool = True) -> list[int]:
+        """:meth:`code` of each of ``values``, in one pass (the way a snapshot's worth of
+        rows is coded without a call per value)."""
+        if exhaustive and self._lookup is None:
+            self._build_lookup()
+        types = set(map(type, values))
+        if self._lookup is not None:
+            kinds = self._kinds
+            if kinds is None or not _plain_keys(kinds | types):
+                return [self.code(v, exhaustive) for v in values]
+            kinds |= types
+            table, keys = self._lookup, values
+        else:
+            table = self._recent
+            keys = values if types <= {str} else list(map(_value_key, values))
+        get = table.get
+        codes = [get(k) for k in keys]
+        if None in codes:  # values not seen before: appended in order, each once
+            for i, key in enumerate(keys):
+                if codes[i] is None:
+                    code = get(key)
+                    if code is None:
+                        code = table[key] = self._append(values[i])
+                    codes[i] = code
+        return codes
+
     def _append(self, value: Any) -> int:
         code = len(self)
         if self._items is None:
@@ -220,9 +245,12 @@ class Coded:
     ) -> FieldColumn:
         codes = np.full(len(ids), -1, np.int32)
         codes[:n0] = self.codes[:n0]
-        values = self.values
-        codes[positions] = [-1 if v is _ABSENT else values.code(v, exhaustive) for v in new]
-        return Coded(codes, values)
+        codes[positions] = -1
+        have = [(p, v) for p, v in zip(positions, new, strict=True) if v is not _ABSENT]
+        if have:
+            where, values = zip(*have, strict=True)
+            codes[list(where)] = self.values.codes_of(list(values), exhaustive)
+        return Coded(codes, self.values)
 
 
 class Templated:
@@ -376,26 +404,24 @@ class Sparse:
     def _added(
         self, positions: list[int], new: list, exhaustive: bool
     ) -> dict[str, tuple[np.ndarray, ...]]:
-        rows: dict[str, list[int]] = {}
-        payload: dict[str, list] = {}
-        code = None
-        if self.values is not None:
-            code = functools.partial(self.values.code, exhaustive=exhaustive)
+        slots: dict[str, tuple[list[int], list]] = {}  # key: its rows, its values
+        get = slots.get
         for position, entries in zip(positions, new, strict=True):
             if entries is _ABSENT:
                 continue
             for key, value in entries.items():
-                if key not in rows:
-                    rows[key], payload[key] = [], []
-                rows[key].append(position)
-                payload[key].append(value if code is None else code(value))
+                slot = get(key)
+                if slot is None:
+                    slot = slots[key] = ([], [])
+                slot[0].append(position)
+                slot[1].append(value)
         added = {}
-        for key, key_rows in rows.items():
-            if code is None:
-                parts = zip(*payload[key], strict=True)  # value, step, time
+        for key, (key_rows, values) in slots.items():
+            if self.values is None:
+                parts = zip(*values, strict=True)  # value, step, time
                 arrays = [np.array(c, dtype=d) for c, d in zip(parts, _METRIC_DTYPES, strict=True)]
             else:
-                arrays = [np.array(payload[key], dtype=np.int32)]
+                arrays = [np.array(self.values.codes_of(values, exhaustive), dtype=np.int32)]
             added[key] = (np.array(key_rows, dtype=np.int32), *arrays)
         return added
 
@@ -419,22 +445,20 @@ def _empty_sparse(metrics: bool) -> Sparse:
 
 
 def _sparse_value(name: str, value: Any) -> Any:
-    """``value`` if it goes in the sparse columns of ``name``, else _ABSENT."""
+    """``value`` if it goes in the sparse columns of ``name``, else _ABSENT: params and
+    tags dicts, and metrics dicts of [value, step, timestamp] points."""
     if type(value) is not dict:
         return _ABSENT
-    if name == METRICS and not all(_is_point(p) for p in value.values()):
+    if name == METRICS and not all(
+        type(p) is list
+        and len(p) == 3
+        and type(p[1]) is int
+        and type(p[2]) is int
+        and type(p[0]) in (float, int)
+        for p in value.values()
+    ):
         return _ABSENT
     return value
-
-
-def _is_point(point: Any) -> bool:
-    return (
-        type(point) is list
-        and len(point) == 3
-        and type(point[0]) in (float, int)
-        and type(point[1]) is int
-        and type(point[2]) is int
-    )
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -545,20 +569,28 @@ class RunColumns:
         if any(p < n0 for p in positions):
             dropped = np.zeros(n0, bool)
             dropped[[p for p in positions if p < n0]] = True
+        in_sparse = {
+            name: [_sparse_value(name, row.get(name, _ABSENT)) for row in rows]
+            for name in SPARSE_FIELDS
+        }
         names = dict.fromkeys([*self.fields, *(k for row in rows for k in row)])
         fields = {}
         for name in names:
-            new = [_field_value(name, row.get(name, _ABSENT)) for row in rows]
+            values = [row.get(name, _ABSENT) for row in rows]
+            if name in in_sparse:  # a params/tags/metrics dict goes to the sparse columns
+                values = [
+                    _ABSENT if held is not _ABSENT else v
+                    for v, held in zip(values, in_sparse[name], strict=True)
+                ]
             column = self.fields.get(name)
             if column is not None:
-                fields[name] = column.replaced(ids, n0, positions, new, exhaustive)
-            elif any(v is not _ABSENT for v in new):
-                fields[name] = _new_field(ids, n0, positions, new)
+                fields[name] = column.replaced(ids, n0, positions, values, exhaustive)
+            elif any(v is not _ABSENT for v in values):
+                fields[name] = _new_field(ids, n0, positions, values)
         sparse = {}
-        for name in SPARSE_FIELDS:
+        for name, values in in_sparse.items():
             old = self.sparse.get(name) or _empty_sparse(name == METRICS)
-            new = [_sparse_value(name, row.get(name, _ABSENT)) for row in rows]
-            sparse[name] = old.replaced(len(ids), n0, positions, new, dropped, exhaustive)
+            sparse[name] = old.replaced(len(ids), n0, positions, values, dropped, exhaustive)
         return RunColumns(ids, fields, sparse, index, added)
 
     def _position(self, run_id: str, new: Collection[str]) -> int | None:
@@ -754,12 +786,6 @@ class ColumnsError(ValueError):
 def _expect(condition: bool, what: str) -> None:
     if not condition:
         raise ColumnsError(what)
-
-
-def _field_value(name: str, value: Any) -> Any:
-    if name in SPARSE_FIELDS and _sparse_value(name, value) is not _ABSENT:
-        return _ABSENT  # held by the sparse columns
-    return value
 
 
 def _metrics_to_disk(value: Any) -> Any:
