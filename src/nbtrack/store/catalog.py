@@ -429,9 +429,10 @@ class CatalogStorage(Storage):
         return self._base
 
     def _add_committed(self, run_id: str, patch: Patch) -> None:
+        """Merge a patch this catalog now owns (just read, or taken from the staged)."""
         pending = self._committed.get(run_id)
         if pending is None:
-            self._committed[run_id] = _copy_patch(patch)
+            self._committed[run_id] = patch
         else:
             merge_patch(pending, patch)
 
