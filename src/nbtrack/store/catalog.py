@@ -139,6 +139,7 @@ class CatalogStorage(Storage):
         self._generation = 0
         self._log_offset = 0
         self._tables: Tables = {}  # every table but runs
+        self._written_meta: dict[str, Any] = {}  # the meta document as the snapshot holds it
         self._base: RunColumns | None = None  # the snapshot's runs, once read
         self._base_rows: dict[str, dict[str, Any]] | None = None  # ... as dicts, once asked
         self._committed: dict[str, Patch] = {}  # runs patches from the log, merged per run
@@ -269,10 +270,18 @@ class CatalogStorage(Storage):
             return merged
 
     def meta(self) -> dict[str, Any]:
-        """The catalog's own document: schema, generation, what ``summarize`` stored."""
+        """The catalog's own document: schema, generation, what ``summarize`` stored,
+        and any patches to it since."""
         self.refresh()
         with self._mutex:
             return dict(self._tables.get(META_TABLE, {}).get(META_ID, {}))
+
+    def snapshot_meta(self) -> dict[str, Any]:
+        """The catalog's own document as the snapshot read holds it (what it says about
+        that snapshot's runs), without the patches since."""
+        self.refresh()
+        with self._mutex:
+            return dict(self._written_meta)
 
     @_recovering
     def run_columns(self) -> RunColumns:
@@ -378,6 +387,7 @@ class CatalogStorage(Storage):
             self._tables = tables
             if meta:
                 self._tables[META_TABLE] = meta
+                self._written_meta = dict(meta.get(META_ID, {}))
             self._base = _columns().from_rows(runs)
             self._loaded = True
 
@@ -498,6 +508,7 @@ class CatalogStorage(Storage):
             name: {doc_id: from_disk(doc) for doc_id, doc in table.items()}
             for name, table in snapshot.tables.items()
         }
+        self._written_meta = dict(self._tables.get(META_TABLE, {}).get(META_ID, {}))
 
     def _load_legacy(self) -> None:
         """Read a schema-1 catalog.json, if there is one (not the stub)."""
@@ -604,6 +615,7 @@ class CatalogStorage(Storage):
         self._file = snapshot
         self._generation = generation
         self._tables = {**small, META_TABLE: {META_ID: meta}}
+        self._written_meta = dict(meta)
         for (table, doc_id), patch in self._staged.items():
             if table != RUNS:
                 apply_patch(self._tables.setdefault(table, {}).setdefault(doc_id, {}), patch)

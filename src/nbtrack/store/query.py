@@ -329,8 +329,9 @@ def _order_ties(columns: RunColumns, rows: np.ndarray, tied: np.ndarray) -> np.n
     positions = np.flatnonzero(member)
     group = np.cumsum(~np.isin(positions - 1, tied))  # a new group where no tie links back
     column = columns.fields.get("run_id")
+    names = RunHits(columns, rows[positions]).field("run_id").tolist() if column else []
+    names = names or [None] * len(positions)
     ids = columns.ids
-    names = [column.value(r, ids) if column else None for r in rows[positions].tolist()]
     raw = b"".join(
         n.encode()[:16].ljust(16, b"\0") if isinstance(n, str) else b"\xff" * 16 for n in names
     )

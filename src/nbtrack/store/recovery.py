@@ -117,18 +117,24 @@ def index_unknown_runs(store: Store) -> list[str]:
 
     Every run's id goes to created.log before its folder is made, and the catalog
     remembers how far into that file every run was known, and which later ids its
-    snapshot holds; only the ids after that point are checked, against the patches
-    since the snapshot, so the snapshot's runs are never read. A store without that
-    mark (an older one) is listed folder by folder once.
+    snapshot holds; only the ids after that point are read. Those the snapshot does not
+    hold are marked as such, so reading them reads none of its runs, and those no patch
+    names either are indexed from their journals. A store without that mark (an older
+    one) is listed folder by folder once.
     """
-    meta = store.catalog.meta()
-    offset = meta.get(CREATED_OFFSET)
-    size = _size(store.created_log)
+    meta, written = store.catalog.meta(), store.catalog.snapshot_meta()
+    offset, size = meta.get(CREATED_OFFSET), _size(store.created_log)
     if offset is None or offset > size:
         indexed, known_to = _index_listed(store), size
     else:
-        held = set(meta.get(CREATED_HELD) or ())
-        indexed, known_to = _index_created_since(store, offset, held)
+        since = written.get(CREATED_OFFSET)
+        start = min(since, offset) if since is not None and since <= size else offset
+        entries = _created_entries(store, start)
+        held = set(written.get(CREATED_HELD) or ())
+        if since is not None and since <= size:  # created after the snapshot, not in it
+            store.catalog.mark_new([e[2] for e in entries if e[2] not in held])
+        later = [entry for entry in entries if entry[0] >= offset]
+        indexed, known_to = _index_created(store, later, offset, held)
     if known_to != offset:
         store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: known_to}})
         store.catalog.commit()
@@ -148,24 +154,34 @@ def _index_listed(store: Store) -> list[str]:
     return [run_id for run_id in names if index_run(store, run_id)]
 
 
-def _index_created_since(store: Store, offset: int, held: set[str]) -> tuple[list[str], int]:
+Entry = tuple[int, int, str, int]  # a line of created.log: start, end, run id, when
+
+
+def _created_entries(store: Store, offset: int) -> list[Entry]:
+    """Each line of created.log from ``offset``."""
     lines, _ = read_lines_after(store.created_log, offset)
-    indexed, position, known_to, settled = [], offset, offset, True
+    entries = []
+    for line in lines:
+        run_id, stamp = _created_entry(line)
+        entries.append((offset, offset + len(line) + 1, run_id, stamp))
+        offset += len(line) + 1
+    return entries
+
+
+def _index_created(
+    store: Store, entries: list[Entry], offset: int, held: set[str]
+) -> tuple[list[str], int]:
+    indexed, known_to, settled = [], offset, True
     now = _now_ms()
-    created = [_created_entry(line) for line in lines]
-    # Created after the snapshot: reading them needs none of its runs.
-    store.catalog.mark_new([run_id for run_id, _ in created if run_id not in held])
-    for line, (run_id, stamp) in zip(lines, created, strict=True):
-        position += len(line) + 1
+    for _, end, run_id, stamp in entries:
         if run_id not in held and not store.catalog.patched(run_id):
-            # Created after the snapshot and never committed: its process died (or is
-            # about to commit). The snapshot cannot hold it.
+            # Never committed: its process died (or is about to commit).
             if index_run(store, run_id, new=True):
                 indexed.append(run_id)
             elif now - stamp < CREATED_GRACE_MS:
                 settled = False  # being created right now: look again next time
         if settled:
-            known_to = position
+            known_to = end
     return indexed, known_to
 
 
