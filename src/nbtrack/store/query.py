@@ -63,9 +63,15 @@ class RunHits:
         templated = self.templated(name)
         if templated is not None:  # made from the ids of the hits alone
             present = templated.present[self.index]
-            ids = self.columns.id_objects()[self.index[present]].tolist()
+            ids = self.columns.id_objects()[self.index[present]]
+            if not (templated.prefix or templated.suffix):
+                if present.all():
+                    return ids
+                made = ids
+            else:
+                made = [f"{templated.prefix}{i}{templated.suffix}" for i in ids.tolist()]
             out = np.full(len(self.index), None, dtype=object)
-            out[present] = [f"{templated.prefix}{i}{templated.suffix}" for i in ids]
+            out[present] = made
             return out
         codes, values = self.coded_field(name)
         return values.objects()[codes]
@@ -317,36 +323,19 @@ def _default_order(columns: RunColumns, rows: np.ndarray) -> np.ndarray:
 
 
 def _order_ties(columns: RunColumns, rows: np.ndarray, tied: np.ndarray) -> np.ndarray:
-    """Sort each run of equal start times by run_id (those lacking one last).
-
-    Ids are compared by their first 16 bytes as two big-endian integers, which orders
-    them as strings do; groups where that does not decide (equal beginnings, or a row
-    without an id) are sorted as strings.
-    """
+    """Sort each run of equal start times by run_id (those lacking one last), with numpy
+    comparing the ids as strings, as Python does (by code point)."""
     rows = rows.copy()
     member = np.zeros(len(rows), bool)
     member[tied] = member[tied + 1] = True
     positions = np.flatnonzero(member)
     group = np.cumsum(~np.isin(positions - 1, tied))  # a new group where no tie links back
-    column = columns.fields.get("run_id")
-    names = RunHits(columns, rows[positions]).field("run_id").tolist() if column else []
-    names = names or [None] * len(positions)
-    ids = columns.ids
-    raw = b"".join(
-        n.encode()[:16].ljust(16, b"\0") if isinstance(n, str) else b"\xff" * 16 for n in names
-    )
-    keys = np.frombuffer(raw, ">u8").reshape(-1, 2)
-    order = np.lexsort((keys[:, 1], keys[:, 0], group))
+    names = RunHits(columns, rows[positions]).field("run_id")
+    missing = names == None  # noqa: E711 - elementwise
+    if missing.any():
+        names = np.where(missing, "", names)
+    order = np.lexsort((names.astype(str), missing, group))
     rows[positions] = rows[positions][order]
-    same = (group[order][1:] == group[order][:-1]) & (keys[order][1:] == keys[order][:-1]).all(
-        axis=1
-    )
-    for g in np.unique(group[order][1:][same]).tolist():  # undecided groups: as strings
-        where = positions[group == g]
-        keyed = [(column.value(r, ids) if column else None, r) for r in rows[where].tolist()]
-        present = sorted((k for k in keyed if isinstance(k[0], str)), key=lambda k: k[0])
-        absent = [k for k in keyed if not isinstance(k[0], str)]
-        rows[where] = [r for _, r in present + absent]
     return rows
 
 
