@@ -2,51 +2,73 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
 NB     := notebooks
+OUT    := build/quickstart
+# What each target installs: nbtrack and what its example notebooks use; JupyterLab;
+# the test, lint and benchmark tools (MLflow, Playwright, ...). Each stamp is redone when
+# pyproject.toml changes.
+EXAMPLES := $(VENV)/.examples-stamp
+LAB      := $(VENV)/.lab-stamp
+DEV      := $(VENV)/.dev-stamp
 
-.PHONY: quickstart test lint format bench lab clean
+.PHONY: quickstart test test-fast lint format bench lab clean
 
-## Run notebooks/quickstart.ipynb headless against a fresh store; print its run table.
-## Widget state is not stored, so the HTML shows each panel's static form (no CDN scripts).
-quickstart: $(STAMP)
-	rm -rf $(NB)/.nbtrack
-	JPY_SESSION_NAME=$(CURDIR)/$(NB)/quickstart.ipynb $(BIN)/jupyter nbconvert --to notebook \
-	  --execute $(NB)/quickstart.ipynb --output quickstart.executed.ipynb \
+## Run notebooks/quickstart.ipynb headless in $(OUT) (its own store, made afresh each
+## time: nothing else is touched); print its run table. Widget state is not stored, so the
+## HTML shows each panel's static form (no CDN scripts).
+quickstart: $(EXAMPLES)
+	rm -rf $(OUT) && mkdir -p $(OUT)
+	NBTRACK_DIR=$(CURDIR)/$(OUT)/.nbtrack JPY_SESSION_NAME=$(CURDIR)/$(NB)/quickstart.ipynb \
+	  $(BIN)/jupyter nbconvert --to notebook --execute $(NB)/quickstart.ipynb \
+	  --output-dir $(OUT) --output quickstart.executed.ipynb \
 	  --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=False
-	$(BIN)/jupyter nbconvert --to html $(NB)/quickstart.executed.ipynb --output quickstart.executed
-	@echo "executed notebook: $(NB)/quickstart.executed.ipynb (HTML: $(NB)/quickstart.executed.html)"
-	$(BIN)/nbtrack --store $(NB)/.nbtrack runs
+	$(BIN)/jupyter nbconvert --to html $(OUT)/quickstart.executed.ipynb --log-level WARN
+	@echo "executed notebook: $(OUT)/quickstart.executed.ipynb (HTML beside it)"
+	$(BIN)/nbtrack --store $(OUT)/.nbtrack runs
 
 ## Run the whole test suite (kernels, notebooks, MLflow differential, crash tests).
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+## The inner loop: no kernels, no browser, nothing slow (under a minute).
+test-fast: $(DEV)
+	$(BIN)/python -m pytest -q -m "not kernel and not browser and not slow"
+
+## Style, and the layering contract (pyproject's [tool.importlinter]).
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
-format: $(STAMP)
+format: $(DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 ## Benchmarks: the core side by side with MLflow (sqlite), the panels, provenance, and a
 ## store of 100,000 runs.
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_panels.py
 	$(BIN)/python benchmarks/bench_provenance.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 ## Open the notebooks in JupyterLab.
-lab: $(STAMP)
+lab: $(LAB)
 	cd $(NB) && ../$(BIN)/jupyter lab
 
-$(STAMP): pyproject.toml
+$(EXAMPLES): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[examples]'
+	touch $@
+
+$(LAB): $(EXAMPLES)
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	touch $@
+
+$(DEV): $(EXAMPLES)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@
 
 clean:
-	rm -rf $(VENV) $(NB)/.nbtrack $(NB)/*.executed.* .pytest_cache
+	rm -rf $(VENV) build .pytest_cache

@@ -204,7 +204,7 @@ def bench_live(kernel: Kernel, pairs: int) -> dict[str, Any]:
 # The card as it was before the panels: static HTML and text, nothing watching the run.
 STATIC_CARD = """
 import nbtrack.widgets.card as _card
-from nbtrack.widgets.static import run_card_html as _html, run_card_text as _text
+from nbtrack.render import run_card_html as _html, run_card_text as _text
 _widget_card = (_card.show_run_card, _card.watch_run)
 _static_card = (
     lambda row: display({"text/html": _html(row), "text/plain": _text(row)}, raw=True),

@@ -111,7 +111,7 @@ from nbtrack.capture import environment
 started = time.perf_counter()
 captured = environment.capture()
 captured_at = time.perf_counter()
-environment.store({store!r}, captured)
+environment.write({store!r}, captured)
 print(json.dumps([captured_at - started, time.perf_counter() - started, len(captured["packages"])]))
 """
 
@@ -134,7 +134,7 @@ def environment_cost(processes: int, runs: int, folder: Path) -> list[tuple[str,
 
     import nbtrack
     from nbtrack.capture import environment
-    from nbtrack.tracking import fluent
+    from nbtrack.tracking import context, fluent
 
     nbtrack.set_tracking_uri(folder / "store-b")
     with nbtrack.start_run():
@@ -142,17 +142,17 @@ def environment_cost(processes: int, runs: int, folder: Path) -> list[tuple[str,
     per_lookup = []
     for _ in range(runs):
         started = perf_counter()
-        environment.for_run(fluent.current_store().root)
+        environment.run_context(fluent.current_store())
         per_lookup.append(perf_counter() - started)
-    original = fluent._environment
+    provider = "nbtrack.capture.environment:run_context"
     with_env, without_env = [], []
     for _ in range(10):  # alternating blocks, so drift hits both sides alike
         with_env += _run_cost(nbtrack, runs // 10)
-        fluent._environment = lambda store: (None, {})
+        context.unregister(provider)
         try:
             without_env += _run_cost(nbtrack, runs // 10)
         finally:
-            fluent._environment = original
+            context.register(provider)
     per_run = statistics.median(with_env) - statistics.median(without_env)
     return [
         (
@@ -289,11 +289,9 @@ def main() -> None:
             rows += environment_cost(sizes["b_processes"], sizes["b_runs"], Path(folder))
         if "a" in only:
             rows += autolog_overhead(sizes["a_repeats"], Path(folder))
-        from nbtrack.tracking import fluent
+        from nbtrack.tracking.session import close_stores
 
-        for store in fluent._stores.values():  # durable before the folder goes away
-            store.close()
-        fluent._stores.clear()
+        close_stores()  # durable before the folder goes away
     rows.sort(key=lambda r: r[0])
     print(
         f"nbtrack provenance costs - {'quick' if args.quick else 'full'} run; "

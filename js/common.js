@@ -110,6 +110,42 @@ function select(values, current, onPick, props = {}) {
   return el;
 }
 
+/** A run's colour as a small square; `color` comes from the kernel (nbtrack/colors.py). */
+function swatch(color) {
+  return h("span", { className: "nbt-swatch", style: `background:${color}` });
+}
+
+/** Seconds as the kernel's render.format_seconds writes them, whole seconds (it ticks). */
+function formatElapsed(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  return m < 60 ? `${m}m${pad(s % 60)}s` : `${Math.floor(m / 60)}h${pad(m % 60)}m`;
+}
+
+/**
+ * Show the `message` trait in `el`; a few seconds later it fades and the page clears the
+ * trait (so the same message, sent again, shows again). Returns a cleanup function.
+ */
+function fadingMessage(model, el, seconds = 5) {
+  let timer = null;
+  const show = () => {
+    clearTimeout(timer);
+    const text = model.get("message");
+    el.textContent = text;
+    el.classList.remove("nbt-faded");
+    if (!text) return;
+    timer = setTimeout(() => {
+      el.classList.add("nbt-faded");
+      timer = setTimeout(() => { if (model.get("message") === text) choose(model, "message", ""); }, 800);
+    }, seconds * 1000);
+  };
+  model.on("change:message", show);
+  show();
+  return () => { clearTimeout(timer); model.off("change:message", show); };
+}
+
 /** A button that runs `onClick` and is disabled when `enabled` is false. */
 function button(label, onClick, props = {}) {
   return h("button", { type: "button", className: "nbt-button", onClick, ...props }, label);
@@ -126,7 +162,8 @@ const NBT_STYLE = `
 .nbt-status-SCHEDULED { background: #6e7781; } .nbt-stale { background: #bf8700; }
 .nbt-error { color: #cf222e; white-space: pre-wrap; }
 .nbt-muted { color: var(--jp-ui-font-color2, #6e7781); }
-.nbt-message { color: var(--jp-ui-font-color2, #57606a); }
+.nbt-message { color: var(--jp-ui-font-color2, #57606a); transition: opacity .8s; }
+.nbt-faded { opacity: 0; }
 .nbt-slot:empty { display: none; }
 .nbt-slot { margin-top: 6px; }
 .nbt-toolbar { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
@@ -144,8 +181,36 @@ const NBT_STYLE = `
 .nbt-diff-add { color: #1a7f37; background: #dafbe1; } .nbt-diff-del { color: #cf222e; background: #ffebe9; }
 .nbt-diff-hunk { color: #8250df; } .nbt-diff-file { color: #57606a; font-weight: 600; }
 .nbt-compare-charts { display: flex; gap: 16px; flex-wrap: wrap; }
-.nbt-deleted td { opacity: .55; text-decoration: line-through; }
+.nbt-deleted td { color: var(--jp-ui-font-color3, #8c959f); text-decoration: line-through; }
 .nbt-runs tbody tr:hover td { background: var(--jp-layout-color2, #f6f8fa); }
+.nbt-runs { border-collapse: separate; border-spacing: 0; }
+.nbt-runs th, .nbt-runs td { border-width: 0 1px 1px 0; }
+.nbt-runs tr > :first-child { border-left-width: 1px; }
+.nbt-runs thead th { border-top-width: 1px; }
+.nbt-runs .nbt-pin { position: sticky; z-index: 1; background: var(--jp-layout-color1, #fff); }
+.nbt-runs th.nbt-pin { background: var(--jp-layout-color2, #f6f8fa); }
+.nbt-runs .nbt-pin-0 { left: 0; }
+.nbt-runs .nbt-pin-1 { left: var(--nbt-pin-left, 26px); box-shadow: 2px 0 2px -1px rgba(0,0,0,.12); }
+.nbt-runs tbody tr:hover td.nbt-pin { background: var(--jp-layout-color2, #f6f8fa); }
+.nbt-columns > summary { cursor: pointer; }
+.nbt-column-popup { position: absolute; right: 0; z-index: 10; min-width: 26em; max-width: 44em; padding: 6px 8px;
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #ccc);
+  border-radius: 4px; box-shadow: 0 4px 12px rgba(0,0,0,.15); }
+.nbt-column-search { flex: 1; min-width: 14em; font: inherit; }
+.nbt-column-list { max-height: 24em; overflow-y: auto; }
+.nbt-column-group { font-weight: 600; margin: 6px 0 2px; color: var(--jp-ui-font-color2, #57606a); }
+.nbt-column-choice { display: flex; gap: 6px; align-items: baseline; white-space: nowrap; padding: 1px 0; }
+.nbt-column-choice[hidden] { display: none; }
+.nbt-filter-echo { font-family: var(--jp-code-font-family, monospace); white-space: pre; margin: 2px 0 0;
+  color: var(--jp-ui-font-color1, #1f2328); }
+.nbt-filter-token { background: #ffebe9; color: #cf222e; }
+.nbt-filter-caret { color: #cf222e; font-weight: 700; }
+.nbt-card-line .nbt-duration { font-variant-numeric: tabular-nums; }
+.nbt-details { margin: 4px 0 0 11px; }
+.nbt-details-columns { display: flex; gap: 28px; flex-wrap: wrap; align-items: flex-start; }
+.nbt-details td:first-child { color: var(--jp-ui-font-color2, #57606a); }
+.nbt-spark { display: block; }
+.nbt-details-block { max-height: 24em; overflow: auto; }
 .nbt-pre { font-family: var(--jp-code-font-family, monospace); white-space: pre; overflow-x: auto; margin: 0;
   background: var(--jp-layout-color2, #f6f8fa); padding: 4px 6px; }
 `;

@@ -1,8 +1,8 @@
 // MetricCurves (nbtrack/widgets/curves.py): metric series of one or more runs, drawn by
 // vega-embed from the shared VegaRuntime.
 //
-// reads:  runtime, spec, series, columns, metrics, shown, x_axis, smoothing, log_y, live,
-//         summary, error
+// reads:  runtime, spec, series, columns, metrics, shown, x_axis, smoothing, log_y,
+//         log_skipped (metrics log y leaves linear, and why), live, summary, error
 // writes: shown, x_axis, smoothing, log_y (the user's choices; Python recomputes the
 //         spec and the data and sends them back)
 //
@@ -38,6 +38,7 @@ function controls(model) {
   const bar = h("div", { className: "nbt-toolbar" });
   const draw = () => {
     const shown = model.get("shown");
+    const skipped = model.get("log_y") ? Object.entries(model.get("log_skipped")) : [];
     const chips = model.get("metrics").map((key) =>
       h("label", { className: "nbt-chip" },
         h("input", {
@@ -60,15 +61,17 @@ function controls(model) {
       h("label", {}, "x ", select(["step", "relative", "wall"], model.get("x_axis"),
         (v) => choose(model, "x_axis", v), { className: "nbt-x-axis" })),
       h("label", {}, "smoothing ", smoothing, h("span", { className: "nbt-muted" }, model.get("smoothing").toFixed(2))),
-      h("label", {}, h("input", {
+      h("label", { title: "log y scale on the panels it suits" }, h("input", {
         type: "checkbox", className: "nbt-log-y", checked: model.get("log_y"),
         onChange: (e) => choose(model, "log_y", e.target.checked),
       }), "log y"),
+      skipped.length ? h("span", { className: "nbt-muted nbt-log-skipped" },
+        `(not ${skipped.map(([k, why]) => `${k}: ${why}`).join("; ")})`) : null,
       model.get("live") ? h("span", { className: "nbt-badge nbt-status-RUNNING nbt-live" }, "live") : null,
       h("span", { className: "nbt-muted nbt-summary" }, model.get("summary")),
     );
   };
-  const names = ["metrics", "shown", "x_axis", "smoothing", "log_y", "live", "summary"];
+  const names = ["metrics", "shown", "x_axis", "smoothing", "log_y", "log_skipped", "live", "summary"];
   for (const name of names) model.on(`change:${name}`, draw);
   draw();
   return bar;

@@ -2,11 +2,13 @@
 // stage transitions through the model's policy, a version's source run, the audit log.
 //
 // reads:  model_name, models ({name, description, policy, versions: [{version, stage,
-//         moves, aliases, run_id, run_name, source, created_by, created, metrics,
-//         digest}]}), pending (the prepared move: {id, model, version, from, to, who,
-//         policy, checks, failed, reason_required, archives}), events (newest first),
-//         total_events, detail ({run_id, title, sections}), error, message
-// writes: nothing directly; intents: {kind: "prepare", model, version, stage},
+//         moves, alias_moves, aliases, run_id, run_name, source, created_by, created,
+//         metrics, digest}]}), pending (the prepared move: {id, kind ("stage" or "alias"),
+//         model, version, alias, from, to, who, policy, checks, failed, reason_required,
+//         archives}), events (newest first), total_events, detail ({run_id, title,
+//         sections}), error, message
+// writes: nothing directly; intents: {kind: "prepare", model, version, stage} (or alias
+//         instead of stage: a protected alias, reviewed as a stage move is),
 //         {kind: "confirm", reason, force}, {kind: "cancel"}, {kind: "open_run", run_id},
 //         {kind: "close_detail"}, {kind: "refresh"}
 
@@ -19,7 +21,7 @@ const REGISTRY_STYLE = `
 .nbt-model-title { font-size: 13px; font-weight: 600; }
 .nbt-run-link { font: inherit; border: none; background: none; padding: 0; cursor: pointer;
   color: var(--jp-content-link-color, #0969da); text-decoration: underline; }
-.nbt-moves { display: flex; gap: 3px; }
+.nbt-moves { display: flex; flex-wrap: wrap; gap: 3px; }
 .nbt-moves .nbt-button { padding: 0 5px; font-size: 11px; }
 .nbt-transition { border: 1px solid var(--jp-border-color1, #bbb); border-left: 3px solid #8250df;
   padding: 6px 8px; margin: 4px 0 8px; max-width: 60em; }
@@ -28,7 +30,11 @@ const REGISTRY_STYLE = `
 .nbt-check .nbt-verdict { display: inline-block; min-width: 4.5em; font-weight: 700; white-space: nowrap; }
 .nbt-pass .nbt-verdict { color: #1a7f37; } .nbt-fail .nbt-verdict { color: #cf222e; }
 .nbt-reason { width: 100%; box-sizing: border-box; min-height: 3.2em; font: inherit; margin: 4px 0; }
-.nbt-audit td.nbt-why { white-space: normal; min-width: 16em; }
+.nbt-audit-log { max-width: 100%; overflow-x: auto; }
+.nbt-audit { width: 100%; }
+.nbt-audit td, .nbt-audit th { vertical-align: top; }
+.nbt-audit td.nbt-why, .nbt-audit td.nbt-check-summary { white-space: normal; overflow-wrap: break-word; }
+.nbt-audit td.nbt-why { min-width: 12em; }
 .nbt-audit tr.nbt-latest td { background: #fff8c5; color: #1f2328; }
 `;
 
@@ -50,6 +56,10 @@ function versionRow(model, name, v) {
   const moves = v.moves.map((stage) => button(`→ ${stage}`,
     () => intent(model, "prepare", { model: name, version: v.version, stage }),
     { className: "nbt-button nbt-move", dataset: { stage }, title: `move version ${v.version} to ${stage}` }));
+  const aliasMoves = v.alias_moves.map((alias) => button(`→ @${alias}`,
+    () => intent(model, "prepare", { model: name, version: v.version, alias }),
+    { className: "nbt-button nbt-move nbt-alias-move", dataset: { alias },
+      title: `point the protected alias @${alias} at version ${v.version}` }));
   return h("tr", { dataset: { version: String(v.version) } },
     h("td", {}, `v${v.version}`),
     h("td", { className: "nbt-version-stage" }, stageBadge(v.stage)),
@@ -58,7 +68,7 @@ function versionRow(model, name, v) {
     h("td", {}, v.created_by),
     h("td", {}, v.created),
     h("td", { title: v.metrics }, v.metrics),
-    h("td", {}, h("span", { className: "nbt-moves" }, moves)));
+    h("td", {}, h("span", { className: "nbt-moves" }, moves, aliasMoves)));
 }
 
 function modelSection(model, m) {
@@ -95,7 +105,9 @@ function transitionForm(model, p) {
     className: "nbt-reason", value: drafts.get(key) || "",
     placeholder: p.reason_required ? `why move it to ${p.to}? (required, recorded in the audit log)` : "why? (optional)",
   });
-  const label = p.to === "Archived" ? "Archive" : p.to === "None" ? "Move to None" : `Promote to ${p.to}`;
+  const alias = p.kind === "alias";
+  const label = alias ? `Point @${p.alias} here`
+    : p.to === "Archived" ? "Archive" : p.to === "None" ? "Move to None" : `Promote to ${p.to}`;
   const confirm = button(label, () => send(false), { className: "nbt-button nbt-confirm" });
   const force = p.failed
     ? button("Force with reason", () => send(true), {
@@ -118,7 +130,10 @@ function transitionForm(model, p) {
   update();
   const passed = p.checks.length - p.failed;
   return h("div", { className: "nbt-transition", dataset: { model: p.model, version: String(p.version), stage: p.to } },
-    h("div", { className: "nbt-subtitle" }, `Move ${p.model} version ${p.version}: `, stageBadge(p.from), " → ", stageBadge(p.to)),
+    alias
+      ? h("div", { className: "nbt-subtitle" }, `Point ${p.model} `, h("span", { className: "nbt-badge nbt-alias" }, p.to),
+        ` at version ${p.version} (now: ${p.from})`)
+      : h("div", { className: "nbt-subtitle" }, `Move ${p.model} version ${p.version}: `, stageBadge(p.from), " → ", stageBadge(p.to)),
     h("div", { className: "nbt-muted" }, `as ${p.who} · policy: ${p.policy}`),
     h("div", { className: `nbt-check-summary${p.failed ? " nbt-error" : ""}` }, p.checks.length
       ? `checks (dry run, nothing moved yet): ${passed} of ${p.checks.length} passed`
@@ -138,11 +153,12 @@ function auditLog(model) {
   const all = !model.get("model_name");
   const head = ["time", "who", ...(all ? ["model"] : []), "event", "version", "from", "to", "reason", "checks"];
   const rows = events.map((e, i) => h("tr", { className: i === 0 ? "nbt-latest" : "", dataset: { seq: String(e.seq) } },
-    h("td", {}, e.time), h("td", {}, e.who), all ? h("td", {}, e.model) : null,
-    h("td", { className: "nbt-event" }, e.event), h("td", {}, e.version),
+    h("td", { className: "nbt-time" }, e.time), h("td", {}, e.who), all ? h("td", {}, e.model) : null,
+    h("td", { className: "nbt-event" }, e.event, e.forced ? [" ", h("span", { className: "nbt-badge nbt-forced" }, "forced")] : null),
+    h("td", {}, e.version),
     h("td", {}, e.from), h("td", {}, e.to),
     h("td", { className: "nbt-why", title: e.reason || e.detail }, e.reason || h("span", { className: "nbt-muted" }, e.detail)),
-    h("td", { title: e.check_lines.join("\n") }, e.checks, e.forced ? [" ", h("span", { className: "nbt-badge nbt-forced" }, "forced")] : null)));
+    h("td", { className: "nbt-check-summary", title: e.check_lines.join("\n") }, e.checks)));
   return h("div", { className: "nbt-audit-log" },
     h("div", { className: "nbt-subtitle" }, "audit log ",
       h("span", { className: "nbt-muted" }, total > events.length ? `(newest ${events.length} of ${total})` : `(${total} event${total === 1 ? "" : "s"}, newest first)`)),

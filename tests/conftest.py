@@ -9,10 +9,22 @@ import pytest
 import nbtrack
 from nbtrack.store import Store
 from nbtrack.tracking import fluent
+from nbtrack.tracking.session import Session, close_stores
 from notebook_helpers import prepare_kernel_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+# Fixtures that start a real kernel: every test using one (directly or through another
+# fixture) is marked ``kernel``; tests of the browser modules are marked ``browser``.
+KERNEL_FIXTURES = {"kernel_env", "executed"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module.__name__.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
+        elif KERNEL_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.kernel)
 
 
 @pytest.fixture
@@ -29,7 +41,8 @@ def store(store_dir: Path):
 
 @pytest.fixture
 def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The fluent API pointed at a fresh store in ``tmp_path``; state reset afterwards.
+    """The fluent API over a fresh session on a store in ``tmp_path``; runs it left open
+    end KILLED and its stores close afterwards.
 
     Yields the nbtrack module, so tests read like user code: ``tracking.log_metric(...)``.
     """
@@ -40,28 +53,14 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "NBTRACK_RUN_ID",
         "NBTRACK_EXPERIMENT_NAME",
         "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING",
     ):
         monkeypatch.delenv(variable, raising=False)
-    reset_fluent()
-    nbtrack.set_tracking_uri(tmp_path / "store")
-    yield nbtrack
-    reset_fluent()
-
-
-def reset_fluent() -> None:
-    """Forget nbtrack's module state: active runs (ended KILLED), stores, experiment."""
-    while fluent._active:
-        run = fluent._active.pop()
-        run._store.finish_run(run.run_id, "KILLED")
-    for opened in fluent._stores.values():
-        opened.close()
-    fluent._stores.clear()
-    fluent._tracking_uri = None
-    fluent._experiment_id = None
-    fluent._experiment_name = None
-    fluent._run_factory = None
-    fluent._last_run_id = None
-    fluent._known_inputs.clear()
+    session = Session(tmp_path / "store")
+    with fluent.use_session(session):
+        yield nbtrack
+        session.close("KILLED")
+    close_stores()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Kernels inherit this process's environment, so every kernel a test starts goes t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEARED = ("NBTRACK_DIR", "NBTRACK_TRACKING_URI", "NBTRACK_RUN_ID", "JPY_SESSION_NAME")
+CLEARED = (
+    "NBTRACK_DIR",
+    "NBTRACK_TRACKING_URI",
+    "NBTRACK_RUN_ID",
+    "NBTRACK_SECRET_NAMES",
+    "NBTRACK_NOT_SECRET_NAMES",
+    "JPY_SESSION_NAME",
+)
 
 
 def prepare_kernel_environment(patch: pytest.MonkeyPatch, **variables: str) -> None:
@@ -35,7 +43,7 @@ def execute_notebook(
     notebook: Path, workdir: Path, env: dict[str, str] | None = None, **client_options: Any
 ) -> Any:
     """Copy ``notebook`` into ``workdir`` and run it there to the end in a fresh kernel
-    (cwd ``workdir``, so its store is ``workdir/.nbtrack``); the executed notebook."""
+    (cwd ``workdir``); the executed notebook."""
     shutil.copy(notebook, workdir / notebook.name)
     nb = nbformat.read(workdir / notebook.name, as_version=4)
     with pytest.MonkeyPatch.context() as patch:
@@ -62,3 +70,13 @@ def cell_starting(nb: Any, prefix: str) -> Any:
 
 def outputs(cell: Any, output_type: str) -> list[dict[str, Any]]:
     return [o for o in cell.outputs if o["output_type"] == output_type]
+
+
+def scratch_store(nb: Any) -> Path:
+    """The store a notebook's ``%track store --scratch`` switched to (it prints its URI)."""
+    for cell in code_cells(nb):
+        for output in outputs(cell, "stream"):
+            found = re.findall(r"store: file://(\S+)", output["text"])
+            if found:
+                return Path(found[-1])
+    raise AssertionError("the notebook printed no store: did its first cell run?")

@@ -127,7 +127,7 @@ def test_figures_a_tracked_cell_shows_are_saved_once_each(kernel, kernel_env):
     with Store(store) as opened:
         folder = opened.artifact_dir(run_id) / "figures"
         saved = {p.name: p.read_bytes() for p in folder.iterdir()}
-        paths = [r["path"] for r in opened.read_journal(run_id) if r["op"] == "artifact"]
+        paths = [r["path"] for r in opened.records(run_id) if r["op"] == "artifact"]
     # Two distinct images: stored once each, exactly the bytes the notebook showed.
     assert sorted(saved.values()) == sorted(set(shown))
     assert all(name == f"{hashlib.sha256(b).hexdigest()[:16]}.png" for name, b in saved.items())

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from nbtrack.store import Store
-from notebook_helpers import cell_starting, execute_notebook
+from notebook_helpers import cell_starting, execute_notebook, scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "autolog-and-reproduce.ipynb"
@@ -22,10 +22,10 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
     workdir = tmp_path_factory.mktemp("autolog-notebook")
     session = str(workdir / NOTEBOOK.name)  # the notebook the runs name as their source
     nb = execute_notebook(NOTEBOOK, workdir, env={"JPY_SESSION_NAME": session})
-    with Store(workdir / ".nbtrack") as store:
+    with Store(scratch_store(nb)) as store:
         experiment = store.get_experiment_by_name("autolog-demo")
         rows = [r for r in store.runs() if r["experiment_id"] == experiment["experiment_id"]]
-        journals = {r["run_id"]: store.read_journal(r["run_id"]) for r in rows}
+        journals = {r["run_id"]: store.records(r["run_id"]) for r in rows}
     yield SimpleNamespace(nb=nb, workdir=workdir, rows=rows, journals=journals)
 
 

@@ -173,5 +173,5 @@ def test_an_evaluation_in_a_later_cell_joins_the_tracked_cells_run(kernel_env) -
     assert list(later) == ["roc_auc_score_X_val"]
     assert shown.result and auc.result
     with Store(kernel_env / ".nbtrack") as store:
-        inputs = [r for r in store.read_journal(run["run_id"]) if r["op"] == "input"]
+        inputs = [r for r in store.records(run["run_id"]) if r["op"] == "input"]
     assert [r["tags"]["mlflow.data.context"] for r in inputs] == ["train", "eval"]

@@ -56,7 +56,7 @@ def _runs(api) -> list:
 
 def _artifacts(api, run_id: str) -> set[str]:
     store = api.tracking.fluent.current_store()
-    return {r["path"] for r in store.read_journal(run_id) if r["op"] == "artifact"}
+    return {r["path"] for r in store.records(run_id) if r["op"] == "artifact"}
 
 
 def test_a_classifier_fit_outside_a_run_gets_a_run_of_its_own(autologged) -> None:
@@ -299,6 +299,21 @@ class TokenTree(DecisionTreeClassifier):
     def __init__(self, api_token: str = "", max_depth=None):
         super().__init__(max_depth=max_depth)
         self.api_token = api_token
+
+
+TEXTS = ["good movie", "bad movie", "great film", "awful film", "good plot", "bad plot"] * 5
+LABELS = [1, 0, 1, 0, 1, 0] * 5
+
+
+def test_a_vectorizers_token_params_are_ordinary_params(autologged) -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    pipeline = Pipeline([("vect", CountVectorizer()), ("clf", LogisticRegression())])
+    pipeline.fit(TEXTS, LABELS)
+    [run] = _runs(autologged)
+    assert run.data.params["vect__token_pattern"] == r"(?u)\b\w\w+\b"
+    assert run.data.params["vect__tokenizer"] == "None"
+    assert run.data.params == {k: str(v) for k, v in pipeline.get_params(deep=True).items()}
 
 
 def test_secret_looking_params_are_redacted(autologged) -> None:

@@ -166,6 +166,8 @@ def _watch_live_cell(page: Any) -> list[dict[str, Any]]:
     whether the cell was still executing at that moment."""
     cell = page.locator(".jp-CodeCell").filter(has_text="%%track --name mlp-live")
     chart = cell.locator(".nbt-run-card .nbt-chart")
+    duration = cell.locator(".nbt-run-card .nbt-duration")
+    badge = cell.locator(".nbt-run-card .nbt-card-line .nbt-badge")
     seen: list[dict[str, Any]] = []
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -174,7 +176,16 @@ def _watch_live_cell(page: Any) -> list[dict[str, Any]]:
         if chart.count():
             points = chart.first.get_attribute("data-points")
             drawn = chart.first.locator("svg, canvas").count() > 0
-            seen.append({"running": running, "points": int(points or 0), "drawn": drawn})
+            took = duration.first.inner_text() if duration.count() else ""
+            status = badge.first.inner_text() if badge.count() else ""
+            seen.append(
+                {
+                    "running": running,
+                    "points": int(points or 0),
+                    "drawn": drawn,
+                    "took": took if status == "RUNNING" else "",
+                }
+            )
         if seen and not running:
             break
         time.sleep(0.25)
@@ -234,6 +245,10 @@ def test_live_chart_draws_and_gains_points_while_the_cell_runs(session, tmp_path
     counts = [s["points"] for s in while_running]
     assert counts[-1] > counts[0] > 0, f"points did not grow while running: {counts}"
     assert len(set(counts)) >= 3, f"expected several redraws while running: {counts}"
+    # The RUNNING card's duration ticks: the time so far, never "-".
+    took = [s["took"] for s in while_running if s["took"]]
+    assert took and all(re.fullmatch(r"\d+s|\d+m\d\ds", t) for t in took), took
+    assert len(set(took)) >= 2, f"the duration did not tick: {took}"
     card = _output(session.page, "%%track --name mlp-live").locator(".nbt-run-card")
     card.locator(".nbt-badge", has_text="FINISHED").wait_for()
     card.locator(".nbt-chart svg").first.wait_for()
@@ -338,3 +353,200 @@ def test_html_run_name_shows_as_text_and_runs_nothing(session, tmp_path):
     assert session.errors == [], session.errors
     assert session.blocked == [], session.blocked  # nothing reached for a CDN
     _shoot(page, tmp_path, "notebook")
+
+
+# -- issue 11: how the panels read ---------------------------------------------------------------
+
+RUN_COLOURS = """(root) => {
+  // run name -> colour, from every swatch and chart legend under root
+  const out = {};
+  const add = (name, color) => { (out[name] ??= new Set()).add(color); };
+  for (const el of root.querySelectorAll('.nbt-run-name, .nbt-name, th')) {
+    const swatch = el.querySelector(':scope > .nbt-swatch');
+    if (swatch) add(el.textContent.trim(), getComputedStyle(swatch).backgroundColor);
+  }
+  for (const item of root.querySelectorAll('.role-legend-entry .role-scope > g')) {
+    const label = item.querySelector('.role-legend-label text');
+    const symbol = item.querySelector('.role-legend-symbol path');
+    if (!label || !symbol) continue;
+    const style = getComputedStyle(symbol);  // lines are stroked, points filled
+    add(label.textContent, style.stroke === 'none' ? style.fill : style.stroke);
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v]]));
+}"""
+
+
+def _colours(target: Any) -> dict[str, list[str]]:
+    return target.evaluate(RUN_COLOURS)
+
+
+def test_a_run_has_one_colour_in_card_table_curves_and_compare(session, tmp_path):
+    page = session.page
+    card = _colours(_output(page, "%%track --name sgd-lr-0.1").locator(".nbt-run-card").first)
+    table = _colours(_table(page).first)
+    curves_panel = _output(page, "%track curves").locator(".nbt-curves")
+    curves_panel.locator(".role-legend-symbol path").first.wait_for(state="attached")
+    curves = _colours(curves_panel.first)
+    compare = _colours(_output(page, "%track compare").locator(".nbt-compare").first)
+    for name in SGD_RUNS:
+        seen = {
+            "card": _colours(
+                _output(page, f"%%track --name {name}").locator(".nbt-run-card").first
+            ).get(name),
+            "table": table.get(name),
+            "curves": curves.get(name),
+            "compare": compare.get(name),
+        }
+        assert all(v and len(v) == 1 for v in seen.values()), seen
+        assert len({v[0] for v in seen.values()}) == 1, f"{name} changes colour: {seen}"
+    assert card["sgd-lr-0.1"] == table["sgd-lr-0.1"]
+
+
+def test_a_wall_time_axis_over_seconds_reads_as_clock_time(session, tmp_path):
+    curves = _output(session.page, "%track curves").locator(".nbt-curves")
+    curves.locator("select.nbt-x-axis").select_option("wall")
+    axis = curves.locator("[aria-label^='X-axis titled \\'wall time\\''] .role-axis-label text")
+    axis.first.wait_for(state="attached")
+    labels = axis.all_text_contents()
+    assert len(labels) >= 2 and all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in labels), labels
+    _shoot(curves, tmp_path, "curves-wall")
+    curves.locator("select.nbt-x-axis").select_option("step")
+    steps = curves.locator("[aria-label^='X-axis titled \\'step\\''] .role-axis-label text")
+    steps.first.wait_for(state="attached")
+    assert all(re.fullmatch(r"\d+", t) for t in steps.all_text_contents())
+
+
+def test_log_y_and_smoothing_in_the_curves_panel(session, tmp_path):
+    curves = _output(session.page, "%track curves").locator(".nbt-curves")
+    curves.locator("input.nbt-log-y").check()
+    titles = curves.locator(".role-title-text")
+    titles.filter(has_text="train_loss (log y)").wait_for(state="attached")
+    assert "val_accuracy" in titles.all_text_contents()  # bounded: left linear
+    assert "val_accuracy" in curves.locator(".nbt-log-skipped").inner_text()
+    _slide(curves.locator("input.nbt-smoothing"), "0.8")
+    curves.locator(".nbt-muted", has_text="0.80").wait_for()
+    legend = curves.locator(".role-legend-symbol path").first
+    assert float(legend.evaluate("p => getComputedStyle(p).opacity")) == 1.0
+    assert float(legend.evaluate("p => getComputedStyle(p).strokeOpacity")) == 1.0
+    _shoot(curves, tmp_path, "curves-log-smoothed")
+    curves.locator("input.nbt-log-y").uncheck()
+    _slide(curves.locator("input.nbt-smoothing"), "0")
+    curves.locator(".nbt-muted", has_text="0.00").wait_for()
+
+
+def _slide(slider: Any, value: str) -> None:
+    """Move a range input as a drag would (Playwright cannot fill() one)."""
+    slider.evaluate(
+        "(e, v) => { e.value = v; e.dispatchEvent(new Event('change', {bubbles: true})); }", value
+    )
+
+
+def test_parallel_coordinates_name_each_run(session, tmp_path):
+    compare = _output(session.page, "%track compare").locator(".nbt-compare")
+    parallel = compare.locator(".nbt-pc_spec")
+    legend = parallel.locator(".role-legend-label text").all_text_contents()
+    assert sorted(legend) == sorted(SGD_RUNS)
+    assert parallel.locator("text", has_text="not set").count() >= 1  # alpha: one run set it
+    _shoot(parallel, tmp_path, "parallel")
+
+
+def test_table_keeps_names_pinned_and_metrics_on_screen_at_1400px(session, tmp_path):
+    page = session.page
+    assert page.viewport_size["width"] == 1400
+    assert page.locator(".jp-FileBrowser").first.is_visible(), "the file browser is not open"
+    table = _table(page)
+    _wait_names(table, lambda n: len(n) == len(ALL_RUNS))
+    grid = table.locator(".nbt-grid")
+    edge = grid.bounding_box()
+    first_metric = table.locator("th[data-column^='metrics.']").first
+    box = first_metric.bounding_box()
+    assert box["x"] + box["width"] <= edge["x"] + edge["width"], "first metric off-screen"
+    name = table.locator("td.nbt-run-name").first
+    before = name.bounding_box()["x"]
+    grid.evaluate("g => { g.scrollLeft = g.scrollWidth; }")
+    page.wait_for_timeout(200)
+    assert grid.evaluate("g => g.scrollLeft") > 0, "nothing to scroll: widen the test data"
+    assert abs(name.bounding_box()["x"] - before) < 1.5  # pinned
+    _shoot(table, tmp_path, "table-scrolled")
+    grid.evaluate("g => { g.scrollLeft = 0; }")
+
+
+def test_column_chooser_searches_and_keeps_names_on_one_line(session, tmp_path):
+    table = _table(session.page)
+    chooser = table.locator("details.nbt-columns")
+    chooser.locator("summary").click()
+    popup = chooser.locator(".nbt-column-popup")
+    popup.wait_for()
+    assert popup.bounding_box()["width"] >= 300
+    choices = popup.locator(".nbt-column-choice")
+    heights = {round(b["height"]) for b in (c.bounding_box() for c in choices.all())}
+    assert max(heights) < 2 * min(heights), f"a column name wrapped: {heights}"
+    popup.locator("input.nbt-column-search").fill("accur")
+    shown = [c for c in choices.all() if c.is_visible()]
+    assert [c.inner_text() for c in shown] == ["val_accuracy"]
+    _shoot(table, tmp_path, "table-columns")
+    popup.locator("input.nbt-column-search").fill("")
+    assert len([c for c in choices.all() if c.is_visible()]) == choices.count()
+    table.locator(".nbt-total").click()  # a click elsewhere closes it
+    assert not popup.is_visible()
+
+
+def test_filter_error_marks_the_token_in_a_monospace_echo(session, tmp_path):
+    table = _table(session.page)
+    box = table.locator("input.nbt-filter")
+    box.fill("metrics.val_accuracy > 0.5 and params.alpha = 0.001")
+    box.press("Enter")
+    echo = table.locator(".nbt-filter-echo")
+    echo.wait_for()
+    assert "mono" in echo.evaluate("e => getComputedStyle(e).fontFamily").lower()
+    token = echo.locator(".nbt-filter-token")
+    assert token.inner_text() == "0.001"
+    caret = echo.locator(".nbt-filter-caret")
+    assert abs(caret.bounding_box()["x"] - token.bounding_box()["x"]) < 1.5
+    _shoot(table, tmp_path, "table-filter-caret")
+    box.fill("")
+    box.press("Enter")
+    assert len(_wait_names(table, lambda n: len(n) == len(ALL_RUNS))) == len(ALL_RUNS)
+
+
+def test_status_messages_fade(session, tmp_path):
+    table = _table(session.page)
+    _wait_names(table, lambda n: len(n) == len(ALL_RUNS))
+    row = table.locator("tbody tr").filter(
+        has=session.page.locator("td.nbt-run-name", has_text=XSS)
+    )
+    page_box = table.locator("input.nbt-select-page")
+    page_box.check()  # then unchecked: nothing selected from earlier tests
+    page_box.uncheck()
+    table.locator(".nbt-actions", has_text="0 selected").wait_for()
+    row.locator("input.nbt-select").check()
+    table.locator(".nbt-actions", has_text="1 selected").wait_for()
+    table.locator("button[data-action='delete']").click()
+    message = table.locator(".nbt-actions .nbt-message")
+    message.filter(has_text="Deleted 1 run").wait_for()
+    table.locator("select.nbt-view").select_option("deleted")
+    _wait_names(table, lambda n: n == [XSS])
+    table.locator("input.nbt-select").first.check()
+    table.locator("button[data-action='restore']").click()
+    message.filter(has_text="Restored 1 run.").wait_for()
+    started = time.monotonic()
+    session.page.wait_for_function(
+        "(el) => el.textContent === ''", arg=message.element_handle(), timeout=15_000
+    )
+    assert 3 < time.monotonic() - started < 12
+    table.locator("select.nbt-view").select_option("active")
+    assert len(_wait_names(table, lambda n: len(n) == len(ALL_RUNS))) == len(ALL_RUNS)
+
+
+def test_run_details_show_the_run_in_full(session, tmp_path):
+    card = _output(session.page, "%track show").locator(".nbt-run-card")
+    card.locator(".nbt-details").wait_for()
+    assert card.locator(".nbt-name").inner_text() == "mlp-live"
+    metrics = card.locator(".nbt-details-metrics tbody tr")
+    assert metrics.locator("td:first-child").all_text_contents() == ["batch_loss", "val_accuracy"]
+    assert card.locator(".nbt-spark polyline").count() == 2
+    params = card.locator(".nbt-details-params td:first-child").all_text_contents()
+    assert params == ["batch_size", "epochs", "learning_rate"]
+    blocks = card.locator(".nbt-details-block").all_text_contents()
+    assert any('nbtrack.log_metric("batch_loss"' in b for b in blocks), blocks
+    _shoot(card, tmp_path, "details")

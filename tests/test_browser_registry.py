@@ -2,7 +2,7 @@
 registered from the run table's Register action, then promoted in the RegistryPanel through
 the reason prompt (the gate results shown first), and the move appears in the audit log;
 a weak run registered from its run card fails the gate and goes through only when forced
-with a reason.
+with a reason; the protected alias ``champion`` moves through the same review.
 
 Reuses test_browser's JupyterLab server fixture (``lab``) and helpers; the notebook is
 written into the server's root here. Screenshots go to the test's ``tmp_path`` and to
@@ -39,7 +39,10 @@ CELLS = [
     "X, y = load_digits(return_X_y=True)\n"
     "X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.3, random_state=0)\n"
     "policy = registry.set_policy(\n"
-    '    "digits", production=["metrics.val_accuracy >= 0.9"], reason="the launch bar"\n'
+    '    "digits",\n'
+    '    production=["metrics.val_accuracy >= 0.9"],\n'
+    '    aliases={"champion": ["metrics.val_accuracy >= 0.9"]},\n'
+    '    reason="the launch bar",\n'
     ")",
     "%%track --name no-model --metrics val_accuracy\nval_accuracy = 0.5  # logs no model",
     "%%track --name logreg --metrics val_accuracy\n"
@@ -91,6 +94,11 @@ def _output(page: Any, source: str) -> Any:
 def _row(table: Any, name: str) -> Any:
     cell = table.page.locator("td.nbt-run-name", has_text=re.compile(f"^{re.escape(name)}$"))
     return table.locator("tbody tr").filter(has=cell)
+
+
+def _right_edge(locator: Any) -> float:
+    box = locator.bounding_box()
+    return box["x"] + box["width"]
 
 
 def _events(root: Path) -> list[dict[str, Any]]:
@@ -207,13 +215,18 @@ def test_register_from_the_table_then_promote_in_the_registry_panel(session, lab
     )
     forced = panel.locator(".nbt-audit tbody tr").nth(1)  # the newest is version 1 archived
     assert forced.locator("td").all_inner_texts()[2:7] == [
-        "version.stage",
+        "version.stage forced",
         "2",
         "None",
         "Production",
         "demo build for the sales call",
     ]
     assert forced.locator(".nbt-forced").inner_text() == "forced"
+    # The whole log fits its panel: the last column and the badge are not cut off.
+    right = _right_edge(panel)
+    assert _right_edge(panel.locator(".nbt-audit")) <= right + 1
+    assert _right_edge(forced.locator("td").last) <= right + 1
+    assert _right_edge(forced.locator(".nbt-forced")) <= right + 1
     browser._shoot(panel, tmp_path, "registry-panel-forced")
 
     promoted, _, forced_event, archived = _events(lab.root)[-4:]
@@ -227,6 +240,30 @@ def test_register_from_the_table_then_promote_in_the_registry_panel(session, lab
     assert (forced_event["version"], forced_event["forced"]) == (2, True)
     assert forced_event["checks"][0]["passed"] is False
     assert (archived["version"], archived["to"]) == (1, "Archived")
+
+    # The protected alias: its button opens the same review, and the move needs a reason.
+    assert weak.locator("button.nbt-alias-move").inner_text() == "→ @champion"
+    version.locator("button.nbt-alias-move[data-alias='champion']").click()
+    prompt.wait_for()
+    assert "Point digits @champion at version 1 (now: unset)" in prompt.inner_text()
+    assert "1 of 1 passed" in prompt.inner_text()
+    confirm = prompt.locator(".nbt-confirm")
+    assert confirm.inner_text() == "Point @champion here" and confirm.is_disabled()
+    prompt.locator("textarea.nbt-reason").fill("the accurate one serves")
+    confirm.click()
+    prompt.wait_for(state="detached")
+    version.locator(".nbt-alias", has_text="@champion").wait_for()
+    assert message.inner_text() == "Pointed digits@champion at version 1 (was unset)."
+    assert version.locator("button.nbt-alias-move").count() == 0  # it holds the alias now
+    pointed = _events(lab.root)[-1]
+    assert (pointed["op"], pointed["alias"], pointed["version"], pointed["reason"]) == (
+        "alias.set",
+        "champion",
+        1,
+        "the accurate one serves",
+    )
+    assert pointed["forced"] is False and pointed["checks"][0]["passed"] is True
+    browser._shoot(panel, tmp_path, "registry-panel-alias")
 
     outputs = page.locator(".jp-OutputArea")
     assert outputs.locator("img[src='x']").count() == 0

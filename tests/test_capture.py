@@ -1,4 +1,5 @@
-"""Params from a cell's code (literal top-level assignments) and redaction of secret names."""
+"""Params from a cell's code (literal top-level assignments); the names and values they
+redact are tested in test_redact.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import textwrap
 import pytest
 
 from nbtrack.capture.params import literal_assignments
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import REDACTED
 
 
 def _params(source: str) -> dict:
@@ -169,34 +170,6 @@ def test_only_top_level_statements_count() -> None:
 )
 def test_magics_and_syntax_errors_give_nothing(source: str) -> None:
     assert literal_assignments(source) == {}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "API_KEY",
-        "api_key",
-        "hf_token",
-        "HF_TOKEN",
-        "DbPassword",
-        "client_secret",
-        "SECRET",
-        "keyfile",
-        "aws_secret_access_key",
-        "github_Token_2",
-        "db_passwd",
-        "credentials",
-    ],
-)
-def test_secret_names_are_redacted(name: str) -> None:
-    assert is_secret_name(name)
-    assert _params(f"{name} = 'hunter2'\nlr = 0.1") == {name: REDACTED, "lr": 0.1}
-
-
-@pytest.mark.parametrize("name", ["lr", "n_estimators", "max_depth", "batch_size", "model_name"])
-def test_ordinary_names_are_kept(name: str) -> None:
-    assert not is_secret_name(name)
-    assert _params(f"{name} = 3") == {name: 3}
 
 
 def test_redaction_covers_unpacked_names_and_never_stores_the_value() -> None:

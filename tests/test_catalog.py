@@ -146,6 +146,19 @@ def test_nonfinite_latest_metrics_survive_the_log_and_a_snapshot(tmp_path: Path)
     assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
 
 
+def test_nonfinite_metrics_of_a_whole_row_set_by_a_patch_survive_the_log(tmp_path: Path) -> None:
+    """Indexing a run from its journal stages {"set": row}: its metrics are spelled too."""
+    writer = _catalog(tmp_path)
+    row = {"run_id": "r", "metrics": {"n": [float("nan"), 1, 2], "p": [float("inf"), 0, 1]}}
+    writer.stage("runs", "r", {"set": row})
+    writer.commit()
+    assert b"null" not in (tmp_path / CHANGELOG_NAME).read_bytes()
+    got = _catalog(tmp_path).get("runs", "r")["metrics"]
+    assert got["n"][0] != got["n"][0] and got["n"][1:] == [1, 2]
+    assert got["p"] == [float("inf"), 0, 1]
+    assert row["metrics"]["n"][0] != row["metrics"]["n"][0]  # the caller's row is untouched
+
+
 def test_compaction_keeps_documents_bumps_generation_and_truncates_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

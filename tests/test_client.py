@@ -42,6 +42,11 @@ TRACKING_CALLS = [
     "log_dict",
     "list_artifacts",
     "download_artifacts",
+    "get_parent_run",
+    "log_figure",
+    "log_image",
+    "log_table",
+    "load_table",
 ]
 REGISTRY_CALLS = [
     "create_registered_model",
@@ -167,6 +172,19 @@ def test_experiments_and_runs(tracking) -> None:
         client.delete_tag(run_id, "absent")
 
 
+def test_search_experiments_reads_mlflows_experiment_grammar(tracking) -> None:
+    client = tracking.MlflowClient()
+    churn = client.create_experiment("churn", tags={"team": "growth"})
+    client.create_experiment("fraud")
+    found = client.search_experiments(filter_string="tags.team IS NULL and name != 'Default'")
+    assert [e.name for e in found] == ["fraud"]
+    found = client.search_experiments(filter_string=f"experiment_id IN ('{churn}', '999')")
+    assert [e.name for e in found] == ["churn"]
+    assert client.search_experiments(filter_string="creation_time > 0 and tags.team = 'growth'")
+    with pytest.raises(InvalidParameterError, match=r"unknown attribute 'status'; valid attrib"):
+        client.search_experiments(filter_string="status = 'active'")
+
+
 def test_list_and_download_artifacts(tracking, tmp_path: Path) -> None:
     client = tracking.MlflowClient()
     run_id = logged_run(tracking, 0.9)
@@ -186,6 +204,27 @@ def test_list_and_download_artifacts(tracking, tmp_path: Path) -> None:
     assert Path(client.download_artifacts(run_id, "notes/a.txt", tmp_path)).read_text() == "hello"
     with pytest.raises(NotFoundError, match="no artifact"):
         client.download_artifacts(run_id, "absent.txt", tmp_path)
+
+
+def test_figures_images_tables_and_parents_on_a_run_by_id(tracking) -> None:
+    import numpy as np
+
+    client = tracking.MlflowClient()
+    parent = client.create_run("0")
+    child = client.create_run("0", tags={"mlflow.parentRunId": parent.info.run_id})
+    run_id = child.info.run_id
+    client.log_image(run_id, np.zeros((2, 2, 3), dtype=np.uint8), "img.png")
+    client.log_image(run_id, np.zeros((2, 2, 3), dtype=np.uint8), key="k", step=1)
+    client.log_table(run_id, {"a": [1, 2]}, "t.json")
+    client.log_table(run_id, {"a": [3]}, "t.json")
+    assert client.get_parent_run(run_id).info.run_id == parent.info.run_id
+    assert client.get_parent_run(parent.info.run_id) is None
+    assert client.load_table("0", "t.json")["a"].tolist() == [1, 2, 3]
+    paths = [f.path for f in client.list_artifacts(run_id)]
+    assert paths == ["images", "img.png", "t.json"]
+    assert client.get_run(run_id).data.tags["mlflow.loggedImages"] == "True"
+    with pytest.raises(InvalidParameterError, match="figure="):
+        client.log_figure(run_id, object(), "f.png")
 
 
 def test_registry_calls(tracking) -> None:

@@ -26,6 +26,8 @@ from nbtrack.store import Store, doctor
 from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
 from nbtrack.store.journal import read_records
 
+pytestmark = pytest.mark.slow  # several processes on one store
+
 WORKERS = 4
 RUNS_PER_WORKER = 250
 STEPS = 4

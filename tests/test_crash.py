@@ -27,6 +27,8 @@ from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
 from nbtrack.store.journal import TornRecordWarning, dumps, read_records
 from nbtrack.tracking import fluent
 
+pytestmark = pytest.mark.slow  # loggers killed at random moments
+
 ITERATIONS = 12
 SEED = 20_261_126
 
@@ -141,7 +143,7 @@ def _check_killed(store: Store, run_id: str, every: int) -> None:
     assert row["end_time"] is not None and row["end_time"] >= row["start_time"]
     assert row["params"] == {"every": str(every)}
     # The status is in the journal (the truth), not only in the catalog.
-    sets = [r for r in store.read_journal(run_id) if r["op"] == "set"]
+    sets = [r for r in store.records(run_id) if r["op"] == "set"]
     assert sets and sets[-1]["fields"]["status"] == "KILLED"
 
 

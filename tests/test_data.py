@@ -99,7 +99,7 @@ def test_log_input_records_the_dataset_and_its_context(tracking) -> None:
         {"mlflow.data.context": "eval"},
     ]
     assert json.loads(inputs[0].dataset.profile) == {"num_rows": 2, "num_elements": 4}
-    assert run._store.get_run(run.info.run_id)["inputs"] == 2  # the catalog counts them
+    assert run.store.get_run(run.info.run_id)["inputs"] == 2  # the catalog counts them
 
 
 def test_log_input_accepts_an_mlflow_dataset_and_rejects_other_things(tracking) -> None:
@@ -111,7 +111,7 @@ def test_log_input_accepts_an_mlflow_dataset_and_rejects_other_things(tracking) 
             tracking.log_input(frame)
     [logged] = tracking.get_run(run.info.run_id).inputs.dataset_inputs
     assert logged.dataset.digest == theirs.digest and logged.dataset.name == "x"
-    journal = run._store.read_journal(run.info.run_id)
+    journal = run.store.records(run.info.run_id)
     assert [r["op"] for r in journal].count("input") == 1
 
 

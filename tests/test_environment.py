@@ -53,6 +53,23 @@ def repo(tmp_path: Path) -> Path:
     return folder
 
 
+def test_allow_listed_variables_are_redacted_by_their_words_and_values(monkeypatch):
+    listed = {
+        "TOKENIZERS_PARALLELISM": ("false", "false"),  # Hugging Face's; no token in it
+        "KEY_DIM": ("64", "64"),
+        "HF_TOKEN": ("hf_plain", REDACTED),
+        "DATABASE_URL": ("postgres://ann:hunter2@db/runs", "postgres://ann:<redacted>@db/runs"),
+        "SERVICE_CONFIG": ("sk-" + "T3BlbkFJ" * 6, REDACTED),
+    }
+    for name, (value, _) in listed.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NBTRACK_ENV_ALLOWLIST", ",".join(listed))
+    variables = environment.allowed_variables()
+    assert {name: variables[name] for name in listed} == {
+        name: stored for name, (_, stored) in listed.items()
+    }
+
+
 def test_capture_holds_python_platform_packages_and_no_secret_values(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name, value in SECRETS.items():
@@ -102,7 +119,7 @@ def test_runs_reference_one_stored_environment_and_carry_git_tags(tracking, repo
         pass
     with tracking.start_run() as second:
         pass
-    store = first._store
+    store = first.store
     rows = [store.get_run(r.run_id) for r in (first, second)]
     digest = rows[0]["environment"]
     assert rows[1]["environment"] == digest
@@ -128,13 +145,14 @@ def test_runs_reference_one_stored_environment_and_carry_git_tags(tracking, repo
 
 
 def test_a_failing_capture_warns_and_the_run_still_starts(tracking, monkeypatch):
-    def broken(store_root):
+    def broken():
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(environment, "for_run", broken)
+    environment._reset()  # captured and stored by an earlier test otherwise
+    monkeypatch.setattr(environment, "session_environment", broken)
     with pytest.warns(UserWarning, match="disk on fire"), tracking.start_run() as run:
         tracking.log_param("p", 1)
-    row = run._store.get_run(run.info.run_id)
+    row = run.store.get_run(run.info.run_id)
     assert row["status"] == "FINISHED" and "environment" not in row
 
 

@@ -45,6 +45,25 @@ MLFLOW_NAMES = [
     "delete_experiment",
     "restore_experiment",
     "set_experiment_tag",
+    "set_experiment_tags",
+    "log_figure",
+    "log_image",
+    "log_table",
+    "load_table",
+    "log_inputs",
+    "get_parent_run",
+]
+
+# MLflow's submodule functions nbtrack's submodules provide, with the same parameters.
+MLFLOW_SUBMODULE_NAMES = [
+    ("artifacts", "download_artifacts"),
+    ("artifacts", "list_artifacts"),
+    ("artifacts", "load_text"),
+    ("artifacts", "load_dict"),
+    ("artifacts", "load_image"),
+    ("pyfunc", "log_model"),
+    ("pyfunc", "save_model"),
+    ("pyfunc", "load_model"),
 ]
 
 
@@ -141,3 +160,15 @@ def test_import_is_light() -> None:
     )
     loaded = json.loads(result.stdout)
     assert loaded == dict.fromkeys(heavy + deferred, False)
+
+
+@pytest.mark.parametrize(("module", "name"), MLFLOW_SUBMODULE_NAMES)
+def test_submodule_functions_take_mlflows_positional_parameters(module: str, name: str) -> None:
+    import importlib
+
+    theirs = [
+        p.name for p in _positional(getattr(importlib.import_module(f"mlflow.{module}"), name))
+    ]
+    ours = [p.name for p in _positional(getattr(getattr(nbtrack, module), name))]
+    shared = [p for p in ours if p in theirs]
+    assert shared == theirs[: len(shared)], f"nbtrack.{module}.{name}: {ours} vs MLflow's {theirs}"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import reset_fluent
 from nbtrack.errors import StoreError
 from nbtrack.store import Store
 from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
+from nbtrack.tracking.session import close_stores
 
 DAMAGED = r"catalog of the store .* is damaged \(.*\); rebuilding it from the run journals"
 
@@ -51,7 +51,7 @@ def _populate(tracking, store_dir: Path) -> dict[str, dict]:
     tracking.delete_run(run.info.run_id)
     expected[run.info.run_id]["deleted"] = True
     tracking.flush()
-    reset_fluent()  # every store closed: what is on disk is all there is
+    close_stores()  # every store closed: what is on disk is all there is
     return expected
 
 
@@ -220,7 +220,7 @@ def read_only(tmp_path: Path):
         return target
 
     yield make
-    reset_fluent()  # the fluent API's stores hold files open on the mount
+    close_stores()  # the fluent API's stores hold files open on the mount
     for target in reversed(mounts):
         if subprocess.run(["umount", str(target)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "--lazy", str(target)], check=True)
@@ -265,8 +265,8 @@ def test_the_command_line_reads_a_read_only_store(populated, read_only) -> None:
 
 
 def test_writing_to_a_read_only_store_is_a_clear_error(populated, read_only, tracking) -> None:
+    from nbtrack import MlflowClient
     from nbtrack.errors import StoreReadOnlyError
-    from nbtrack.tracking.client import MlflowClient
 
     store_dir, expected = populated
     ro = read_only(store_dir)

@@ -179,7 +179,7 @@ def nb(kernel: Kernel) -> Kernel:
 
 @contextmanager
 def opened(path: Path) -> Iterator[Store]:
-    assert (path / "catalog.json").exists(), f"the kernel made no store in {path}"
+    assert (path / "catalog.snapshot").exists(), f"the kernel made no store in {path}"
     with Store(path) as store:
         yield store
 
@@ -206,7 +206,7 @@ def runs_by_name(path: Path, timeout: float = 5.0) -> dict[str, dict[str, Any]]:
 
 def journal(path: Path, run_id: str, op: str) -> list[dict[str, Any]]:
     with opened(path) as store:
-        return [r for r in store.read_journal(run_id) if r["op"] == op]
+        return [r for r in store.records(run_id) if r["op"] == op]
 
 
 def cell_record(path: Path, run_id: str) -> dict[str, Any]:
@@ -328,6 +328,25 @@ def test_secret_literals_never_reach_the_store(nb: Kernel, kernel_env: Path):
     assert not leaks, f"secret values written to the store: {sorted(leaks)}"
     shown = nb.ok("nbtrack.run_details('secretive')").result["text/plain"]
     assert not [s for s in SECRETS.values() if s in shown]
+
+
+def test_secret_names_from_the_environment_and_set_secret_names_reach_the_kernel(
+    kernel_env: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NBTRACK_SECRET_NAMES", "vocab_size")
+    monkeypatch.setenv("NBTRACK_NOT_SECRET_NAMES", "pwd")
+    kernel = Kernel(kernel_env)  # a child process: it inherits the variables
+    try:
+        kernel.ok("%load_ext nbtrack\nimport nbtrack")
+        kernel.ok("%%track --name env\nvocab_size = 32000\npwd = '/data'\nlr = 0.1")
+        env = runs_by_name(kernel_env / ".nbtrack")["env"]
+        assert env["params"] == {"vocab_size": "<redacted>", "pwd": "/data", "lr": "0.1"}
+        kernel.ok("nbtrack.set_secret_names(secret=['seed'])")
+        kernel.ok("%%track --name function\nseed = 7\nvocab_size = 100\nlr = 0.2")
+        function = runs_by_name(kernel_env / ".nbtrack")["function"]
+        assert function["params"] == {"seed": "<redacted>", "vocab_size": "<redacted>", "lr": "0.2"}
+    finally:
+        kernel.close()
 
 
 def test_user_strings_are_escaped_in_run_card_and_tables(nb: Kernel):
@@ -533,6 +552,41 @@ def test_track_on_makes_cells_that_log_child_runs_of_one_session(nb: Kernel, ker
     expected.add(tracked.execution_count)
     assert plain.execution_count not in numbers
     assert numbers == expected
+
+
+def test_track_off_ends_the_session_run_through_the_end_hooks(nb: Kernel, kernel_env: Path):
+    # With system metrics on, the session run of %track on is measured like any run: %track
+    # off must end it the one way runs end, so its totals land and sampling stops.
+    store = kernel_env / ".nbtrack"
+    nb.ok("import os; os.environ['NBTRACK_SYSTEM_SAMPLING_SECONDS'] = '0.05'")
+    nb.ok("%track autolog on system")
+    nb.ok("%track on")
+    nb.ok("nbtrack.log_metric('m', 1.0)\nimport time; time.sleep(0.3)")
+    nb.ok("%track off")
+    [session] = [r for r in runs_by_name(store).values() if "nbtrack.session" in r["tags"]]
+    assert session["status"] == "FINISHED"
+    assert "system/wall_time_seconds" in session["metrics"]
+    key = "system/process_memory_megabytes"
+    with opened(store) as opened_store:
+        sampled = len(opened_store.metric_history(session["run_id"], key)[0])
+    nb.ok("import time; time.sleep(0.4); nbtrack.flush()")
+    with opened(store) as opened_store:
+        assert len(opened_store.metric_history(session["run_id"], key)[0]) == sampled
+
+
+def test_nbtrack_errors_are_short_and_user_tracebacks_start_at_the_cell(nb: Kernel):
+    refused = nb.run("nbtrack.search_runs(filter_string='metrics.x >< 1')")
+    assert (refused.status, refused.reply["ename"]) == ("error", "InvalidFilterError")
+    lines = refused.traceback.strip().splitlines()
+    assert len(lines) < 10 and lines[-1].strip() == "^", lines
+    assert "search.py" not in refused.traceback and "%tb" in refused.traceback
+
+    failing = nb.run("%%track --name broken\ndef g():\n    raise ValueError('bad')\ng()")
+    assert (failing.status, failing.reply["ename"]) == ("error", "ValueError")
+    assert "run_cell_magic" not in failing.traceback
+    assert "raise ValueError('bad')" in failing.traceback
+    plain = nb.run("1 / 0")  # untracked cells keep IPython's traceback
+    assert "1 / 0" in plain.traceback and plain.reply["ename"] == "ZeroDivisionError"
 
 
 def test_notebook_path_comes_from_jpy_session_name(kernel_env: Path):

@@ -25,8 +25,8 @@ from mlflow import MlflowClient
 from mlflow.tracking import fluent as mlflow_fluent
 
 import nbtrack
-from conftest import reset_fluent
 from nbtrack.errors import InvalidFilterError
+from store_helpers import fluent_store
 
 ALPHA = "diff-alpha"
 BETA = "diff-beta"
@@ -52,9 +52,12 @@ ACTIVE_ONLY, DELETED_ONLY, ALL = 1, 2, 3  # ViewType: the same numbers in MLflow
 ONE_SIDED_TAG_PREFIXES = ("mlflow.source.git.",)
 VALUE_DIFFERS_TAGS = frozenset({"mlflow.user", "mlflow.source.name", "mlflow.source.type"})
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
-)
+pytestmark = [
+    pytest.mark.slow,  # the same scenario logged to a real MLflow
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated"  # MLflow's SQLAlchemy usage
+    ),
+]
 
 
 # --- the scenario ---------------------------------------------------------------------------
@@ -339,13 +342,6 @@ def _end_mlflow_runs() -> None:
 
 # MLflow writes these to os.environ itself (set_tracking_uri, set_experiment).
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-_NBTRACK_ENV = (
-    "NBTRACK_DIR",
-    "NBTRACK_TRACKING_URI",
-    "NBTRACK_RUN_ID",
-    "NBTRACK_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_NAME",
-)
 
 
 @pytest.fixture(scope="module")
@@ -381,17 +377,9 @@ def mlflow_side(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
 def nbtrack_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Logged]:
     """The scenario logged once to an nbtrack store; returns its folder and what was logged."""
     root = tmp_path_factory.mktemp("nbtrack-differential")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for variable in _NBTRACK_ENV:
-            patch.delenv(variable, raising=False)
-        reset_fluent()
-        try:
-            nbtrack.set_tracking_uri(root / "nbtrack")
-            logged = log_scenario(nbtrack)
-            nbtrack.flush()
-        finally:
-            reset_fluent()
+    with fluent_store(root):
+        logged = log_scenario(nbtrack)
+        nbtrack.flush()
     return root / "nbtrack", logged
 
 

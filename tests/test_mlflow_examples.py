@@ -18,6 +18,8 @@ import pytest
 
 from nbtrack.store import Store
 
+pytestmark = pytest.mark.slow  # MLflow's own examples, end to end
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = Path(__file__).resolve().parent / "mlflow_examples"
 
@@ -59,15 +61,14 @@ def test_sklearn_elasticnet_wine_example(tmp_path: Path, args: tuple[str, ...]) 
         assert run["params"] == {"alpha": str(alpha), "l1_ratio": str(l1_ratio)}
         assert {k: p[0] for k, p in run["metrics"].items()} == printed
         assert store.registry.path.exists() is False  # a file: store, so the example skips it
-    nbtrack.set_tracking_uri(tmp_path / "store")
-    try:
-        model = nbtrack.sklearn.load_model(f"runs:/{run['run_id']}/model")
-        assert type(model).__name__ == "ElasticNet"
-        assert (model.alpha, model.l1_ratio) == (alpha, l1_ratio)
-    finally:
-        from conftest import reset_fluent
+    from nbtrack.tracking import fluent
+    from nbtrack.tracking.session import Session, close_stores
 
-        reset_fluent()
+    with fluent.use_session(Session(tmp_path / "store")):
+        model = nbtrack.sklearn.load_model(f"runs:/{run['run_id']}/model")
+    close_stores()
+    assert type(model).__name__ == "ElasticNet"
+    assert (model.alpha, model.l1_ratio) == (alpha, l1_ratio)
 
 
 def test_model_registry_workflow_documentation(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 from model_helpers import artifacts, classifier, iris
 from nbtrack.models import SchemaEnforcementError
 
+pytestmark = pytest.mark.slow  # a real MLflow saves and loads the packages
+
 
 @pytest.fixture
 def package(tracking):

@@ -119,6 +119,16 @@ def test_live_card_state_is_final(executed):
     assert "batch_loss" in data["text/plain"] and "val_accuracy" in data["text/plain"]
 
 
+def test_show_bundle_is_the_card_in_full_with_its_text_form(executed):
+    data = panel_bundle(executed.nb, "%track show mlp-live")
+    assert "status = FINISHED" in data["text/plain"] and "batch_loss" in data["text/plain"]
+    assert "class='nbtrack-run'" in data["text/html"] and "<script" not in data["text/html"]
+    card = widget_state(executed.nb)[data[WIDGET]["model_id"]]["state"]
+    assert [m["key"] for m in card["details"]["metrics"]] == ["batch_loss", "val_accuracy"]
+    assert card["details"]["params"] == [["batch_size", "32"], ["epochs", "18"],
+                                         ["learning_rate", "0.005"]]  # fmt: skip
+
+
 def test_run_table_bundle(executed):
     data = panel_bundle(executed.nb, "%track runs")
     markup, text = data["text/html"], data["text/plain"]

@@ -83,7 +83,7 @@ def test_a_grid_of_four_with_one_failure_gives_three_finished_and_one_failed(ker
 
     with Store(kernel_env / "store") as store:
         rows = store.runs()
-        journals = {r["run_id"]: store.read_journal(r["run_id"]) for r in rows}
+        journals = {r["run_id"]: store.records(r["run_id"]) for r in rows}
         artifact_dirs = {r["run_id"]: store.artifact_dir(r["run_id"]) for r in rows}
     assert len(rows) == 4
     by_params = {(r["params"]["lr"], r["params"]["depth"]): r for r in rows}

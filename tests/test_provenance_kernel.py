@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from nbtrack.capture.trace import read_session
 from nbtrack.errors import NotFoundError
 from nbtrack.store import Store
-from test_kernel import Kernel, card, runs_by_name
+from test_kernel import Kernel, card, cell_record, runs_by_name
 
 DATA = (
     "from sklearn.datasets import load_iris\n"
@@ -19,6 +20,26 @@ DATA = (
 )
 FIT = "model = LogisticRegression(C=C, max_iter=1000).fit(X, y)"
 SCORE = "%%track --name {name} --metrics acc\nsolver = 'lbfgs'\nacc = model.score(X, y)"
+
+
+HF_TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"
+API_KEY = "plain-api-key-4411"  # no credential shape: only its name gives it away
+LLM_CELL = (
+    "max_tokens = 256\n"
+    'tokenizer = "bpe"\n'
+    "key_dim = 64\n"
+    f"hf_token = {HF_TOKEN!r}\n"
+    f"api_key = {API_KEY!r}\n"
+    "width = max_tokens * key_dim"
+)
+LLM_CELL_REDACTED = (
+    "max_tokens = 256\n"
+    'tokenizer = "bpe"\n'
+    "key_dim = 64\n"
+    "hf_token = '<redacted>'\n"
+    "api_key = '<redacted>'\n"
+    "width = max_tokens * key_dim"
+)
 
 
 @pytest.fixture
@@ -81,7 +102,7 @@ def test_out_of_order_run_is_stale_and_a_clean_one_reproduces(nb: Kernel, kernel
     # The slice in the order it ran: no stale cells (the C = 0.01 tweak, the first fit).
     assert code[2:] == [DATA, "C = 1.0", FIT, SCORE.format(name="clean-run")]
     with Store(store) as opened:
-        paths = [r["path"] for r in opened.read_journal(new["run_id"]) if r["op"] == "artifact"]
+        paths = [r["path"] for r in opened.records(new["run_id"]) if r["op"] == "artifact"]
     assert paths == ["reproduction.ipynb"]
 
 
@@ -106,3 +127,45 @@ def test_a_run_without_a_trace_cannot_be_reproduced(tracking) -> None:
         tracking.log_metric("m", 1.0)
     with pytest.raises(NotFoundError, match="no execution trace"):
         tracking.reproduce(run.info.run_id)
+
+
+def test_ordinary_params_survive_capture_trace_and_reproduce_and_secrets_do_not(
+    nb: Kernel, kernel_env: Path
+):
+    nb.ok(
+        "%%track --name llm --param tokens_per_batch=512 --metrics width\n" + LLM_CELL,
+        cell_id="llm",
+    )
+    store = kernel_env / ".nbtrack"
+    row = runs_by_name(store)["llm"]
+    assert row["params"] == {
+        "max_tokens": "256",
+        "tokenizer": "bpe",
+        "key_dim": "64",
+        "hf_token": "<redacted>",
+        "api_key": "<redacted>",
+        "tokens_per_batch": "512",
+    }
+    assert cell_record(store, row["run_id"])["source"].rstrip("\n") == LLM_CELL_REDACTED
+
+    [trace_file] = (store / "traces").glob("*.jsonl")
+    [traced] = [c["source"] for c in read_session(store, trace_file.stem) if "llm" in c["source"]]
+    assert traced == "%%track --name llm --param tokens_per_batch=512 --metrics width\n" + (
+        LLM_CELL_REDACTED
+    )
+
+    nb.ok("%track reproduce llm --path repro.ipynb")
+    notebook = nbformat.read(kernel_env / "repro.ipynb", 4)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    assert code[1] == (
+        "# Parameters of the original run\nkey_dim = 64\nmax_tokens = 256\ntokenizer = 'bpe'"
+    )
+    assert code[-1] == traced
+
+    leaks = [
+        p.relative_to(kernel_env)
+        for p in kernel_env.rglob("*")
+        if p.is_file()
+        and (HF_TOKEN.encode() in p.read_bytes() or API_KEY.encode() in p.read_bytes())
+    ]
+    assert leaks == []

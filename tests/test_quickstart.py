@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from nbtrack.store import Store
-from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs
+from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs, scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "quickstart.ipynb"
@@ -40,7 +40,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
     """The notebook executed in a fresh folder (its kernel's cwd) and the store it made."""
     workdir = tmp_path_factory.mktemp("quickstart")
     nb = execute_notebook(NOTEBOOK, workdir)
-    yield SimpleNamespace(nb=nb, workdir=workdir, store=workdir / ".nbtrack")
+    yield SimpleNamespace(nb=nb, workdir=workdir, store=scratch_store(nb))
 
 
 def quickstart_runs(store_path: Path) -> dict[str, dict[str, Any]]:
@@ -95,7 +95,7 @@ def test_failing_cell_reraises_sklearns_error_and_keeps_its_run(executed):
     assert row["params"] == {"n_estimators": "100", "max_depth": "-1"}
     assert "accuracy" not in row.get("metrics", {})
     with Store(executed.store) as store:
-        records = store.read_journal(row["run_id"])
+        records = store.records(row["run_id"])
     [kept] = [r["text"] for r in records if r["op"] == "traceback"]
     assert "sklearn" in kept and kept.rstrip().splitlines()[-1].startswith(
         "sklearn.utils._param_validation.InvalidParameterError: The 'max_depth'"

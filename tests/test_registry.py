@@ -22,7 +22,7 @@ from model_helpers import (
 )
 from nbtrack import registry
 from nbtrack.errors import InvalidParameterError, NotFoundError
-from nbtrack.registry import MissingReasonWarning, TransitionRefused
+from nbtrack.registry import NO_REASON, MissingReasonWarning, TransitionRefused
 from nbtrack.store import Store
 from nbtrack.store.artifacts import sha256_file
 from nbtrack.store.journal import read_records
@@ -318,6 +318,39 @@ def test_rollback_restores_the_previous_production_version_with_its_reason(nb) -
     assert registry.rollback("churn", reason="fixed, undo").version == 2  # a rollback undoes one
 
 
+@pytest.mark.parametrize("rule", ["move", "drop", "keep"])
+def test_a_rollback_applies_the_policys_rule_to_the_archived_versions_aliases(nb, rule) -> None:
+    for auc in (0.8, 0.9):
+        register(nb, "churn", auc)
+    if rule != "move":  # "move" is the default: no policy needed
+        registry.set_policy("churn", on_rollback=rule)
+    registry.promote("churn", 1, "Production", reason="first")
+    registry.promote("churn", 2, "Production", reason="better offline")
+    registry.set_alias("churn", "champion", 2)
+    registry.set_alias("churn", "shadow", 1)
+    if rule == "keep":
+        with pytest.warns(UserWarning, match="@champion still name version 2"):
+            registry.rollback("churn", reason="v2 mis-scores new customers")
+    else:
+        registry.rollback("churn", reason="v2 mis-scores new customers")
+    aliases = registry.get_registered_model("churn").aliases
+    expected = {"move": {"champion": 1}, "drop": {}, "keep": {"champion": 2}}[rule]
+    assert aliases == {**expected, "shadow": 1}
+    events = registry.history("churn")
+    last = events.iloc[-1]
+    if rule == "keep":
+        assert last["event"] != "alias.set" and last["event"] != "alias.delete"
+    else:
+        assert last["event"] == {"move": "alias.set", "drop": "alias.delete"}[rule]
+        assert last["reason"] == "rollback: v2 mis-scores new customers"
+
+
+def test_a_bad_rollback_rule_is_refused_naming_the_choices(nb) -> None:
+    with pytest.raises(InvalidParameterError, match=r"on_rollback='sometimes'.*'move', 'drop'"):
+        registry.set_policy("churn", on_rollback="sometimes")
+    assert registry.search_registered_models() == []
+
+
 # -- aliases -------------------------------------------------------------------------------------
 
 
@@ -356,6 +389,144 @@ def test_alias_rules(nb) -> None:
         registry.get_model_version_by_alias("churn", "challenger")
     registry.delete_alias("churn", "champion")
     assert registry.get_registered_model("churn").aliases == {}
+
+
+def _protect_champion(nb, *aucs: float, **policy) -> None:
+    for auc in aucs:
+        register(nb, "churn", auc)
+    registry.set_policy(
+        "churn",
+        aliases={"champion": ["metrics.val_auc >= 0.85", "beats:metrics.val_auc"]},
+        **policy,
+    )
+
+
+def test_a_protected_alias_moves_through_its_checks_with_a_reason_as_a_stage_does(nb) -> None:
+    _protect_champion(nb, 0.9, 0.8, 0.95)
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="needs a reason") as error:
+        registry.set_alias("churn", "champion", 1)
+    assert "%track alias churn 1 champion --reason" in str(error.value)
+    assert registry_bytes(nb) == before
+    registry.set_alias("churn", "Champion", 1, reason="clears the bar")
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], event["to"], event["reason"], event["forced"]) == (
+        "alias.set",
+        "version 1",
+        "clears the bar",
+        False,
+    )
+    assert event["checks"][1] == {
+        "check": "beats:metrics.val_auc",
+        "passed": True,
+        "actual": "0.9; no incumbent at @champion",
+    }
+    assert event["metrics"] == {"val_auc": 0.9}
+
+    before = registry_bytes(nb)
+    with pytest.raises(TransitionRefused) as refused:
+        registry.set_alias("churn", "champion", 2, reason="try it")
+    assert str(refused.value).startswith(
+        "Cannot point 'churn'@champion at version 2: 2 of 2 check(s) failed."
+    )
+    assert "[FAIL] beats:metrics.val_auc (actual: 0.8 vs 0.9 (incumbent version 1))" in str(
+        refused.value
+    )
+    assert "--force in %track alias" in str(refused.value)
+    with pytest.raises(InvalidParameterError, match="needs a reason"):
+        registry.set_alias("churn", "champion", 2, force=True)
+    assert registry_bytes(nb) == before
+    assert [c.passed for c in registry.check_alias_move("churn", 2, "champion")] == [False, False]
+
+    registry.set_alias("churn", "champion", 2, reason="A/B test needs it live", force=True)
+    event = registry.history("churn").iloc[-1]
+    assert (event["from"], event["to"], bool(event["forced"])) == ("version 1", "version 2", True)
+    registry.set_alias("churn", "champion", 3, reason="beats v2")  # the incumbent is now v2
+    registry.set_alias("churn", "challenger", 2)  # an unprotected alias moves freely
+    assert registry.get_registered_model("churn").aliases == {"champion": 3, "challenger": 2}
+
+    with pytest.raises(InvalidParameterError, match=r"Removing 'churn'@champion needs a reason"):
+        registry.delete_alias("churn", "champion")
+    registry.delete_alias("churn", "CHAMPION", reason="retired: traffic moves to v4")
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], event["from"], event["reason"]) == (
+        "alias.delete",
+        "version 3",
+        "retired: traffic moves to v4",
+    )
+    assert registry.get_registered_model("churn").aliases == {"challenger": 2}
+
+
+def test_mlflow_client_moves_protected_aliases_as_it_moves_stages(nb) -> None:
+    _protect_champion(nb, 0.9, 0.8)
+    client = nb.MlflowClient()
+    with pytest.warns(MissingReasonWarning, match=r"set_registered_model_alias\(.*reason="):
+        client.set_registered_model_alias("churn", "champion", 1)
+    assert registry.history("churn").iloc[-1]["reason"] == NO_REASON
+    with pytest.raises(TransitionRefused), pytest.warns(MissingReasonWarning):
+        client.set_registered_model_alias("churn", "champion", 2)
+    with (
+        pytest.raises(InvalidParameterError, match=r"force=True .* needs a reason"),
+        pytest.warns(MissingReasonWarning),
+    ):
+        client.set_registered_model_alias("churn", "champion", 2, force=True)
+    client.set_registered_model_alias("churn", "champion", 2, reason="canary", force=True)
+    assert bool(registry.history("churn").iloc[-1]["forced"]) is True
+    with pytest.warns(MissingReasonWarning, match="delete_registered_model_alias"):
+        client.delete_registered_model_alias("churn", "champion")
+    assert registry.get_registered_model("churn").aliases == {}
+
+    registry.set_policy("churn", aliases={"champion": []}, require_reason=True)
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="require_reason=True"):
+        client.set_registered_model_alias("churn", "champion", 2)
+    assert registry_bytes(nb) == before
+    client.set_registered_model_alias("churn", "champion", 2, reason="protected, no checks")
+    assert registry.history("churn").iloc[-1]["checks"] == []
+
+
+def test_protected_aliases_need_a_distinct_approver_when_the_policy_says_so(
+    nb, monkeypatch
+) -> None:
+    _protect_champion(nb, 0.9, distinct_approver=True)  # registered by alice
+    with pytest.raises(TransitionRefused, match=r"\[FAIL\] distinct_approver"):
+        registry.set_alias("churn", "champion", 1, reason="mine is good")
+    monkeypatch.setenv("NBTRACK_USER", "bob")
+    registry.set_alias("churn", "champion", 1, reason="reviewed alice's eval")
+    event = registry.history("churn").iloc[-1]
+    assert (event["who"], event["checks"][-1]["passed"]) == ("bob", True)
+
+
+def test_a_version_holding_a_protected_alias_is_not_deleted_with_it(nb) -> None:
+    _protect_champion(nb, 0.9, 0.95)
+    registry.set_alias("churn", "champion", 1, reason="first")
+    before = registry_bytes(nb)
+    with pytest.raises(InvalidParameterError, match="holds the protected alias @champion"):
+        registry.delete_model_version("churn", 1, reason="cleanup")
+    assert registry_bytes(nb) == before
+    registry.set_alias("churn", "champion", 2, reason="better")
+    registry.delete_model_version("churn", 1, reason="cleanup")
+    assert registry.get_registered_model("churn").aliases == {"champion": 2}
+
+
+def test_set_policy_checks_protected_aliases_and_their_gates(nb) -> None:
+    register(nb, "churn", 0.9)
+    before = registry_bytes(nb)
+    for aliases, message in [
+        ({"latest": []}, "reserved"),
+        (
+            {"champion": ["metrics.auc >>> 3"]},
+            r"@champion gate 'metrics\.auc >>> 3' does not parse",
+        ),
+        ({"champion": [""]}, "is not a check"),
+        (["champion"], "give a dict of each protected alias"),
+    ]:
+        with pytest.raises(InvalidParameterError, match=message):
+            registry.set_policy("churn", aliases=aliases)
+    assert registry_bytes(nb) == before
+    policy = registry.set_policy("churn", aliases={"Champion": "beats:metrics.val_auc"})
+    assert policy["aliases"] == {"champion": ["beats:metrics.val_auc"]}
+    assert registry.history("churn").iloc[-1]["detail"] == "@champion: beats:metrics.val_auc"
 
 
 # -- audit trail and persistence -----------------------------------------------------------------
@@ -419,7 +590,7 @@ def test_registry_survives_doctor_rebuild_and_a_lost_catalog(nb) -> None:
     assert report.rebuilt
     with Store(store_path(nb)) as store:
         assert catalog_tables(store) == before
-    for name in ("catalog.json", "catalog.log"):
+    for name in ("catalog.snapshot", "catalog.json", "catalog.log"):
         (store_path(nb) / name).unlink(missing_ok=True)
     with Store(store_path(nb)) as store:  # a lost catalog is rebuilt on open
         assert catalog_tables(store) == before
@@ -437,7 +608,11 @@ def test_search_model_versions_and_registered_models(nb) -> None:
     assert [(v.name, v.version) for v in found] == [("fraud", 1), ("churn", 1)]
     assert [m.name for m in registry.search_registered_models("name LIKE 'ch%'")] == ["churn"]
     assert [m.name for m in registry.search_registered_models("tags.team = 'risk'")] == ["fraud"]
-    with pytest.raises(InvalidParameterError, match="unknown key 'colour'"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"unknown attribute 'colour'; valid attributes are current_stage, name, run_id, "
+        r"source_path, version_number \(or write tags.colour\)",
+    ):
         registry.search_model_versions("colour = 'red'")
     assert dict(found[0])["version"] == 1
 
@@ -480,3 +655,23 @@ def test_a_torn_event_and_a_lost_catalog_commit_are_mended(nb) -> None:
         [row] = fresh.catalog.documents("registered_models")
         assert row["aliases"] == {"champion": 1}
     assert list(registry.history("churn")["event"])[-1] == "alias.set"
+
+
+def test_history_spells_every_missing_value_the_same_way(nb) -> None:
+    import pandas as pd
+
+    register(nb, "churn", 0.8)
+    registry.set_registered_model_tag("churn", "team", "risk")
+    registry.promote("churn", 1, "Staging", reason="try it")
+    frame = registry.history("churn")
+    missing = {
+        type(value).__name__
+        for column in frame.columns
+        if column not in ("checks", "metrics")
+        for value in frame[column]
+        if value is None or value is pd.NA or (isinstance(value, float) and value != value)
+    }
+    assert missing == {"NAType"}
+    tagged = frame[frame["event"] == "model.tag"].iloc[0]
+    assert tagged["version"] is pd.NA and tagged["reason"] is pd.NA and tagged["to"] is pd.NA
+    assert str(frame.dtypes["reason"]) == "string" and str(frame.dtypes["forced"]) == "boolean"

@@ -18,6 +18,8 @@ import pytest
 from model_helpers import register, store_path
 from nbtrack import registry
 
+pytestmark = pytest.mark.slow  # several processes promoting at once
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMOTE = """
 import os, sys, time

@@ -82,6 +82,34 @@ def test_promote_needs_a_reason_and_gates_apply(shell, tracking) -> None:
     assert (bool(event["forced"]), event["reason"]) == (True, "deadline; retrain next week")
 
 
+def test_a_protected_alias_needs_a_reason_and_its_checks_or_force(shell, tracking) -> None:
+    for auc in (0.9, 0.8):
+        logged_run(tracking, auc)
+        track(shell, "register last --model churn")
+    registry.set_policy("churn", aliases={"champion": ["beats:metrics.val_auc"]})
+    with pytest.raises(InvalidParameterError, match="--reason"):
+        track(shell, "alias churn 1 champion")
+    track(shell, "alias churn 1 champion --reason 'first in production'")
+    with pytest.raises(TransitionRefused, match=r"--force in %track alias"):
+        track(shell, "alias churn 2 champion --reason 'try the new one'")
+    assert registry.get_model_version_by_alias("churn", "champion").version == 1
+    moved = track(shell, "alias churn 2 champion --reason 'canary for a week' --force")
+    assert moved.aliases == ["champion"]
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], event["reason"], bool(event["forced"])) == (
+        "alias.set",
+        "canary for a week",
+        True,
+    )
+    assert event["checks"] == [
+        {
+            "check": "beats:metrics.val_auc",
+            "passed": False,
+            "actual": "0.8 vs 0.9 (incumbent version 1)",
+        }
+    ]
+
+
 def test_registry_view_escapes_what_users_typed(shell, tracking) -> None:
     logged_run(tracking, 0.9)
     track(shell, "register last --model churn")
@@ -105,7 +133,7 @@ def test_usage_lists_the_registry_commands() -> None:
     for spec in (
         "register RUN --model NAME",
         "promote NAME VERSION --to STAGE",
-        "alias NAME",
+        "alias NAME VERSION ALIAS [--reason TEXT]",
         "registry [NAME]",
     ):
         assert f"%track {spec}" in text

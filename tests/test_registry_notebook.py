@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from nbtrack.store import Store
-from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs
+from notebook_helpers import cell_starting, code_cells, execute_notebook, outputs, scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
@@ -27,7 +27,7 @@ NOTEBOOK = ROOT / "notebooks" / "registry.ipynb"
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     workdir = tmp_path_factory.mktemp("registry")
     nb = execute_notebook(NOTEBOOK, workdir, env={"NBTRACK_USER": "dana"})
-    yield SimpleNamespace(nb=nb, store=workdir / ".nbtrack")
+    yield SimpleNamespace(nb=nb, store=scratch_store(nb))
 
 
 def _events(executed) -> list[dict[str, Any]]:
@@ -67,6 +67,7 @@ def test_the_registry_records_every_move_with_who_and_why(executed) -> None:
         "version.stage",
         "alias.set",
         "version.rollback",
+        "alias.set",  # the rollback moves @champion off the version it archives
     ]
     assert {e["who"] for e in events} == {"dana"}
     forced, promoted, archived = events[4:7]
@@ -81,14 +82,16 @@ def test_the_registry_records_every_move_with_who_and_why(executed) -> None:
         "Archived",
         promoted["seq"],
     )
-    rollback = events[-1]
+    rollback, moved = events[-2:]
     assert (rollback["version"], rollback["from"]) == (1, 2)
     assert rollback["reason"] == "forest p99 latency is 4x the serving budget"
+    assert (moved["alias"], moved["version"]) == ("champion", 1)
+    assert moved["reason"] == "rollback: forest p99 latency is 4x the serving budget"
     with Store(executed.store) as store, store.registry.reading() as state:
         model_id = state.names["cancer"]
         stages = {v["version"]: v["current_stage"] for v in state.versions_of(model_id)}
         assert stages == {1: "Production", 2: "Archived"}
-        assert state.model("cancer")["aliases"] == {"champion": 2}
+        assert state.model("cancer")["aliases"] == {"champion": 1}
 
 
 def test_loading_by_alias_and_stage(executed) -> None:

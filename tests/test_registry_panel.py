@@ -248,6 +248,66 @@ def test_confirm_checks_again_and_refuses_when_the_incumbent_changed(nb) -> None
     assert registry.get_model_version("churn", 2).current_stage == "None"
 
 
+def test_a_protected_alias_moves_through_the_same_review_as_a_stage(nb) -> None:
+    register(nb, "churn", 0.9)
+    register(nb, "churn", 0.8)
+    registry.set_policy("churn", aliases={"champion": POLICY})
+    registry.set_alias("churn", "champion", 1, reason="first")
+    registry.set_alias("churn", "shadow", 2)  # not protected: no button, no review
+    panel = RegistryPanel("churn")
+    assert [v["alias_moves"] for v in versions(panel, "churn").values()] == [["champion"], []]
+    assert panel.models[0]["policy"] == (
+        "@champion: metrics.val_auc >= 0.85, beats:metrics.val_auc"
+    )
+
+    before = registry_bytes(nb)
+    send(panel, {"kind": "prepare", "model": "churn", "version": 2, "alias": "Champion"})
+    pending = panel.pending
+    assert panel.error == ""
+    assert (pending["kind"], pending["alias"], pending["from"], pending["to"]) == (
+        "alias",
+        "champion",
+        "version 1",
+        "@champion",
+    )
+    assert (pending["failed"], pending["reason_required"], pending["archives"]) == (2, True, [])
+    assert pending["checks"][1] == {
+        "check": "beats:metrics.val_auc",
+        "passed": False,
+        "actual": "0.8 vs 0.9 (incumbent version 1)",
+    }
+    assert registry_bytes(nb) == before  # a dry run: nothing recorded
+
+    send(panel, {"kind": "confirm", "reason": "", "force": False})
+    assert "Pointing 'churn'@champion at version 2 needs a reason" in panel.error
+    send(panel, {"kind": "confirm", "reason": "canary", "force": False})
+    assert panel.error.startswith("Refused: 2 of 2 check(s) failed")
+    assert registry_bytes(nb) == before
+    send(panel, {"kind": "confirm", "reason": "canary for a week", "force": True})
+    assert panel.error == "" and panel.pending == {}
+    assert panel.message == (
+        "Pointed churn@champion at version 2 (was version 1), forced past 2 failed check(s)."
+    )
+    assert versions(panel, "churn")[2]["aliases"] == ["champion", "shadow"]
+    assert [v["alias_moves"] for v in versions(panel, "churn").values()] == [[], ["champion"]]
+    moved = panel.events[0]
+    assert (moved["event"], moved["from"], moved["to"], moved["reason"]) == (
+        "alias.set",
+        "version 1",
+        "version 2",
+        "canary for a week",
+    )
+    assert (moved["forced"], moved["checks"]) == (True, "0/2 passed")
+    event = registry.history("churn").iloc[-1]
+    assert (event["event"], bool(event["forced"]), event["reason"]) == (
+        "alias.set",
+        True,
+        "canary for a week",
+    )
+    send(panel, {"kind": "prepare", "model": "churn", "version": 2, "alias": "champion"})
+    assert "already on version 2" in panel.error
+
+
 def test_bad_intents_are_reported_in_the_panel(nb) -> None:
     register(nb, "churn", 0.9)
     panel = RegistryPanel()
@@ -263,12 +323,17 @@ def test_bad_intents_are_reported_in_the_panel(nb) -> None:
     assert panel.error == "" and panel.pending["to"] == "Staging"
 
 
-def test_the_panel_acts_only_on_the_store_it_shows(nb, tmp_path) -> None:
+def test_the_panel_acts_on_the_store_it_shows_after_the_store_changes(nb, tmp_path) -> None:
     register(nb, "churn", 0.9)
     panel = RegistryPanel()
+    shown = nb.get_tracking_uri()
     nb.set_tracking_uri(tmp_path / "elsewhere")
     send(panel, {"kind": "prepare", "model": "churn", "version": 1, "stage": "Staging"})
-    assert "active store is now" in panel.error and panel.pending == {}
+    send(panel, {"kind": "confirm", "reason": "ready for review", "force": False})
+    assert panel.error == "" and versions(panel, "churn")[1]["stage"] == "Staging"
+    assert registry.search_registered_models() == []  # the store now in use has none
+    nb.set_tracking_uri(shown)
+    assert registry.get_model_version("churn", 1).current_stage == "Staging"
 
 
 # -- source runs, refreshing ---------------------------------------------------------------------

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from nbtrack.errors import InvalidFilterError, InvalidParameterError
-from nbtrack.search import compile_filter, compile_order_by, search
+from nbtrack.search import (
+    EXPERIMENTS,
+    MODEL_VERSIONS,
+    REGISTERED_MODELS,
+    compile_filter,
+    compile_order_by,
+    order_clause,
+    parse_filter,
+    search,
+)
 
 NAN = float("nan")
 INF = float("inf")
@@ -644,17 +653,27 @@ def test_max_results_must_be_a_positive_integer(bad):
 
 def test_search_module_imports_nothing_heavy():
     # It is on the import path of `import nbtrack`: stdlib and nbtrack only.
-    source = Path(__file__).parents[1] / "src" / "nbtrack" / "search.py"
-    tree = ast.parse(source.read_text())
+    package = Path(__file__).parents[1] / "src" / "nbtrack" / "search"
+    trees = [ast.parse(source.read_text()) for source in package.glob("*.py")]
     imported = {
         (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for tree in trees
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
+    nbtrack = {
+        node.module
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("nbtrack")
+    }
+    # The ground floor: nbtrack.search imports only nbtrack.errors and itself.
+    assert {m for m in nbtrack if not m.startswith("nbtrack.search")} == {"nbtrack.errors"}
     assert imported <= {
         "__future__",
         "collections",
+        "dataclasses",
         "functools",
         "nbtrack",
         "operator",
@@ -681,6 +700,246 @@ def test_ten_thousand_rows_filter_and_order():
     accs = [row["metrics"]["acc"][0] for row in result]
     assert accs == sorted(accs, reverse=True)
     assert {r["run_id"] for r in result} == {r["run_id"] for r in expected}
+
+
+# --- the other grammars: model versions, registered models, experiments ----------------------
+
+
+def _version(name: str, version: int, **fields: object) -> dict:
+    row = {
+        "name": name,
+        "version": version,
+        "run_id": f"run{version}",
+        "source": f"runs:/run{version}/model",
+        "current_stage": "None",
+        "creation_timestamp": version,
+        "last_updated_timestamp": version,
+        "tags": {},
+    }
+    row.update(fields)
+    return row
+
+
+VERSION_ROWS = [
+    _version("churn", 1, current_stage="Archived", tags={"validation": "passed"}),
+    _version("churn", 2, current_stage="Production", last_updated_timestamp=9),
+    _version("fraud", 1, tags={"validation": "FAILED"}),
+    _version("Churn-EU", 3, run_id="run1"),
+]
+
+
+def _versions(rows) -> list[tuple[str, int]]:
+    return [(row["name"], row["version"]) for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("filter_string", "expected"),
+    [
+        ("name = 'churn'", [("churn", 2), ("churn", 1)]),
+        ("attribute.name ILIKE 'CHURN%'", [("churn", 2), ("Churn-EU", 3), ("churn", 1)]),
+        ("name IN ('fraud', 'Churn-EU')", [("Churn-EU", 3), ("fraud", 1)]),
+        ("run_id NOT IN ('run2')", [("Churn-EU", 3), ("churn", 1), ("fraud", 1)]),
+        ("version_number >= 2", [("churn", 2), ("Churn-EU", 3)]),
+        ("version_number = '1'", [("churn", 1), ("fraud", 1)]),
+        ("source_path LIKE '%run3%'", [("Churn-EU", 3)]),
+        ("current_stage IN ('Production', 'Archived')", [("churn", 2), ("churn", 1)]),
+        ("tags.validation ILIKE 'failed' and version_number < 2", [("fraud", 1)]),
+        ("tag.validation != 'passed'", [("fraud", 1)]),
+    ],
+)
+def test_model_version_filters_in_mlflows_default_order(filter_string, expected):
+    # MLflow's sqlite store: last update first, then name, then the newest version.
+    assert _versions(search(VERSION_ROWS, filter_string, grammar=MODEL_VERSIONS)) == expected
+
+
+@pytest.mark.parametrize(
+    ("order_by", "expected"),
+    [
+        (["name"], [("Churn-EU", 3), ("churn", 2), ("churn", 1), ("fraud", 1)]),
+        (
+            ["version_number", "name DESC"],
+            [("fraud", 1), ("churn", 1), ("churn", 2), ("Churn-EU", 3)],
+        ),
+        (["creation_timestamp DESC"], [("Churn-EU", 3), ("churn", 2), ("churn", 1), ("fraud", 1)]),
+    ],
+)
+def test_model_version_order_by_breaks_ties_by_name_then_newest(order_by, expected):
+    assert _versions(search(VERSION_ROWS, order_by=order_by, grammar=MODEL_VERSIONS)) == expected
+
+
+@pytest.mark.parametrize(
+    ("grammar", "filter_string", "column", "message"),
+    [
+        (
+            MODEL_VERSIONS,
+            "colour = 'red'",
+            1,
+            "unknown attribute 'colour'; valid attributes are current_stage, name, run_id, "
+            "source_path, version_number (or write tags.colour)",
+        ),
+        (
+            MODEL_VERSIONS,
+            "attributes.name = 'x'",
+            1,
+            "unknown identifier type 'attributes'; use attribute. or tags. (lower case)",
+        ),
+        (MODEL_VERSIONS, "metrics.acc > 1", 1, "unknown identifier type 'metrics'"),
+        (MODEL_VERSIONS, "dataset.name = 'x'", 1, "unknown identifier type 'dataset'"),
+        (
+            MODEL_VERSIONS,
+            "source_path IN ('x')",
+            13,
+            "IN works only on current_stage, name and run_id, not on attribute source_path",
+        ),
+        (
+            MODEL_VERSIONS,
+            "tags.a IS NULL",
+            8,
+            "comparator 'IS NULL' does not apply to tags; use one of =, !=, LIKE, ILIKE",
+        ),
+        (
+            MODEL_VERSIONS,
+            "version_number = 1.5",
+            18,
+            "attribute version_number compares to integers, got 1.5",
+        ),
+        (
+            MODEL_VERSIONS,
+            "version_number = 'one'",
+            18,
+            "attribute version_number compares to integers, got 'one'",
+        ),
+        (
+            MODEL_VERSIONS,
+            "version_number LIKE '1'",
+            16,
+            "comparator 'LIKE' does not apply to attribute version_number; use one of =, !=, <,",
+        ),
+        (MODEL_VERSIONS, "name > 'a'", 6, "comparator '>' does not apply to attribute name"),
+        (
+            REGISTERED_MODELS,
+            "version_number = 1",
+            1,
+            "unknown attribute 'version_number'; valid attributes are name (or write "
+            "tags.version_number)",
+        ),
+        (
+            EXPERIMENTS,
+            "experiment_id LIKE '1%'",
+            15,
+            "comparator 'LIKE' does not apply to attribute experiment_id; use one of =, !=, IN",
+        ),
+        (
+            EXPERIMENTS,
+            "creation_time > '5'",
+            17,
+            "attribute creation_time compares to integers, got the string '5'",
+        ),
+        (
+            EXPERIMENTS,
+            "status = 'x'",
+            1,
+            "unknown attribute 'status'; valid attributes are creation_time, experiment_id, "
+            "last_update_time, name (or write tags.status)",
+        ),
+    ],
+)
+def test_other_grammars_name_the_bad_key_and_the_allowed_ones(
+    grammar, filter_string, column, message
+):
+    text = _error(compile_filter, filter_string, grammar)
+    assert text.startswith(f"Invalid filter at column {column}: {message}")
+    _assert_points_at(text, filter_string, column)
+
+
+@pytest.mark.parametrize(
+    ("grammar", "clause", "column", "message"),
+    [
+        (
+            MODEL_VERSIONS,
+            "tags.a DESC",
+            1,
+            "model versions cannot be ordered by tags; order by creation_timestamp, "
+            "last_updated_timestamp, name, version_number",
+        ),
+        (
+            MODEL_VERSIONS,
+            "current_stage",
+            1,
+            "unknown attribute 'current_stage'; valid attributes are creation_timestamp, "
+            "last_updated_timestamp, name, version_number",
+        ),
+        (MODEL_VERSIONS, "", 1, "empty clause; expected e.g. 'name DESC'"),
+        (REGISTERED_MODELS, "version_number", 1, "unknown attribute 'version_number'"),
+    ],
+)
+def test_other_grammars_order_by_only_their_attributes(grammar, clause, column, message):
+    text = _error(compile_order_by, [clause], grammar)
+    assert text.startswith(f"Invalid order_by clause {clause!r} at column {column}: {message}")
+
+
+def test_registered_models_order_by_name_and_timestamps():
+    rows = [
+        {"name": "b", "creation_timestamp": 1, "last_updated_timestamp": 5, "tags": {}},
+        {"name": "a", "creation_timestamp": 2, "last_updated_timestamp": 5, "tags": {"t": "x"}},
+        {"name": "c", "creation_timestamp": 3, "last_updated_timestamp": 4, "tags": {}},
+    ]
+    names = lambda found: [row["name"] for row in found]  # noqa: E731
+    assert names(search(rows, grammar=REGISTERED_MODELS)) == ["a", "b", "c"]
+    assert names(search(rows, order_by=["timestamp DESC"], grammar=REGISTERED_MODELS)) == [
+        "a",
+        "b",
+        "c",
+    ]
+    by_creation = search(rows, order_by=["creation_timestamp DESC"], grammar=REGISTERED_MODELS)
+    assert names(by_creation) == ["c", "a", "b"]
+    assert names(search(rows, "tags.t = 'x'", grammar=REGISTERED_MODELS)) == ["a"]
+    # "timestamp" is MLflow's sqlite name for the last update: ordering by both repeats it.
+    assert "is already ordered by 'timestamp'" in _error(
+        compile_order_by, ["timestamp", "last_updated_timestamp DESC"], REGISTERED_MODELS
+    )
+
+
+def test_experiments_filter_and_order_as_mlflows_sqlite_store():
+    rows = [
+        {
+            "experiment_id": str(i),
+            "name": f"exp{i}",
+            "creation_time": 100 - i % 3,
+            "last_update_time": 200,
+            "tags": {"team": "a"} if i % 2 else {},
+        }
+        for i in range(12)
+    ]
+    found = search(rows, "tags.team IS NULL and creation_time >= 99", grammar=EXPERIMENTS)
+    # Newest first, then by id as a number (10 after 9), as MLflow's INTEGER column.
+    assert [row["experiment_id"] for row in found] == ["0", "6", "4", "10"]
+    found = search(
+        rows, "experiment_id IN ('1', '11')", ["experiment_id DESC"], grammar=EXPERIMENTS
+    )
+    assert [row["name"] for row in found] == ["exp11", "exp1"]
+    assert order_clause("attribute.last_update_time DESC", EXPERIMENTS) == (
+        "attributes",
+        "last_update_time",
+        False,
+    )
+
+
+def test_parse_filter_names_what_each_clause_reads():
+    row = _row("r", metrics={"acc": 0.5}, params={"lr": "0.1"})
+    clauses = parse_filter("metrics.acc > 0.4 and params.lr = '0.1' and run_name = 'r'")
+    assert [(c.ident.text, c.op, c.ident.value_in(row)) for c in clauses] == [
+        ("metrics.acc", ">", 0.5),
+        ("params.lr", "=", "0.1"),
+        ("run_name", "=", "r"),
+    ]
+    assert parse_filter("  ") == []
+    version = parse_filter("version_number >= '2'", MODEL_VERSIONS)[0]
+    assert (version.ident.key, version.value, version.ident.value_in(_version("m", 3))) == (
+        "version_number",
+        2,
+        3,
+    )
 
 
 # --- cross-checks against real MLflow (sqlite store) ---------------------------------------
@@ -768,6 +1027,7 @@ CROSS_ORDERS = [
 ]
 
 
+@pytest.mark.slow  # builds a real MLflow store
 @_mlflow_warnings
 def test_filters_match_real_mlflow(mlflow_store):
     client, experiment_id, rows, names = mlflow_store

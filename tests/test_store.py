@@ -144,7 +144,7 @@ def test_run_lifecycle_params_tags_metrics_finish(store: Store, store_dir: Path)
     with Store(store_dir) as other:
         assert other.get_run(run_id) == row
 
-    ops = [r["op"] for r in store.read_journal(run_id)]
+    ops = [r["op"] for r in store.records(run_id)]
     assert ops[0] == "create"
     assert {"params", "tags", "untag", "metrics", "set"} <= set(ops)
 
@@ -155,7 +155,7 @@ def test_terminal_status_is_the_last_journal_record(store: Store) -> None:
     run_id = _run(store)
     store.writer(run_id).points.extend(("loss", 0.5, 0, 1000.0))
     store.finish_run(run_id, "FINISHED", end_time=5000)
-    records = store.read_journal(run_id)
+    records = store.records(run_id)
     assert [r["op"] for r in records] == ["create", "metrics", "set"]
     assert records[-1]["fields"] == {"status": "FINISHED", "end_time": 5000}
 
@@ -285,7 +285,7 @@ def test_artifacts_land_under_the_run_with_size_and_sha256(store: Store, tmp_pat
     assert folder == store.root / "runs" / run_id / "artifacts"
     assert (folder / "models" / "model.bin").read_bytes() == source.read_bytes()
     assert (folder / "notes.txt").read_text(encoding="utf-8") == "héllo"
-    entries = {r["path"]: r for r in store.read_journal(run_id) if r["op"] == "artifact"}
+    entries = {r["path"]: r for r in store.records(run_id) if r["op"] == "artifact"}
     assert entries["models/model.bin"]["size"] == 3000
     assert entries["models/model.bin"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert entries["notes.txt"]["size"] == len("héllo".encode())

@@ -218,7 +218,7 @@ def test_notebook_positions_read_cell_ids_from_the_saved_file(tmp_path: Path) ->
 
 def test_a_run_started_in_a_cell_gets_the_trace_record_and_a_stale_row(tracking) -> None:
     trace = ExecutionTrace()
-    tracking.tracking.fluent.run_start_hooks.append(trace.on_run_start)
+    tracking.tracking.fluent.default_session().run_start_hooks.append(trace.on_run_start)
     try:
         for count, (cell_id, source) in enumerate(
             [("c1", "x = 1"), ("c2", "y = x * 2"), ("c3", "x = 5")], 1
@@ -234,10 +234,10 @@ def test_a_run_started_in_a_cell_gets_the_trace_record_and_a_stale_row(tracking)
         with tracking.start_run() as outside:  # started outside any cell: no trace
             pass
     finally:
-        tracking.tracking.fluent.run_start_hooks.remove(trace.on_run_start)
-    store = run._store
-    [record] = [r for r in store.read_journal(run.info.run_id) if r["op"] == "trace"]
+        tracking.tracking.fluent.default_session().run_start_hooks.remove(trace.on_run_start)
+    store = run.store
+    [record] = [r for r in store.records(run.info.run_id) if r["op"] == "trace"]
     assert [c["n"] for c in record["slice"]] == [1, 2, 4]
     assert store.get_run(run.info.run_id)["stale"].startswith(REDEFINED)
-    assert not [r for r in store.read_journal(outside.info.run_id) if r["op"] == "trace"]
+    assert not [r for r in store.records(outside.info.run_id) if r["op"] == "trace"]
     assert [c["n"] for c in read_session(store.root, trace.session)] == [1, 2, 3, 4]

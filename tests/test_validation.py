@@ -224,7 +224,7 @@ def test_rejected_call_in_a_run_changes_nothing(tracking, call, message: str) ->
         before = _tree(tracking)
         with pytest.raises(InvalidParameterError, match=_escape(message)):
             call(tracking)
-        assert run.points == []
+        assert run.writer.points == []
         assert _tree(tracking) == before
         assert tracking.active_run().info.run_id == run.info.run_id
     data = tracking.get_run(run.info.run_id).data

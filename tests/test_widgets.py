@@ -17,16 +17,31 @@ import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
+from nbtrack.colors import run_color
 from nbtrack.errors import InvalidFilterError
+from nbtrack.render import (
+    format_duration,
+    run_card_html,
+    run_card_text,
+    runs_table_html,
+    runs_table_text,
+)
+from nbtrack.tracking import fluent
 from nbtrack.widgets import commands, live
-from nbtrack.widgets.card import CARD_ACTIONS, RunCard, card_fields, show_run_card, watch_run
+from nbtrack.widgets.card import (
+    CARD_ACTIONS,
+    RunCard,
+    card_fields,
+    compare_with_previous,
+    show_run_card,
+    watch_run,
+)
 from nbtrack.widgets.compare import CompareRuns, direction
 from nbtrack.widgets.curves import MetricCurves
 from nbtrack.widgets.panel import Action, VegaRuntime, vega_bundle
 from nbtrack.widgets.register import RegisterForm
 from nbtrack.widgets.registry import RegistryPanel
 from nbtrack.widgets.series import MAX_POINTS, SeriesReader, downsample, smooth
-from nbtrack.widgets.static import run_card_html, run_card_text
 from nbtrack.widgets.table import TABLE_ACTIONS, RunTable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +72,6 @@ def make_run(tracking, name: str, params=None, metrics=None, steps: int = 0, **t
 
 
 def add_cell(tracking, run_id: str, source: str) -> None:
-    from nbtrack.tracking import fluent
 
     record = {"op": "cell", "source": source, "execution_count": 1, "cell_id": "c1"}
     fluent.current_store().append(run_id, [{**record, "notebook": None}])
@@ -108,17 +122,17 @@ def test_smoothing_is_tensorboards_debiased_ema():
 
 def test_series_reader_sees_journal_and_buffer_once_each(tracking):
     run = tracking.start_run(run_name="live")
-    reader = SeriesReader(run._store, run.run_id)
+    reader = SeriesReader(run.store, run.run_id)
     for step in range(100):
         tracking.log_metric("loss", float(step), step=step)
-    run._writer.flush()  # the first 100 go to the journal
+    run.writer.flush()  # the first 100 go to the journal
     for step in range(100, 150):
         tracking.log_metric("loss", float(step), step=step)  # these stay buffered
     assert reader.update()
     steps, values, _ = reader.columns("loss")
     assert steps.tolist() == list(range(150)) and values.tolist() == list(map(float, range(150)))
     assert not reader.update()  # nothing new
-    run._writer.flush()  # the buffered 50 move to the journal: still counted once
+    run.writer.flush()  # the buffered 50 move to the journal: still counted once
     reader.update()
     assert reader.columns("loss")[0].tolist() == list(range(150))
     tracking.end_run()
@@ -129,13 +143,13 @@ def test_series_reader_sees_journal_and_buffer_once_each(tracking):
 
 def test_series_reader_never_loses_or_repeats_points_under_concurrent_flushes(tracking):
     run = tracking.start_run(run_name="race")
-    reader = SeriesReader(run._store, run.run_id)
+    reader = SeriesReader(run.store, run.run_id)
     stop = threading.Event()
     problems: list[str] = []
 
     def read_and_flush() -> None:
         while not stop.is_set():
-            run._writer.flush()
+            run.writer.flush()
             reader.update()
             steps = reader.columns("m")[0]
             if steps.tolist() != list(range(len(steps))):
@@ -192,8 +206,56 @@ def test_table_filter_applies_or_reports_inline(tracking):
     assert "'>>'" in table.error
     assert sorted(names(table)) == ["r1", "r2"]  # the rows stay
     assert table.filter == "metrics.acc >> 0.5" and table.applied == "metrics.acc > 0.5"
+    # The page marks the offending token itself, from its position in the filter.
+    found = table.filter_error
+    assert found["text"][found["start"] : found["end"]] == ">>"
+    assert found["message"].startswith("Invalid filter at column 13: comparator '>>'")
     table.apply_filter("")
-    assert table.total == 3 and table.error == ""
+    assert table.total == 3 and table.error == "" and table.filter_error == {}
+
+
+def test_table_columns_come_from_the_experiment_in_a_stable_order(tracking):
+    make_run(tracking, "a", {"lr": "0.1"}, {"acc": 0.5})
+    make_run(tracking, "b", {"depth": "3"}, {"loss": 0.2})
+    table = RunTable()
+    expected = ["name", "status", "start", "duration", "metrics.acc", "metrics.loss"]
+    expected += ["params.depth", "params.lr", "run_id"]
+    assert table.columns == table.visible == expected  # metrics before params
+    table.apply_filter("metrics.loss < 1")  # excludes the only run with acc and lr
+    assert names(table) == ["b"] and table.columns == table.visible == expected
+    assert table.rows[0]["cells"][expected.index("metrics.acc")] == ""
+    table.view = "deleted"  # no runs at all: the columns stay
+    assert table.total == 0 and table.visible == expected
+    table.view = "active"
+    table.visible = ["run_id", "params.lr", "status"]  # any order, without the name
+    assert table.visible == ["name", "status", "params.lr", "run_id"]
+    assert table.rows[0]["cells"] == ["b", "FINISHED", "", table.rows[0]["id"][:8]]
+    table.first_kind = "params"
+    assert table.columns[4:8] == ["params.depth", "params.lr", "metrics.acc", "metrics.loss"]
+    make_run(tracking, "c", {}, {"auc": 0.9})  # a new key lands in its place, not at the end
+    table.apply_filter("")
+    assert table.visible == ["name", "status", "params.lr", "metrics.auc", "run_id"]
+
+
+def test_static_table_reads_names_ids_and_metrics_first_on_one_line(tracking):
+    params = {f"param_{i:02d}": "x" * 12 for i in range(12)}
+    run_id = make_run(tracking, "a run with a long descriptive name", params, {"zeta": 0.5})
+    row = _row(run_id)
+    markup, text = runs_table_html([row]), runs_table_text([row])
+    assert "white-space:nowrap" in markup.split(">", 1)[0]  # the table's own style
+    header = re.findall(r"<th>([^<]*)</th>", markup)
+    assert header[:6] == ["name", "run_id", "status", "zeta", "start", "duration"]
+    assert header[6:18] == sorted(params) and header.index("zeta") < header.index("param_00")
+    assert f"<code>{run_id[:8]}</code>" in markup
+    assert f"border-left:4px solid {run_color(run_id)}" in markup
+    assert text.splitlines()[0].split()[:6] == [
+        "run_id",
+        "name",
+        "status",
+        "metrics.zeta",
+        "start",
+        "duration",
+    ]
 
 
 def test_table_order_by_reads_mlflow_clauses(tracking):
@@ -307,7 +369,6 @@ def test_actions_are_extensible(tracking, monkeypatch):
 
 
 def _row(run_id: str) -> dict[str, Any]:
-    from nbtrack.tracking import fluent
 
     return fluent.current_store().get_run(run_id)
 
@@ -336,7 +397,6 @@ def _child_env() -> dict[str, str]:
 
 def test_table_and_card_show_a_stale_reason(tracking):
     run_id = make_run(tracking, "old")
-    from nbtrack.tracking import fluent
 
     stale = {"op": "set", "fields": {"stale": "cell 3 changed since"}}
     fluent.current_store().append(run_id, [stale])
@@ -360,9 +420,13 @@ def test_curves_downsample_and_describe_what_they_draw(tracking):
     steps = floats[loss["offset"] : loss["offset"] + loss["n"]]
     assert steps[0] == 0 and steps[-1] == 9_999
     assert curves.summary == f"1 run · 2 metrics · 20,000 points ({2 * loss['n']:,} drawn)"
-    assert curves.spec["facet"]["field"] == "metric"
+    panels = curves.spec["concat"]  # a panel per metric, each with its own scales
+    assert [p["transform"][0]["filter"] for p in panels] == [
+        {"field": "metric", "equal": "acc"},
+        {"field": "metric", "equal": "loss"},
+    ]
     assert curves.spec["data"] == {"name": "points"}
-    assert curves.spec["spec"]["layer"][-1]["mark"]["point"] is False  # too many for dots
+    assert panels[0]["layer"][-1]["mark"]["point"] is False  # too many for dots
     assert curves.live is False
 
 
@@ -376,16 +440,16 @@ def test_curves_mark_each_point_of_short_series(tracking):
 def test_curves_options_change_spec_and_data(tracking):
     run_id = make_run(tracking, "r", steps=50)
     curves = MetricCurves([run_id], ["loss"])
-    assert curves.shown == ["loss"] and "facet" not in curves.spec
+    assert curves.shown == ["loss"] and "concat" not in curves.spec
     plain = bytes(curves.columns)
     curves.smoothing = 0.9
-    assert curves.spec["layer"][0]["mark"]["opacity"] == 0.25  # raw line under the smoothed
+    assert curves.spec["layer"][0]["mark"]["opacity"] == 0.3  # raw line under the smoothed
     smoothed = np.frombuffer(curves.columns, "<f8")
     n = curves.series[0]["n"]
     assert not np.allclose(smoothed[2 * n : 3 * n], smoothed[n : 2 * n])
     assert bytes(curves.columns) != plain
     curves.log_y = True
-    assert curves.spec["layer"][1]["encoding"]["y"]["scale"] == {"type": "log"}
+    assert curves.spec["layer"][1]["encoding"]["y"]["scale"]["type"] == "log"
     curves.x_axis = "wall"
     assert curves.spec["layer"][1]["encoding"]["x"]["type"] == "temporal"
     curves.shown = ["acc", "loss"]
@@ -479,6 +543,65 @@ def test_card_static_forms_are_the_static_card(tracking):
     assert bundle[WIDGET]["model_id"] == card.model_id
     assert [a["name"] for a in card.actions] == ["compare_previous", "curves", "register"]
     assert card.run["params"] == [["lr", "0.1"]] and card.run["metrics"] == [["acc", "0.5"]]
+
+
+def test_a_running_card_shows_the_time_so_far(tracking):
+    run = tracking.start_run(run_name="slow")
+    time.sleep(0.05)
+    fields = card_fields(_row(run.run_id))
+    assert fields["duration"].endswith("s so far") and fields["status"] == "RUNNING"
+    assert fields["now"] - fields["start_time"] >= 50  # the page ticks on from here
+    assert format_duration(_row(run.run_id), now_ms=fields["start_time"] + 65_000) == (
+        "1m05s so far"
+    )
+    assert "so far" in run_card_text(_row(run.run_id))
+    tracking.end_run()
+    assert "so far" not in card_fields(_row(run.run_id))["duration"]
+
+
+def test_run_details_is_the_card_in_full_with_a_static_text_form(tracking):
+    from nbtrack import render
+    from nbtrack.widgets import run_details
+
+    with tracking.start_run(run_name=XSS) as run:
+        tracking.log_params({"lr": "0.1", "note": "<b>x</b>"})
+        for step in range(500):
+            tracking.log_metric("loss", 1.0 / (step + 1), step=step)
+        tracking.set_tag("team", "<script>alert(1)</script>")
+        tracking.log_text("hello", "notes/readme.txt")
+    add_cell(tracking, run.run_id, "lr = 0.1\nfit()")
+    card = run_details(XSS)
+    assert isinstance(card, RunCard) and card.run["name"] == XSS
+    details = card.details
+    assert details["params"] == [["lr", "0.1"], ["note", "<b>x</b>"]]
+    [loss] = details["metrics"]
+    assert (loss["key"], loss["points"], loss["last_step"], loss["last"]) == (
+        "loss",
+        500,
+        499,
+        "0.002",
+    )
+    assert (loss["min"], loss["max"]) == ("0.002", "1")
+    assert 2 < len(loss["spark"]) <= 80 and loss["spark"][0] == 1.0  # first point kept
+    assert details["tags"] == [["team", "<script>alert(1)</script>"]]
+    assert ["mlflow.runName", XSS] in details["system_tags"]
+    assert [a["path"] for a in details["artifacts"]] == ["notes/readme.txt"]
+    assert details["artifacts"][0]["size"] == "5 B"
+    assert [b["title"].split(" ")[0] for b in details["blocks"]] == ["cell"]
+    assert "lr = 0.1" in details["blocks"][0]["text"]
+    assert ["run_id", run.run_id] in details["info"]
+    bundle = card.bundle()
+    static = render.run_details(_row(run.run_id), fluent_store().records(run.run_id))
+    assert bundle[WIDGET]["model_id"] == card.model_id
+    assert (bundle["text/plain"], bundle["text/html"]) == (static.text, static.html)
+    for raw in (XSS, "<b>x</b>", "<script>"):
+        assert raw not in bundle["text/html"]
+
+
+def fluent_store() -> Any:
+    from nbtrack.tracking import fluent
+
+    return fluent.current_store()
 
 
 def test_card_buttons_compare_with_previous_and_toggle_curves(tracking):
@@ -640,3 +763,22 @@ def test_watcher_drops_finished_and_failing_tasks():
         with pytest.warns(UserWarning) if task is broken else contextlib.nullcontext():
             live._tick(id(task), entry)
         assert not live.scheduled(task) and task.calls == 1
+
+
+def test_panels_act_on_the_store_they_show_after_the_store_changes(tracking, tmp_path):
+    ids = [make_run(tracking, f"r{i}", {"lr": str(i)}, {"loss": 1.0 / (i + 1)}) for i in range(2)]
+    table = RunTable()
+    card = RunCard(fluent.current_store().get_run(ids[1]))
+    tracking.set_tracking_uri(tmp_path / "elsewhere")  # what the next cells write to
+    other = make_run(tracking, "other-store-run")
+
+    compared = compare_with_previous(card, [ids[1]])
+    assert isinstance(compared, CompareRuns)
+    assert [r["id"] for r in compared.runs] == ids
+    table.run_action("curves", ids)
+    assert isinstance(table.detail, MetricCurves)
+    table.run_action("delete", ids[:1])
+    assert names(table) == ["r1"]
+    assert tracking.get_run(other).info.lifecycle_stage == "active"
+    tracking.set_tracking_uri(tmp_path / "store")
+    assert tracking.get_run(ids[0]).info.lifecycle_stage == "deleted"

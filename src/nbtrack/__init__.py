@@ -37,6 +37,8 @@ from nbtrack.entities import (
     ViewType,
 )
 from nbtrack.errors import MlflowException, NbtrackError
+from nbtrack.models import registry_link as _registry_link
+from nbtrack.tracking import context as _context
 from nbtrack.tracking.fluent import (
     ActiveRun,
     active_run,
@@ -44,23 +46,31 @@ from nbtrack.tracking.fluent import (
     delete_experiment,
     delete_run,
     delete_tag,
+    disable_system_metrics_logging,
+    enable_system_metrics_logging,
     end_run,
     flush,
     get_artifact_uri,
     get_experiment,
     get_experiment_by_name,
     get_metric_history,
+    get_parent_run,
     get_run,
     get_tracking_uri,
     last_active_run,
+    load_table,
     log_artifact,
     log_artifacts,
     log_dict,
+    log_figure,
+    log_image,
     log_input,
+    log_inputs,
     log_metric,
     log_metrics,
     log_param,
     log_params,
+    log_table,
     log_text,
     restore_experiment,
     restore_run,
@@ -68,17 +78,18 @@ from nbtrack.tracking.fluent import (
     search_runs,
     set_experiment,
     set_experiment_tag,
+    set_experiment_tags,
     set_tag,
     set_tags,
     set_tracking_uri,
     start_run,
     status,
 )
+from nbtrack.version import __version__
 
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun",
@@ -103,27 +114,35 @@ __all__ = [
     "delete_experiment",
     "delete_run",
     "delete_tag",
+    "disable_system_metrics_logging",
     "doctor",
+    "enable_system_metrics_logging",
     "end_run",
     "flush",
     "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
     "get_metric_history",
+    "get_parent_run",
     "get_run",
     "get_tracking_uri",
     "last_active_run",
     "load_ipython_extension",
     "load_model",
+    "load_table",
     "log_artifact",
     "log_artifacts",
     "log_dict",
+    "log_figure",
+    "log_image",
     "log_input",
+    "log_inputs",
     "log_metric",
     "log_metrics",
     "log_model",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "metric_curves",
     "register_model",
@@ -137,6 +156,8 @@ __all__ = [
     "search_runs",
     "set_experiment",
     "set_experiment_tag",
+    "set_experiment_tags",
+    "set_secret_names",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -148,9 +169,10 @@ __all__ = [
 
 
 # Loaded on first use: the model and registry API pull in heavier modules, and MLflow's
-# flavor modules (``mlflow.sklearn``, ``mlflow.pyfunc``) are reachable as attributes.
+# submodules (``mlflow.sklearn``, ``mlflow.pyfunc``, ``mlflow.artifacts``, ...) are
+# reachable as attributes, as after ``import mlflow``.
 _LAZY = {
-    "MlflowClient": "nbtrack.tracking.client",
+    "MlflowClient": "nbtrack.registry.client",
     "autolog": "nbtrack.autologging",
     "load_model": "nbtrack.models.api",
     "log_model": "nbtrack.models.api",
@@ -164,8 +186,29 @@ _LAZY = {
     "run_details": "nbtrack.widgets",
     "runs_table": "nbtrack.widgets",
     "track_cells": "nbtrack.magics",
+    "set_secret_names": "nbtrack.capture.redact",  # what auto-capture redacts
 }
-_SUBMODULES = frozenset({"data", "models", "pyfunc", "registry", "sklearn"})
+_SUBMODULES = frozenset(
+    {
+        "artifacts",
+        "data",
+        "entities",
+        "exceptions",
+        "models",
+        "pyfunc",
+        "registry",
+        "sklearn",
+        "sync",
+    }
+)
+
+
+# The layers above tracking contribute to every run: where it was started (notebook or
+# script), the environment and git (run context), and system metrics when asked for.
+_context.register("nbtrack.capture.notebook:run_context")
+_context.register("nbtrack.capture.environment:run_context")
+_context.observe("nbtrack.autologging.system:on_run_start", "nbtrack.autologging.system:on_run_end")
+_registry_link.link("nbtrack.registry.queries:lookup", "nbtrack.registry.changes:register_model")
 
 
 def __getattr__(name: str) -> Any:
@@ -176,6 +219,11 @@ def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"nbtrack.{name}")
     raise AttributeError(f"module 'nbtrack' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazily loaded names too, so tab completion and ``dir(nbtrack)`` list them."""
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -1,8 +1,10 @@
-"""The ``nbtrack`` command: list, show and check the runs of a store from a terminal."""
+"""The ``nbtrack`` command: list, show, check and clean up the runs of a store from a terminal."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 
 from nbtrack.errors import NbtrackError
@@ -37,8 +39,72 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("experiments", help="list experiments")
+    _add_gc_command(commands)
     _add_run_command(commands)
+    _add_sync_command(commands)
     return parser
+
+
+def _add_sync_command(commands) -> None:
+    """``nbtrack sync push|pull|status SERVER``: two-way sync with an MLflow server."""
+    sync = commands.add_parser(
+        "sync",
+        help="push runs and the registry to an MLflow tracking server, pull teammates' runs",
+        description="Credentials: MLflow's MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+        "or MLFLOW_TRACKING_TOKEN; TLS: MLFLOW_TRACKING_INSECURE_TLS, "
+        "MLFLOW_TRACKING_SERVER_CERT_PATH.",
+    )
+    sync.add_argument("action", choices=["push", "pull", "status"])
+    sync.add_argument("server", metavar="SERVER", help="tracking URI, http(s)://HOST:PORT")
+    sync.add_argument(
+        "-e",
+        "--experiment",
+        dest="experiments",
+        action="extend",
+        nargs="+",
+        metavar="EXPERIMENT",
+        help="only these experiments (by name; default: all)",
+    )
+    sync.add_argument("--filter", default="", help="only runs matching an MLflow filter")
+    sync.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _add_gc_command(commands) -> None:
+    """``nbtrack gc``: MLflow's gc over a store (see nbtrack.store.purge)."""
+    gc = commands.add_parser(
+        "gc", help="permanently remove deleted runs: their rows, journals and artifacts"
+    )
+    gc.add_argument(
+        "--older-than",
+        metavar="AGE",
+        type=_days,
+        help="only runs deleted at least AGE ago: days (30, 0.5) or MLflow's 1d2h30m10s",
+    )
+    gc.add_argument(
+        "--run-ids",
+        metavar="IDS",
+        type=lambda text: [i.strip() for i in text.split(",") if i.strip()],
+        help="comma-separated: only these runs (each must be deleted, or nothing is removed)",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
+
+
+_AGE = re.compile(r"(?:([\d.]+)d)?(?:([\d.]+)h)?(?:([\d.]+)m)?(?:([\d.]+)s)?")
+_UNIT_DAYS = (1, 1 / 24, 1 / 1440, 1 / 86400)
+
+
+def _days(text: str) -> float:
+    """An age in days: a number of days, or MLflow's ``#d#h#m#s`` (floats allowed)."""
+    with contextlib.suppress(ValueError):
+        return float(text)
+    match = _AGE.fullmatch(text)
+    with contextlib.suppress(ValueError):
+        if match and any(match.groups()):
+            parts = zip(match.groups(), _UNIT_DAYS, strict=True)
+            return sum(float(value) * unit for value, unit in parts if value)
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not an age: give days (30, 0.5) or MLflow's form (2d8h, 1d2h3m4s)"
+    )
 
 
 def _add_run_command(commands) -> None:
@@ -87,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _runs(args: argparse.Namespace, fluent) -> int:
     from nbtrack.entities import ViewType
-    from nbtrack.widgets.static import runs_table_text
+    from nbtrack.render import runs_table_text
 
     rows = fluent.search_rows(
         experiment_names=[args.experiment] if args.experiment else None,
@@ -102,9 +168,11 @@ def _runs(args: argparse.Namespace, fluent) -> int:
 
 
 def _show(args: argparse.Namespace, fluent) -> int:
-    from nbtrack.widgets import run_details
+    from nbtrack.render import run_details
 
-    print(run_details(args.run).text)
+    store = fluent.current_store()
+    run_id = store.resolve_run(args.run)["run_id"]
+    print(run_details(store.get_run(run_id), store.records(run_id)).text)
     return 0
 
 
@@ -119,7 +187,7 @@ def _doctor(args: argparse.Namespace, fluent) -> int:
 def _experiments(args: argparse.Namespace, fluent) -> int:
     from nbtrack.entities import ViewType
 
-    experiments = fluent.search_experiments(ViewType.ALL)
+    experiments = fluent.search_experiments(ViewType.ALL, order_by=["experiment_id ASC"])
     counts = fluent.current_store().run_counts()
     width = max([len(e.name) for e in experiments] + [4])
     print(f"{'id':>4}  {'name':<{width}}  {'runs':>5}  state")
@@ -127,6 +195,48 @@ def _experiments(args: argparse.Namespace, fluent) -> int:
         runs = counts.get(e.experiment_id, 0)
         print(f"{e.experiment_id:>4}  {e.name:<{width}}  {runs:>5}  {e.lifecycle_stage}")
     return 0
+
+
+def _gc(args: argparse.Namespace, fluent) -> int:
+    from nbtrack.store.purge import gc
+
+    items = gc(fluent.current_store(), args.older_than, args.run_ids, dry_run=args.dry_run)
+    if not items:
+        print("no deleted runs to remove" + " that old" * (args.older_than is not None))
+        return 0
+    going = "would remove" if args.dry_run else "removed"
+    print(_gc_table(items, going))
+    gone = [item for item in items if not item.kept]
+    kept = len(items) - len(gone)
+    summary = f"{going} {len(gone)} runs ({_size(sum(item.size for item in gone))})"
+    print(summary + f"; kept {kept}" * bool(kept))
+    return 0
+
+
+def _gc_table(items: list, going: str) -> str:
+    from nbtrack.render import format_time, text_table
+
+    table = [["run_id", "name", "experiment", "deleted", "size", "outcome"]]
+    for item in items:
+        when = format_time(item.deleted_time)
+        table.append(
+            [
+                item.run_id,
+                item.run_name,
+                item.experiment_id,
+                when if item.deleted_time_recorded else f"by {when}",
+                _size(item.size),
+                f"kept: {item.kept}" if item.kept else going,
+            ]
+        )
+    return "\n".join(text_table(table))
+
+
+def _size(size: float) -> str:
+    units, power = ("B", "kB", "MB", "GB"), 0
+    while size >= 1000 and power < len(units) - 1:
+        size, power = size / 1000, power + 1
+    return f"{size:.0f} B" if power == 0 else f"{size:.1f} {units[power]}"
 
 
 def _run(args: argparse.Namespace, fluent) -> int:
@@ -158,12 +268,26 @@ def _run(args: argparse.Namespace, fluent) -> int:
     return 0 if all(o.status == "FINISHED" for o in outcomes) else 1
 
 
+def _sync(args: argparse.Namespace, fluent) -> int:
+    import nbtrack.sync
+
+    store = fluent.current_store()
+    if args.action == "status":
+        print(nbtrack.sync.status(args.server, store=store))
+        return 0
+    act = nbtrack.sync.push if args.action == "push" else nbtrack.sync.pull
+    print(act(args.server, args.experiments, args.filter, store=store, progress=not args.quiet))
+    return 0
+
+
 _COMMANDS = {
     "runs": _runs,
     "show": _show,
     "doctor": _doctor,
     "experiments": _experiments,
+    "gc": _gc,
     "run": _run,
+    "sync": _sync,
 }
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from nbtrack.entities import DatasetInput, DatasetRecord, InputTag
 from nbtrack.errors import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -29,30 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Dataset", "DatasetInput", "DatasetRecord", "InputTag", "from_numpy", "from_pandas"]
 
 MAX_HASHED_ROWS = 10_000  # MLflow hashes at most this many rows (or flat elements)
-CONTEXT_TAG = "mlflow.data.context"
-
-
-class DatasetRecord(NamedTuple):
-    """A logged dataset as MLflow's ``mlflow.entities.Dataset``: every field a string."""
-
-    name: str
-    digest: str
-    source_type: str
-    source: str
-    schema: str | None = None
-    profile: str | None = None
-
-
-class InputTag(NamedTuple):
-    key: str
-    value: str
-
-
-class DatasetInput(NamedTuple):
-    """One entry of ``run.inputs.dataset_inputs``: the dataset and its input tags."""
-
-    dataset: DatasetRecord
-    tags: list[InputTag]
 
 
 class Dataset:
@@ -319,47 +296,11 @@ def _source(source: str | os.PathLike[str] | dict[str, Any] | None) -> tuple[str
 def _code_tags() -> dict[str, str]:
     """The running code, as MLflow's ``CodeDatasetSource`` names it (user and source)."""
     from nbtrack.capture.notebook import source
-    from nbtrack.tracking.fluent import _user
+    from nbtrack.tracking.identity import current_user
 
     name, kind = source()
-    return {"mlflow.user": _user(), "mlflow.source.name": name, "mlflow.source.type": kind}
+    return {"mlflow.user": current_user(), "mlflow.source.name": name, "mlflow.source.type": kind}
 
 
 def _json(value: Any) -> str:
     return json.dumps(value)
-
-
-def record_for(dataset: Any, context: str | None, tags: dict[str, Any] | None) -> dict[str, Any]:
-    """The journal record of one logged input: the dataset's fields and its input tags.
-
-    ``dataset`` is an nbtrack :class:`Dataset` or anything with MLflow's ``to_dict()``
-    (an ``mlflow.data`` dataset works too).
-    """
-    if not (hasattr(dataset, "to_dict") and hasattr(dataset, "digest")):
-        raise InvalidParameterError(
-            f"log_input() needs a dataset (nbtrack.data.from_pandas / from_numpy, or an "
-            f"mlflow.data dataset); got {type(dataset).__name__}."
-        )
-    fields = dataset.to_dict()
-    missing = [k for k in ("name", "digest", "source_type", "source") if not fields.get(k)]
-    if missing:
-        raise InvalidParameterError(f"log_input(): the dataset has no {', '.join(missing)}.")
-    input_tags = {str(k): str(v) for k, v in (tags or {}).items()}
-    if context is not None:
-        input_tags[CONTEXT_TAG] = str(context)
-    keep = ("name", "digest", "source_type", "source", "schema", "profile")
-    return {"op": "input", "dataset": {k: fields.get(k) for k in keep}, "tags": input_tags}
-
-
-def input_key(record: dict[str, Any]) -> tuple:
-    """What makes two logged inputs the same one (MLflow keeps the first)."""
-    dataset = record["dataset"]
-    return (dataset["name"], dataset["digest"], tuple(sorted(record["tags"].items())))
-
-
-def inputs_from_records(records: list[dict[str, Any]]) -> tuple[DatasetInput, ...]:
-    """``run.inputs.dataset_inputs`` from a run's input records."""
-    return tuple(
-        DatasetInput(DatasetRecord(**r["dataset"]), [InputTag(k, v) for k, v in r["tags"].items()])
-        for r in records
-    )

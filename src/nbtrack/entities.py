@@ -1,13 +1,38 @@
 """The objects the API returns, named and shaped as MLflow's ``mlflow.entities``.
 
 They are named tuples: immutable, cheap to create by the thousand, and quick to define
-(``import nbtrack`` stays fast).
+(``import nbtrack`` stays fast). ``from nbtrack.entities import Run, Metric, ViewType``
+works as ``from mlflow.entities import ...`` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, overload
+from typing import Any, ClassVar, NamedTuple, overload
+
+from nbtrack.errors import InvalidParameterError
+
+__all__ = [
+    "Dataset",
+    "DatasetInput",
+    "DatasetRecord",
+    "Experiment",
+    "ExperimentTag",
+    "FileInfo",
+    "InputTag",
+    "LifecycleStage",
+    "Metric",
+    "MetricHistory",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInputs",
+    "RunStatus",
+    "RunTag",
+    "SourceType",
+    "ViewType",
+]
 
 
 class RunStatus:
@@ -28,6 +53,16 @@ class RunStatus:
     def all_status() -> tuple[str, ...]:
         return RunStatus._ALL
 
+    # MLflow's statuses are numbers spelled out by these two; nbtrack's are the spelling
+    # already, so ``end_run(RunStatus.to_string(RunStatus.FAILED))`` runs unchanged.
+    @staticmethod
+    def to_string(status: str) -> str:
+        return _member(RunStatus._ALL, status, "run status")
+
+    @staticmethod
+    def from_string(status: str) -> str:
+        return _member(RunStatus._ALL, status, "run status")
+
 
 class ViewType:
     """Which runs or experiments a search sees, by lifecycle stage."""
@@ -35,11 +70,51 @@ class ViewType:
     ACTIVE_ONLY = 1
     DELETED_ONLY = 2
     ALL = 3
+    _NAMES: ClassVar[dict[str, int]] = {"ACTIVE_ONLY": 1, "DELETED_ONLY": 2, "ALL": 3}
+
+    @staticmethod
+    def from_string(view_str: str) -> int:
+        name = _member(tuple(ViewType._NAMES), str(view_str).upper(), "view type")
+        return ViewType._NAMES[name]
+
+    @staticmethod
+    def to_string(view_type: int) -> str:
+        names = {number: name for name, number in ViewType._NAMES.items()}
+        return names[_member(tuple(names), view_type, "view type")]
 
 
 class LifecycleStage:
     ACTIVE = "active"
     DELETED = "deleted"
+
+    @staticmethod
+    def view_type_to_stages(view_type: int = ViewType.ALL) -> list[str]:
+        """The stages a search with ``view_type`` sees (as MLflow's)."""
+        stages = []
+        if view_type in (ViewType.ACTIVE_ONLY, ViewType.ALL):
+            stages.append(LifecycleStage.ACTIVE)
+        if view_type in (ViewType.DELETED_ONLY, ViewType.ALL):
+            stages.append(LifecycleStage.DELETED)
+        return stages
+
+
+class SourceType:
+    """Where a run was started: the values of the ``mlflow.source.type`` tag."""
+
+    NOTEBOOK = "NOTEBOOK"
+    JOB = "JOB"
+    PROJECT = "PROJECT"
+    LOCAL = "LOCAL"
+    RECIPE = "RECIPE"
+    UNKNOWN = "UNKNOWN"
+
+
+def _member(allowed: tuple, value: Any, what: str) -> Any:
+    if value not in allowed:
+        raise InvalidParameterError(
+            f"{value!r} is not a {what}; use one of {', '.join(map(str, allowed))}."
+        )
+    return value
 
 
 class Metric(NamedTuple):
@@ -57,6 +132,19 @@ class Param(NamedTuple):
 class RunTag(NamedTuple):
     key: str
     value: str
+
+
+class ExperimentTag(NamedTuple):
+    key: str
+    value: str
+
+
+class FileInfo(NamedTuple):
+    """An artifact file or folder, as MLflow's ``FileInfo`` (``file_size`` None for folders)."""
+
+    path: str
+    is_dir: bool
+    file_size: int | None
 
 
 class RunInfo(NamedTuple):
@@ -81,8 +169,46 @@ class RunData(NamedTuple):
     tags: dict[str, str]
 
 
+class DatasetRecord(NamedTuple):
+    """A logged dataset as MLflow's ``mlflow.entities.Dataset``: every field a string."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema: str | None = None
+    profile: str | None = None
+
+
+Dataset = DatasetRecord  # MLflow's name for it: ``mlflow.entities.Dataset``
+
+
+class InputTag(NamedTuple):
+    key: str
+    value: str
+
+
+class DatasetInput(NamedTuple):
+    """One entry of ``run.inputs.dataset_inputs``: the dataset and its input tags."""
+
+    dataset: DatasetRecord
+    tags: list[InputTag]
+
+
 class RunInputs(NamedTuple):
-    dataset_inputs: tuple[Any, ...] = ()
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+
+
+def inputs_from_records(records: list[dict[str, Any]]) -> RunInputs:
+    """``run.inputs`` from a run's input records."""
+    return RunInputs(
+        tuple(
+            DatasetInput(
+                DatasetRecord(**r["dataset"]), [InputTag(k, v) for k, v in r["tags"].items()]
+            )
+            for r in records
+        )
+    )
 
 
 class Run(NamedTuple):
@@ -91,6 +217,16 @@ class Run(NamedTuple):
     info: RunInfo
     data: RunData
     inputs: RunInputs = RunInputs()
+
+    # MLflow's entities keep these as private attributes, and code in the wild (MLflow's
+    # own examples among it) reads them.
+    @property
+    def _info(self) -> RunInfo:
+        return self.info
+
+    @property
+    def _data(self) -> RunData:
+        return self.data
 
     def to_dictionary(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,9 @@
     ├── NotFoundError              unknown run, experiment, artifact, model  (LookupError)
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
     ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
-    │   └── StoreReadOnlyError     a write to a store this process may only read
+    │   ├── StoreReadOnlyError     a write to a store this process may only read
+    │   └── StoreWriteError        a write failed (disk full); says what is safe  (OSError)
+    ├── SyncError                  a tracking server refused or could not be reached (sync)
     ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
     └── TransitionRefused          a stage move failed its policy's checks (nbtrack.registry)
 
@@ -36,6 +38,11 @@ class NbtrackError(Exception):
         if error_code is not None:
             self.error_code = error_code
 
+    @classmethod
+    def invalid_parameter_value(cls, message: str) -> NbtrackError:
+        """MLflow's shorthand: ``raise MlflowException.invalid_parameter_value("...")``."""
+        return cls(message, INVALID_PARAMETER_VALUE)
+
 
 class InvalidParameterError(NbtrackError, ValueError):
     """An argument broke a rule; the message names the key or value and the rule."""
@@ -44,7 +51,23 @@ class InvalidParameterError(NbtrackError, ValueError):
 
 
 class InvalidFilterError(InvalidParameterError):
-    """A search filter or order_by clause that does not parse or type-check."""
+    """A search filter or order_by clause that does not parse or type-check.
+
+    ``text`` is the filter as written and ``span`` the (start, end) of the offending token
+    in it, so a panel can mark the token itself rather than draw a caret under it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        error_code: str | None = None,
+        *,
+        text: str | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(message, error_code)
+        self.text = text
+        self.span = span
 
 
 class NotFoundError(NbtrackError, LookupError):
@@ -66,6 +89,26 @@ class StoreError(NbtrackError):
 class StoreReadOnlyError(StoreError):
     """A write to a store this process cannot write to (a read-only mount, an archived
     or shared store); reading it works. The message names the store's path."""
+
+
+class StoreWriteError(StoreError, OSError):
+    """Writing to the store failed: the disk is full, over quota, or failing.
+
+    Nothing already on disk was damaged. The message names the store, what could not
+    be written and what is safe; ``what`` holds the second part alone (e.g. "run 1a2b…'s
+    journal"), and ``errno`` the operating system's code (``errno.ENOSPC`` for a full disk).
+    """
+
+    def __init__(self, message: str, what: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.what = what
+        self.errno = errno
+
+
+class SyncError(NbtrackError):
+    """A push or pull could not finish: the server is unreachable, failing, refuses the
+    credentials or is too old. The message names the server (never its credentials) and
+    what to do; what was not synced is left for the next push or pull."""
 
 
 MlflowException = NbtrackError

@@ -155,7 +155,7 @@ def reproduce(
 
 
 def _trace_record(store: Any, run_id: str) -> dict[str, Any]:
-    records = [r for r in store.read_journal(run_id) if r["op"] == "trace"]
+    records = store.records(run_id, "trace")
     if not records:
         raise NotFoundError(
             f"Run {run_id} has no execution trace: only runs started in a notebook cell "
@@ -221,7 +221,7 @@ def _parameters_source(row: dict[str, Any], sources: list[str]) -> str:
         names |= set(analyze(_python(body)).defs)
     lines = ["# Parameters of the original run"]
     for key, value in sorted(row.get("params", {}).items()):
-        if key.isidentifier() and key in names and value != REDACTED:
+        if key.isidentifier() and key in names and REDACTED not in value:
             lines.append(f"{key} = {_literal(value)}")
     return "\n".join(lines)
 
@@ -276,7 +276,7 @@ def _execute(result: Reproduction, row: dict[str, Any], trace: dict[str, Any], t
         runner.write(notebook, executed)
         store.add_artifact(new["run_id"], "reproduction.ipynb", executed)
         tags = {REPRODUCES_TAG: row["run_id"], MATCHES_TAG: str(result.matches).lower()}
-        store.append(new["run_id"], [{"op": "tags", "tags": tags}])
+        store.set_tags(new["run_id"], tags)
     elif result.error is None:
         result.error = "the notebook ran but made no run"
 

@@ -60,6 +60,10 @@ class AutologConfig(NamedTuple):
     pos_label: Any = None
     log_post_training_metrics: bool = True  # sklearn: metrics of predictions on other data
     extra_tags: dict[str, str] | None = None  # set on each run autolog starts
+    log_input_examples: bool = False  # save a few training rows with each model
+    log_model_signatures: bool = True  # infer each model's signature from training rows
+    registered_model_name: str | None = None  # register each logged model as a version
+    serialization_format: str = "cloudpickle"
 
 
 _enabled: dict[str, AutologConfig] = {}
@@ -118,6 +122,8 @@ def autolog(
         exclusive=exclusive,
         silent=silent,
         extra_tags={str(k): str(v) for k, v in (extra_tags or {}).items()},
+        log_input_examples=log_input_examples,
+        log_model_signatures=log_model_signatures,
     )
     for name in names:
         enable(name, config)
@@ -146,7 +152,10 @@ def sklearn_autolog(
     ``log_post_training_metrics`` records what ``sklearn.metrics`` functions and
     ``score`` compute from an autologged estimator's predictions on other data, as MLflow
     does (``accuracy_score_X_test``; see ``nbtrack.autologging.sklearn_metrics``).
-    ``serialization_format`` and ``registered_model_name`` are accepted for compatibility.
+    ``log_input_examples`` saves the first training rows with each model,
+    ``log_model_signatures`` infers its signature from them, ``registered_model_name``
+    registers each logged model as a new version, and ``serialization_format`` is the
+    package's (``cloudpickle`` or ``pickle``), as in MLflow.
     """
     if max_tuning_runs is not None and max_tuning_runs < 0:
         raise InvalidParameterError(
@@ -166,6 +175,10 @@ def sklearn_autolog(
             pos_label=pos_label,
             log_post_training_metrics=log_post_training_metrics,
             extra_tags={str(k): str(v) for k, v in (extra_tags or {}).items()},
+            log_input_examples=log_input_examples,
+            log_model_signatures=log_model_signatures,
+            registered_model_name=registered_model_name,
+            serialization_format=serialization_format,
         ),
     )
 
@@ -231,8 +244,9 @@ def _hook_run_ends() -> None:
     from nbtrack.autologging import worker
     from nbtrack.tracking import fluent
 
-    if worker.on_run_end not in fluent.run_end_hooks:
-        fluent.run_end_hooks.append(worker.on_run_end)
+    hooks = fluent.default_session().run_end_hooks
+    if worker.on_run_end not in hooks:
+        hooks.append(worker.on_run_end)
 
 
 def track_autolog(magics: Any, argv: list[str], rest: str) -> None:

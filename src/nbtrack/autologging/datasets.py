@@ -75,17 +75,19 @@ def log_read(frame: Any, args: tuple, kwargs: dict) -> bool:
     """Log a DataFrame a reader returned into the tracked run; False when untracked."""
     import pandas as pd
 
-    from nbtrack.data import from_pandas, record_for
+    from nbtrack.data import from_pandas
+    from nbtrack.tracking import inputs
 
     if not isinstance(frame, pd.DataFrame):
         return False
-    if fluent.active_run() is None and fluent._run_factory is None:
+    session = fluent.default_session()
+    if session.active_run() is None and session.run_factory is None:
         return False  # an untracked cell: reading data starts no run
     source = _source(args, kwargs)
     name = os.path.basename(source.rstrip("/")) if source else None
     dataset = from_pandas(frame, source=source or None, name=name or None)
-    run = fluent._get_or_start_run()
-    fluent._append_input(run._store, run.run_id, record_for(dataset, None, None))
+    run = session.run_to_log()
+    session.add_input(run.store, run.run_id, *inputs.describe(dataset, None, None))
     return True
 
 

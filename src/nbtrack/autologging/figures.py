@@ -18,19 +18,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.autologging import AutologConfig
 from nbtrack.autologging.patches import Patches, guarded
 from nbtrack.capture.notebook import ipython_shell
 from nbtrack.tracking import fluent
 
+if TYPE_CHECKING:
+    from nbtrack.tracking.session import ActiveRun
+
 FOLDER = "figures"
 PNG_FORMATS = ("png", "retina")
 
 _config: AutologConfig | None = None
 _patches = Patches()
-_cell_runs: list[str] = []  # runs started during the running cell, newest last
+_cell_runs: list[tuple[Any, str]] = []  # (store, run id) of runs this cell started
 _events: list[tuple[str, Any]] = []  # the IPython events this integration registered
 _wrapped: list[tuple[Any, type, Any]] = []  # (formatter, Figure, printer) wrapped at enable
 
@@ -38,8 +41,9 @@ _wrapped: list[tuple[Any, type, Any]] = []  # (formatter, Figure, printer) wrapp
 def enable(config: AutologConfig) -> None:
     global _config
     _config = config
-    if _on_run_start not in fluent.run_start_hooks:
-        fluent.run_start_hooks.append(_on_run_start)
+    hooks = fluent.default_session().run_start_hooks
+    if _on_run_start not in hooks:
+        hooks.append(_on_run_start)
     shell = ipython_shell()
     if shell is None or len(_patches):
         return
@@ -60,8 +64,9 @@ def enable(config: AutologConfig) -> None:
 def disable() -> None:
     global _config
     _config = None
-    if _on_run_start in fluent.run_start_hooks:
-        fluent.run_start_hooks.remove(_on_run_start)
+    hooks = fluent.default_session().run_start_hooks
+    if _on_run_start in hooks:
+        hooks.remove(_on_run_start)
     shell = ipython_shell()
     while _events:
         event, callback = _events.pop()
@@ -79,8 +84,8 @@ def _new_cell(*_: Any) -> None:
     _cell_runs.clear()
 
 
-def _on_run_start(run: fluent.ActiveRun, resumed: bool) -> None:
-    _cell_runs.append(run.run_id)
+def _on_run_start(run: ActiveRun, resumed: bool) -> None:
+    _cell_runs.append((run.store, run.run_id))
 
 
 def _png_formatter(shell: Any) -> Any:
@@ -111,9 +116,9 @@ def target_run() -> tuple[Any, str] | None:
     """(store, run id) a figure shown now belongs to, or None in an untracked cell."""
     active = fluent.active_run()
     if active is not None:
-        return active._store, active.run_id
+        return active.store, active.run_id
     if _cell_runs:
-        return fluent.current_store(), _cell_runs[-1]
+        return _cell_runs[-1]
     return None
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import inspect
 import io
 import os
 import pickle
@@ -29,9 +28,15 @@ from typing import Any
 
 from nbtrack.autologging import AutologConfig, worker
 from nbtrack.autologging.patches import Patches, find_methods, guarded, warn
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.autologging.sklearn_estimators import (
+    class_path,
+    fit_inputs,
+    fitting,
+    is_search,
+    log_params,
+)
 from nbtrack.tracking import fluent
-from nbtrack.validation import MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
+from nbtrack.tracking.session import ActiveRun, status_for
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
 CV_HELPERS = (
@@ -52,7 +57,6 @@ EXCLUDED_CLASSES = ("sklearn.compose._column_transformer.ColumnTransformer",)
 
 _patches = Patches()
 _config: AutologConfig | None = None
-_depth = 0  # > 0 while an autologged fit or a CV helper runs: fits inside stay quiet
 
 
 def enable(config: AutologConfig) -> None:
@@ -123,22 +127,19 @@ def _import_plotting() -> None:
 def _logged_fit(original: Any) -> Any:
     @functools.wraps(original)
     def fit_and_log(self, *args, **kwargs):
-        global _depth
         config = _config
-        if _depth or config is None:
+        if fitting.depth or config is None:
             return original(self, *args, **kwargs)
         session = guarded(
             "start logging the fit", _Fit.start, self, args, kwargs, config, silent=config.silent
         )
-        _depth += 1
         try:
-            result = original(self, *args, **kwargs)
+            with fitting:
+                result = original(self, *args, **kwargs)
         except BaseException as error:
-            _depth -= 1
             if session is not None:
                 guarded("record the failed fit", session.failed, error, silent=config.silent)
             raise
-        _depth -= 1
         if session is not None:
             guarded("log the fit", session.finished, silent=config.silent)
         return result
@@ -152,12 +153,8 @@ def _quiet(helper: Any) -> Any:
 
     @functools.wraps(helper)
     def quiet(*args, **kwargs):
-        global _depth
-        _depth += 1
-        try:
+        with fitting:
             return helper(*args, **kwargs)
-        finally:
-            _depth -= 1
 
     return quiet
 
@@ -166,7 +163,7 @@ class _Fit:
     """One autologged fit: the run it logs into and the data it was given."""
 
     def __init__(
-        self, estimator: Any, run: fluent.ActiveRun, managed: bool, config: AutologConfig
+        self, estimator: Any, run: ActiveRun, managed: bool, config: AutologConfig
     ) -> None:
         self.estimator = estimator
         self.run = run
@@ -194,14 +191,14 @@ class _Fit:
 
     def log_params(self) -> None:
         params = self.estimator.get_params(deep=not is_search(self.estimator))
-        log_params(self.run._store, self.run.run_id, params)
+        log_params(self.run.store, self.run.run_id, params, self.config.silent)
 
     def tag(self) -> None:
         tags = {
             "estimator_name": type(self.estimator).__name__,
             "estimator_class": class_path(self.estimator),
         }
-        self.run._store.append(self.run.run_id, [{"op": "tags", "tags": tags}])
+        self.run.store.set_tags(self.run.run_id, tags)
 
     def finished(self) -> None:
         from nbtrack.autologging import sklearn_logging
@@ -210,18 +207,20 @@ class _Fit:
         if self.config.log_models:
             # The model API logs into the active run, so this part cannot wait for the
             # background thread: while the fit's run is active, log the package now.
-            guarded("log the model", log_model, self.estimator, "model", silent=silent)
+            guarded("log the model", self.log_model, self.estimator, "model", silent=silent)
             best = getattr(self.estimator, "best_estimator_", None)
             if best is not None:
-                guarded("log the best estimator", log_model, best, "best_estimator", silent=silent)
+                guarded(
+                    "log the best estimator", self.log_model, best, "best_estimator", silent=silent
+                )
         if self.config.log_post_training_metrics:
             from nbtrack.autologging import sklearn_metrics
 
-            sklearn_metrics.remember(self.estimator, self.run._store, self.run.run_id)
+            sklearn_metrics.remember(self.estimator, self.run.store, self.run.run_id)
         # A copy: the user may refit the estimator while the background logs this fit.
         fitted = guarded("copy the estimator", copy.deepcopy, self.estimator, silent=silent)
-        if self.managed:
-            _release(self.run)
+        if self.managed:  # off the stack; the worker ends it once its logging has landed
+            self.run.session.detach(self.run)
         try:
             if fitted is None:
                 raise RuntimeError("no copy of the fitted estimator to log from")
@@ -229,8 +228,7 @@ class _Fit:
                 self.run.run_id,
                 f"log the fit of {type(fitted).__name__}",
                 sklearn_logging.log_after_fit,
-                self.run._store,
-                self.run.run_id,
+                self.run,
                 fitted,
                 self.X,
                 self.y,
@@ -240,42 +238,66 @@ class _Fit:
             )
         except Exception:
             if self.managed:  # nobody else will end the run autolog started
-                self.run._store.finish_run(self.run.run_id, "FINISHED")
+                self.run.session.end(self.run, "FINISHED")
             raise
 
     def failed(self, error: BaseException) -> None:
         if self.managed:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            fluent._end_run_and_children(self.run.run_id, status)
+            self.run.session.end(self.run, status_for(type(error)))
+
+    def log_model(self, estimator: Any, name: str) -> None:
+        """Log a fitted estimator into the fit's run, with MLflow autolog's options: an
+        input example, the signature inferred from training rows, a registered version."""
+        config = self.config
+        rows = None
+        if self.X is not None and (config.log_input_examples or config.log_model_signatures):
+            rows = self.X[:INPUT_EXAMPLE_ROWS]
+        signature: Any = False  # MLflow's way to say: record none
+        if config.log_model_signatures and rows is not None:
+            signature = guarded(
+                "infer the model signature",
+                _signature,
+                estimator,
+                rows,
+                silent=config.silent,
+            )
+        log_model(
+            estimator,
+            name,
+            input_example=rows if config.log_input_examples else None,
+            signature=False if signature is None else signature,
+            registered_model_name=config.registered_model_name,
+            serialization_format=config.serialization_format,
+        )
 
 
-def _target_run(config: AutologConfig) -> tuple[fluent.ActiveRun | None, bool]:
+def _signature(estimator: Any, rows: Any) -> Any:
+    from nbtrack.models import infer_signature
+
+    return infer_signature(rows, estimator.predict(rows))
+
+
+def _target_run(config: AutologConfig) -> tuple[ActiveRun | None, bool]:
     """The run to log into and whether autolog started it (and so must end it)."""
-    active = fluent.active_run()
+    session = fluent.default_session()
+    active = session.active_run()
     if active is not None:
         return (None, False) if config.exclusive else (active, False)
-    if fluent._run_factory is not None:  # %track on: the cell's own run
-        return fluent._get_or_start_run(), False
+    if session.run_factory is not None:  # %track on: the cell's own run
+        return session.run_to_log(), False
     tags = {**(config.extra_tags or {}), "mlflow.autologging": "sklearn"}
-    return fluent.start_run(tags=tags), True
-
-
-def _release(run: fluent.ActiveRun) -> None:
-    """Take an autolog-started run off the active stack; the worker ends it when done."""
-    if run in fluent._active:
-        fluent._active.remove(run)
+    return session.start_run(tags=tags), True
 
 
 DEFAULT_MAX_MODEL_MB = 200.0  # NBTRACK_AUTOLOG_MAX_MODEL_MB overrides
+INPUT_EXAMPLE_ROWS = 5  # as MLflow's INPUT_EXAMPLE_SAMPLE_ROWS
 
 
-def log_model(estimator: Any, name: str) -> bool:
-    """Log a fitted estimator to the active run with ``nbtrack.sklearn.log_model`` when its
-    pickle is under the size cap; True if logged, False if skipped."""
-    try:
-        from nbtrack.sklearn import log_model as log
-    except ImportError:  # no model flavor in this build: nothing to log with
-        return False
+def log_model(estimator: Any, name: str, **options: Any) -> bool:
+    """Log a fitted estimator to the active run (the ``sklearn`` flavor) when its pickle is
+    under the size cap; True if logged, False if skipped."""
+    from nbtrack.models.api import log_model as log
+
     if not hasattr(estimator, "predict"):
         return False  # nbtrack packages models that predict (not DBSCAN, TSNE, ...)
     limit = float(os.environ.get("NBTRACK_AUTOLOG_MAX_MODEL_MB", DEFAULT_MAX_MODEL_MB))
@@ -287,7 +309,7 @@ def log_model(estimator: Any, name: str) -> bool:
             _config.silent if _config else False,
         )
         return False
-    log(estimator, name=_free_name(name))
+    log(estimator, name=_free_name(name), **options)
     return True
 
 
@@ -296,7 +318,7 @@ def _free_name(name: str) -> str:
     run = fluent.active_run()
     if run is None:
         return name
-    folder, candidate, number = run._store.artifact_dir(run.run_id), name, 1
+    folder, candidate, number = run.store.artifact_dir(run.run_id), name, 1
     while (folder / candidate).exists():
         number += 1
         candidate = f"{name}-{number}"
@@ -329,68 +351,3 @@ def _pickled_size(obj: Any, limit: int) -> int:
     with contextlib.suppress(_SizeExceeded):  # past the limit the exact size does not matter
         pickle.dump(obj, counter, protocol=pickle.HIGHEST_PROTOCOL)
     return counter.size
-
-
-def fit_inputs(estimator: Any, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
-    """(X, y, sample_weight) of a fit call, named by the estimator's ``fit`` signature."""
-    names = _argument_names(type(estimator).fit)
-    x_name, y_name = names[:2] if len(names) >= 2 else ("X", "y")
-    if len(args) >= 2:
-        X, y = args[:2]
-    elif len(args) == 1:
-        X, y = args[0], kwargs.get(y_name)
-    else:
-        X, y = kwargs.get(x_name), kwargs.get(y_name)
-    sample_weight = None
-    if "sample_weight" in names:
-        position = names.index("sample_weight")
-        sample_weight = args[position] if len(args) > position else kwargs.get("sample_weight")
-    return X, y, sample_weight
-
-
-@functools.lru_cache(maxsize=512)
-def _argument_names(function: Any) -> list[str]:
-    names = list(inspect.signature(function).parameters)
-    return names[1:] if names and names[0] == "self" else names
-
-
-def is_search(estimator: Any) -> bool:
-    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
-
-    return isinstance(estimator, (GridSearchCV, RandomizedSearchCV))
-
-
-def class_path(estimator: Any) -> str:
-    return f"{type(estimator).__module__}.{type(estimator).__name__}"
-
-
-def log_params(store: Any, run_id: str, params: dict[str, Any]) -> None:
-    """Log params as MLflow's autologging client does (``str()``, long values cut with
-    "..."), except that a secret-looking name's value is ``<redacted>`` (auto-captured
-    values never include secrets); a key the run already has with another value is
-    skipped with a warning."""
-    clean = {
-        _clip(str(k), MAX_KEY_LENGTH): REDACTED
-        if is_secret_name(str(k))
-        else _clip(str(v), MAX_PARAM_VALUE_LENGTH)
-        for k, v in params.items()
-    }
-    logged = store.get_run(run_id).get("params", {})
-    conflicts = sorted(k for k, v in clean.items() if k in logged and logged[k] != v)
-    if conflicts:
-        warn(
-            f"autolog: run {run_id} already has different values for {', '.join(conflicts)}; "
-            "those params were not logged again (params are immutable).",
-            _config.silent if _config else False,
-        )
-    new = {k: v for k, v in clean.items() if k not in logged}
-    if new:
-        store.log_params(run_id, new)
-
-
-def clip_tag(value: Any) -> str:
-    return _clip(str(value), MAX_TAG_VALUE_LENGTH)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,19 +25,28 @@ import io
 import math
 import numbers
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.autologging import AutologConfig
 from nbtrack.autologging.patches import guarded, warn
-from nbtrack.autologging.sklearn import class_path, clip_tag, is_search, log_params
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.autologging.sklearn_estimators import (
+    argument_names,
+    class_path,
+    clip_tag,
+    is_search,
+    log_params,
+)
+from nbtrack.capture.redact import redact
+from nbtrack.tracking import inputs
+
+if TYPE_CHECKING:
+    from nbtrack.tracking.session import ActiveRun
 
 PREFIX = "training_"
 
 
 def log_after_fit(
-    store: Any,
-    run_id: str,
+    run: ActiveRun,
     estimator: Any,
     X: Any,
     y: Any,
@@ -46,6 +55,7 @@ def log_after_fit(
     managed: bool,
 ) -> None:
     """Everything logged after a fit; ends the run if autolog started it."""
+    store, run_id = run.store, run.run_id
     silent = config.silent
     # Predictions on the training set, made once for the metrics, the score and the plots.
     predictions = Predictions(estimator, X)
@@ -55,7 +65,14 @@ def log_after_fit(
         if config.log_datasets:
             training = guarded("describe the training dataset", training_input, X, y, silent=silent)
         if training is not None:
-            guarded("log the training dataset", _add_input, store, run_id, training, silent=silent)
+            guarded(
+                "log the training dataset",
+                run.session.add_input,
+                store,
+                run_id,
+                *training,
+                silent=silent,
+            )
         metrics: dict[str, float] = {}
         if y is not None:
             found = guarded(
@@ -92,17 +109,10 @@ def log_after_fit(
             )
         guarded("save estimator.html", log_estimator_html, store, run_id, estimator, silent=silent)
         if is_search(estimator):
-            log_search(store, run_id, estimator, training, config)
+            log_search(run, estimator, training, config)
     finally:
         if managed:
-            _end(store, run_id)
-
-
-def _end(store: Any, run_id: str) -> None:
-    from nbtrack.tracking import fluent
-
-    fluent._call_hooks(fluent.run_end_hooks, run_id, "FINISHED")
-    store.finish_run(run_id, "FINISHED")
+            run.session.end(run, "FINISHED")
 
 
 class Predictions:
@@ -123,18 +133,13 @@ class Predictions:
 # -- datasets and metrics ---------------------------------------------------------------------
 
 
-def training_input(X: Any, y: Any) -> dict[str, Any] | None:
-    """The input record (context ``train``) of the data a fit received; None if unknown."""
-    from nbtrack.data import dataset_for, record_for
+def training_input(X: Any, y: Any) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The input (dataset fields, input tags; context ``train``) of the data a fit
+    received; None if unknown."""
+    from nbtrack.data import dataset_for
 
     dataset = dataset_for(X, y)
-    return None if dataset is None else record_for(dataset, "train", None)
-
-
-def _add_input(store: Any, run_id: str, record: dict[str, Any]) -> None:
-    from nbtrack.tracking import fluent
-
-    fluent._append_input(store, run_id, record)
+    return None if dataset is None else inputs.describe(dataset, "train", None)
 
 
 def training_metrics(
@@ -221,9 +226,7 @@ def training_score(predictions: Predictions, y: Any, sample_weight: Any) -> floa
         return float(accuracy_score(y, predictions.predicted, sample_weight=sample_weight))
     if score is RegressorMixin.score:
         return float(r2_score(y, predictions.predicted, sample_weight=sample_weight))
-    from nbtrack.autologging.sklearn import _argument_names
-
-    if "sample_weight" in _argument_names(score):
+    if "sample_weight" in argument_names(score):
         return float(estimator.score(X, y, sample_weight))
     return float(estimator.score(X, y))
 
@@ -309,8 +312,8 @@ def log_estimator_html(store: Any, run_id: str, estimator: Any) -> None:
     from sklearn.utils import estimator_html_repr
 
     body = estimator_html_repr(estimator)
-    for secret in _secret_values(estimator):  # the repr shows params; the params log hid these
-        body = body.replace(html.escape(secret), html.escape(REDACTED))
+    for value, shown in _redacted_values(estimator):  # as the params log showed them
+        body = body.replace(html.escape(value), html.escape(shown))
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n  <head>\n    <meta charset="UTF-8"/>\n  </head>\n'
         f"  <body>\n    {body}\n  </body>\n</html>\n"
@@ -318,20 +321,20 @@ def log_estimator_html(store: Any, run_id: str, estimator: Any) -> None:
     store.add_artifact(run_id, "estimator.html", page.encode("utf-8"))
 
 
-def _secret_values(estimator: Any) -> list[str]:
-    """String values of the estimator's secret-looking params (longest first)."""
+def _redacted_values(estimator: Any) -> list[tuple[str, str]]:
+    """(value, redacted value) of the estimator's string params that redaction changes,
+    longest first."""
     params = estimator.get_params(deep=True)
-    found = {str(v) for k, v in params.items() if is_secret_name(k) and isinstance(v, str) and v}
-    return sorted(found, key=len, reverse=True)
+    found = {(v, redact(k, v)) for k, v in params.items() if isinstance(v, str) and v}
+    return sorted(((v, r) for v, r in found if r != v), key=lambda p: len(p[0]), reverse=True)
 
 
 # -- searches ----------------------------------------------------------------------------------
 
 
-def log_search(
-    store: Any, run_id: str, search: Any, training: dict[str, Any] | None, config: AutologConfig
-) -> None:
+def log_search(run: ActiveRun, search: Any, training: tuple | None, config: AutologConfig) -> None:
     """best_cv_score, best_<param> params, child runs and cv_results.csv of a fitted search."""
+    store, run_id = run.store, run.run_id
     silent = config.silent
     if hasattr(search, "best_score_"):
         log_metrics(store, run_id, {"best_cv_score": search.best_score_})
@@ -342,8 +345,7 @@ def log_search(
         guarded(
             "create child runs for the search",
             log_candidates,
-            store,
-            run_id,
+            run,
             search,
             training,
             config,
@@ -359,14 +361,14 @@ def log_cv_results(store: Any, run_id: str, search: Any) -> None:
     store.add_artifact(run_id, "cv_results.csv", text.encode("utf-8"))
 
 
-def log_candidates(store, run_id, search, training, config: AutologConfig) -> None:
+def log_candidates(run: ActiveRun, search: Any, training: tuple | None, config) -> None:
     """One finished child run per best candidate, as MLflow's parameter-search children
-    (``training``: the parent's training input record, given to each child too)."""
+    (``training``: the parent's training input, given to each child too)."""
     import pandas as pd
 
-    from nbtrack.tracking import fluent
     from nbtrack.tracking.names import random_run_name
 
+    store, run_id = run.store, run.run_id
     parent = store.get_run(run_id)
     seed = search.estimator
     base = seed.get_params(deep=not is_search(seed))
@@ -383,13 +385,13 @@ def log_candidates(store, run_id, search, training, config: AutologConfig) -> No
         "estimator_class": clip_tag(class_path(seed)),
     }
     for _, row in results.iterrows():
-        child = fluent.create_run(
-            store,
+        child = run.session.create_run(
             parent["experiment_id"],
             random_run_name(),
             tags,
             parent_run_id=run_id,
             start_time=parent["start_time"],
+            store=store,
         ).run_id
         log_params(store, child, {**base, **row.get("params", {})})
         scores = {
@@ -399,5 +401,5 @@ def log_candidates(store, run_id, search, training, config: AutologConfig) -> No
         }
         log_metrics(store, child, scores)
         if training is not None:
-            fluent._append_input(store, child, training)
+            run.session.add_input(store, child, *training)
         store.finish_run(child, "FINISHED", end_time)

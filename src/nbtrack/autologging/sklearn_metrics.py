@@ -31,8 +31,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from nbtrack.autologging import sklearn as hooks
 from nbtrack.autologging.patches import Patches, find_methods, guarded
+from nbtrack.autologging.sklearn_estimators import fitting
 
 PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "transform")
 NOT_METRICS = ("check_scoring", "get_scorer", "make_scorer", "get_scorer_names")
@@ -112,7 +112,7 @@ def _inside() -> Iterator[None]:
 
 def _paused() -> bool:
     # Inside an autologged fit, predictions and scores are training, not evaluation.
-    return hooks._depth > 0 or getattr(_local, "depth", 0) > 0
+    return fitting.depth > 0 or getattr(_local, "depth", 0) > 0
 
 
 def _remembering(original: Any) -> Any:
@@ -189,12 +189,13 @@ def _remember_result(target: tuple[Any, str], data: Any, result: Any, caller: An
         return
     _results[key] = (store, run_id, _data_name(run_id, data, caller))
     if _log_datasets:
-        from nbtrack.data import dataset_for, record_for
-        from nbtrack.tracking.fluent import _append_input
+        from nbtrack.data import dataset_for
+        from nbtrack.tracking import fluent, inputs
 
         dataset = dataset_for(data)
         if dataset is not None:
-            _append_input(store, run_id, record_for(dataset, "eval", None))
+            described = inputs.describe(dataset, "eval", None)
+            fluent.default_session().add_input(store, run_id, *described)
 
 
 def _log_score(target, estimator, method, args, kwargs, value, caller) -> None:

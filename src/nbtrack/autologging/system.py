@@ -1,6 +1,8 @@
-"""System autologging: each run's wall time, CPU time and peak memory; ``system/*`` samples.
+"""System metrics: each run's wall time, CPU time and peak memory; ``system/*`` samples.
 
-When a run this process ends, it gets ``system/wall_time_seconds``,
+Runs started with ``log_system_metrics=True`` (or after MLflow's
+``enable_system_metrics_logging()``) are measured, and every run while system autolog is
+on. When a measured run ends, it gets ``system/wall_time_seconds``,
 ``system/cpu_time_seconds`` (the process's user + system time while it was active) and
 ``system/peak_memory_megabytes``. The peak is exact when the run set a new high for the
 process (the kernel's own high-water mark moved); otherwise it is the highest sample.
@@ -17,11 +19,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.autologging import AutologConfig
 from nbtrack.autologging.patches import guarded
 from nbtrack.tracking import fluent
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
+    from nbtrack.tracking.session import ActiveRun
 
 MB = 1e6
 DEFAULT_INTERVAL_SECONDS = 5.0
@@ -29,6 +35,7 @@ DEFAULT_INTERVAL_SECONDS = 5.0
 
 @dataclass
 class _Baseline:
+    store: Store
     started: float  # time.monotonic()
     cpu: float  # process user + system seconds
     high_water: float  # the process's peak RSS so far, in bytes
@@ -39,21 +46,19 @@ class _Baseline:
 _runs: dict[str, _Baseline] = {}
 _lock = threading.Lock()
 _sampler: _Sampler | None = None
+_every_run = False  # system autolog is on: measure every run, not only those that ask
 
 
 def enable(config: AutologConfig) -> None:
-    if _on_start not in fluent.run_start_hooks:
-        fluent.run_start_hooks.append(_on_start)
-        fluent.run_end_hooks.append(_on_end)
-    for run in list(fluent._active):
-        _on_start(run, True)
+    global _every_run
+    _every_run = True
+    for run in list(fluent.default_session().active):
+        _measure(run)
 
 
 def disable() -> None:
-    global _sampler
-    for hooks, hook in ((fluent.run_start_hooks, _on_start), (fluent.run_end_hooks, _on_end)):
-        if hook in hooks:
-            hooks.remove(hook)
+    global _sampler, _every_run
+    _every_run = False
     with _lock:
         _runs.clear()
         sampler, _sampler = _sampler, None
@@ -61,17 +66,26 @@ def disable() -> None:
         sampler.stop()
 
 
-def _on_start(run: fluent.ActiveRun, resumed: bool) -> None:
+def on_run_start(run: ActiveRun, resumed: bool) -> None:
+    """A process-wide observer (nbtrack/__init__.py registers it): measure the run if it
+    asked to (``start_run(log_system_metrics=True)``) or system autolog is on."""
+    if _every_run or run.log_system_metrics:
+        _measure(run)
+
+
+def _measure(run: ActiveRun) -> None:
     global _sampler
     process = _process()
     rss = process.memory_info().rss
+    baseline = _Baseline(run.store, time.monotonic(), _cpu(process), _high_water(), rss)
     with _lock:
-        _runs.setdefault(run.run_id, _Baseline(time.monotonic(), _cpu(process), _high_water(), rss))
+        _runs.setdefault(run.run_id, baseline)
         if _sampler is None:
             _sampler = _Sampler(_interval())
 
 
-def _on_end(run_id: str, status: str) -> None:
+def on_run_end(run_id: str, status: str) -> None:
+    """The observer's other half: log the run's totals, and stop sampling it."""
     with _lock:
         baseline = _runs.pop(run_id, None)
     if baseline is None:
@@ -86,13 +100,13 @@ def _on_end(run_id: str, status: str) -> None:
         "system/cpu_time_seconds": _cpu(process) - baseline.cpu,
         "system/peak_memory_megabytes": peak / MB,
     }
-    _log(run_id, metrics, step=0)
+    _log(baseline.store, run_id, metrics, step=0)
 
 
-def _log(run_id: str, metrics: dict[str, float], step: int) -> None:
+def _log(store: Store, run_id: str, metrics: dict[str, float], step: int) -> None:
     now = time.time() * 1000
     points = [item for key, value in metrics.items() for item in (key, float(value), step, now)]
-    fluent._log_points(run_id, points)
+    store.log_points(run_id, points)
 
 
 class _Sampler:
@@ -131,7 +145,7 @@ def sample() -> None:
     for run_id, baseline in runs:
         baseline.samples += 1
         baseline.peak_sample = max(baseline.peak_sample, rss)
-        _log(run_id, values, step=baseline.samples)
+        _log(baseline.store, run_id, values, step=baseline.samples)
 
 
 _processes: dict[int, Any] = {}

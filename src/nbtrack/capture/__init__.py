@@ -1,1 +1,1 @@
-"""What a cell and its kernel tell us: params from code, the notebook, secret-looking names."""
+"""What a cell and its kernel tell us: params from code, the notebook, which values are secret."""

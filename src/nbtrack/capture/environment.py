@@ -3,12 +3,11 @@
 It is captured once per process (a kernel session) and stored once per store as a
 content-addressed file, ``<store>/environments/<digest>.json``; each run references it by
 digest and carries MLflow's git tags. No environment variable is read except those on an
-allow-list, and any whose name looks secret is stored as ``<redacted>``.
+allow-list, and any whose name or value looks secret is stored redacted.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -19,16 +18,22 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.capture.notebook import notebook_path
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import redact
 from nbtrack.store.artifacts import write_bytes
+from nbtrack.store.records import environment_record
+from nbtrack.tracking.context import RunContext
+from nbtrack.tracking.identity import os_user
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 ENVIRONMENTS = "environments"
 
 # Variables that change results or explain them, never credentials. Extend with
-# NBTRACK_ENV_ALLOWLIST="A,B"; a secret-looking name is still redacted.
+# NBTRACK_ENV_ALLOWLIST="A,B"; a secret name or value is still redacted.
 ALLOWED_VARIABLES = (
     "CONDA_DEFAULT_ENV",
     "CUBLAS_WORKSPACE_CONFIG",
@@ -47,7 +52,7 @@ GIT_TIMEOUT_SECONDS = 5
 
 _lock = threading.Lock()
 _session: _Capture | None = None  # the capture of this process, started once
-_stored: dict[Path, tuple[dict[str, Any], dict[str, str]]] = {}  # store root -> record, tags
+_stored: dict[Path, RunContext] = {}  # store root -> the context of its runs
 
 
 def capture() -> dict[str, Any]:
@@ -67,7 +72,7 @@ def capture() -> dict[str, Any]:
             "platform": platform.platform(),
         },
         "host": socket.gethostname(),
-        "user": _user(),
+        "user": os_user(),
         "packages": packages,
         "packages_digest": _sha256("\n".join(packages).encode()),
         "git": git_state(Path(notebook).parent if notebook else Path.cwd()),
@@ -115,24 +120,21 @@ def prefetch() -> _Capture:
         return _session
 
 
-def for_run(store_root: Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """The journal record and the run tags that reference this session's environment.
-
-    The environment file is written to the store the first time; later calls cost a
-    dictionary lookup.
-    """
-    cached = _stored.get(store_root)
+def run_context(store: Store) -> RunContext:
+    """The run context provider (tracking/context.py): a record referencing this session's
+    environment, and its git tags. The environment file is written to the store the first
+    time; later calls cost a dictionary lookup."""
+    cached = _stored.get(store.root)
     if cached is None:
         environment = session_environment()
-        digest = store(store_root, environment)
-        cached = _stored[store_root] = (
-            {"op": "environment", "digest": digest},
-            git_tags(environment.get("git")),
+        digest = write(store.root, environment)
+        cached = _stored[store.root] = RunContext(
+            git_tags(environment.get("git")), [environment_record(digest)]
         )
     return cached
 
 
-def store(store_root: Path, environment: dict[str, Any]) -> str:
+def write(store_root: Path, environment: dict[str, Any]) -> str:
     """Write ``environment`` as ``environments/<sha256>.json`` unless present; return the digest."""
     data = json.dumps(environment, sort_keys=True, indent=1).encode()
     digest = _sha256(data)
@@ -260,21 +262,10 @@ def _without_credentials(url: str | None) -> str | None:
 
 
 def allowed_variables() -> dict[str, str]:
-    """The allow-listed environment variables that are set; secret-looking names redacted."""
+    """The allow-listed environment variables that are set; secret names and values redacted."""
     extra = os.environ.get("NBTRACK_ENV_ALLOWLIST", "")
     names = set(ALLOWED_VARIABLES) | {n.strip() for n in extra.split(",") if n.strip()}
-    return {
-        name: REDACTED if is_secret_name(name) else os.environ[name]
-        for name in sorted(names)
-        if name in os.environ
-    }
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    return {name: redact(name, os.environ[name]) for name in sorted(names) if name in os.environ}
 
 
 def _sha256(data: bytes) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from nbtrack.tracking.context import RunContext
+
 
 def notebook_path() -> str | None:
     """The running notebook's path when it can be found, else None.
@@ -39,3 +41,9 @@ def source() -> tuple[str, str]:
         return "<ipython>", "NOTEBOOK"
     script = sys.argv[0] if sys.argv and sys.argv[0] else "<python>"
     return (os.path.abspath(script) if os.path.exists(script) else script), "LOCAL"
+
+
+def run_context(store: object) -> RunContext:
+    """The run context provider (tracking/context.py): MLflow's source tags."""
+    name, kind = source()
+    return RunContext({"mlflow.source.name": name, "mlflow.source.type": kind}, [])

@@ -6,7 +6,7 @@ import ast
 import contextlib
 from typing import Any
 
-from nbtrack.capture.redact import REDACTED, is_secret_name
+from nbtrack.capture.redact import redact
 
 # Expressions whose variables live in a scope of their own.
 _OWN_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -19,8 +19,9 @@ def literal_assignments(source: str) -> dict[str, Any]:
     lists, tuples, sets and dicts of them. ``a, b = 1, 2`` binds both names; names
     starting with ``_`` are private and skipped. Any later statement that rebinds a
     name otherwise (``a += 1``, ``a = f()``, ``for a in ...``, ``del a``, an import)
-    drops it, since its value is no longer known from the code. Secret-looking names,
-    and secret-looking keys inside dict values, are redacted.
+    drops it, since its value is no longer known from the code. Values under secret
+    names (dict keys included) and credential-shaped strings are redacted
+    (:func:`nbtrack.capture.redact.redact`).
     """
     try:
         tree = ast.parse(source)
@@ -32,7 +33,7 @@ def literal_assignments(source: str) -> dict[str, Any]:
         for name in _bound_names(node):
             found.pop(name, None)
         found.update(literal)
-    return {name: _redact(name, value) for name, value in found.items() if name[0] != "_"}
+    return {name: redact(name, value) for name, value in found.items() if name[0] != "_"}
 
 
 def _literal_bindings(node: ast.stmt) -> dict[str, Any]:
@@ -76,13 +77,3 @@ def _bound_names(statement: ast.stmt) -> set[str]:
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
         pending.extend(ast.iter_child_nodes(node))
     return names
-
-
-def _redact(name: str, value: Any) -> Any:
-    if is_secret_name(name):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: _redact(k, v) if isinstance(k, str) else v for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return type(value)(_redact("", v) for v in value)
-    return value

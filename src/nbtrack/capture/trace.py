@@ -31,9 +31,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from nbtrack.capture.defuse import EMPTY, Analysis, analyze
-from nbtrack.capture.redact import is_secret_name, redact_source
+from nbtrack.capture.redact import redact_source
+from nbtrack.store.records import tags_record, trace_record
+from nbtrack.validation import MAX_TAG_VALUE_LENGTH
 
 TRACES = "traces"
+STALE_TAG = "nbtrack.stale"  # the stale verdict's reason, on stale runs only
 # Cell magics whose body is Python that runs in the user namespace.
 PYTHON_CELL_MAGICS = frozenset({"track", "time", "timeit", "capture", "prun"})
 # What IPython's input transformers rewrite: magics, shell escapes, help, prompts, and a
@@ -96,9 +99,7 @@ class ExecutionTrace:
 
     def start_cell(self, execution_count: int | None, cell_id: str | None, raw: str) -> None:
         """Note the cell that starts running (pre_run_cell)."""
-        # Redaction re-parses the cell; without a secret-looking name anywhere in the
-        # text it cannot change anything, and this runs under every cell.
-        source = redact_source(raw) if is_secret_name(raw) else raw
+        source = redact_source(raw)
         index = len(self.history)
         self.current = CellExecution(
             index,
@@ -145,16 +146,15 @@ class ExecutionTrace:
         members, edges = self._slice(cells)
         reasons = self._reasons(cells, members, edges, positions or {})
         texts = list(dict.fromkeys(r.text for r in reasons))
-        return {
-            "op": "trace",
-            "session": self.session,
-            "cells": len(cells),
-            "slice": [cells[i].entry() for i in sorted(members)],
-            "stale": _summary(texts),
-            "reasons": texts,
-            "cwd": os.getcwd(),
-            "autolog": _autolog_integrations(),
-        }
+        return trace_record(
+            session=self.session,
+            cells=len(cells),
+            slice=[cells[i].entry() for i in sorted(members)],
+            stale=_summary(texts),
+            reasons=texts,
+            cwd=os.getcwd(),
+            autolog=_autolog_integrations(),
+        )
 
     def _slice(self, cells: list[CellExecution]) -> tuple[set[int], list[tuple[int, str, int]]]:
         """Cell indices the last cell depends on, and the (reader, name, definer) edges."""
@@ -264,14 +264,19 @@ class ExecutionTrace:
         self._written[store_root] = len(cells)
 
     def on_run_start(self, run: Any, resumed: bool) -> None:
-        """The fluent start hook: give a new run started in a cell its trace record."""
+        """The session's start hook: give a new run started in a cell its trace record,
+        and a stale run the ``nbtrack.stale`` tag (the reason), so searches and every
+        export of the run carry the verdict."""
         if resumed or self.current is None:
             return
         record = self.run_record(notebook_positions())
         if record is None:
             return
-        self.write_session(run._store.root)
-        run._store.append(run.run_id, [record])
+        self.write_session(run.store.root)
+        records = [record]
+        if record["stale"]:
+            records.append(tags_record({STALE_TAG: record["stale"][:MAX_TAG_VALUE_LENGTH]}))
+        run.store.append(run.run_id, records)
 
 
 def _cell(cell: CellExecution) -> str:

@@ -14,12 +14,28 @@
 ``mlflow.pyfunc.load_model`` loads the same packages.
 """
 
-from nbtrack.models.api import ModelInfo, load_model, log_model, save_model
-from nbtrack.models.enforcement import SchemaEnforcementError
-from nbtrack.models.integrity import ModelIntegrityError
-from nbtrack.models.mlmodel import Model
-from nbtrack.models.pyfunc_model import PyFuncModel
-from nbtrack.models.signature import ColSpec, ModelSignature, Schema, TensorSpec, infer_signature
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use: ``import nbtrack`` links the registry in through this package and
+# must stay light.
+_LAZY = {
+    "ColSpec": "nbtrack.models.signature",
+    "Model": "nbtrack.models.mlmodel",
+    "ModelInfo": "nbtrack.models.api",
+    "ModelIntegrityError": "nbtrack.models.integrity",
+    "ModelSignature": "nbtrack.models.signature",
+    "PyFuncModel": "nbtrack.models.pyfunc_model",
+    "Schema": "nbtrack.models.signature",
+    "SchemaEnforcementError": "nbtrack.models.enforcement",
+    "TensorSpec": "nbtrack.models.signature",
+    "infer_signature": "nbtrack.models.signature",
+    "load_model": "nbtrack.models.api",
+    "log_model": "nbtrack.models.api",
+    "save_model": "nbtrack.models.api",
+}
 
 __all__ = [
     "ColSpec",
@@ -36,3 +52,15 @@ __all__ = [
     "log_model",
     "save_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nbtrack.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from typing import Any
 from nbtrack.errors import InvalidParameterError
 from nbtrack.models.integrity import VerifiedPackage
 from nbtrack.models.mlmodel import MLMODEL_FILE, PYFUNC_FLAVOR, SKLEARN_FLAVOR, Model
-from nbtrack.models.package import NBTRACK_LOADER, build_package
+from nbtrack.models.package import NBTRACK_LOADER, PackageFiles, build_package
 from nbtrack.models.pyfunc_model import PyFuncModel
+from nbtrack.models.python_model import MLFLOW_LOADER
 from nbtrack.models.signature import ModelSignature
 from nbtrack.models.source import resolve
 
@@ -94,31 +96,47 @@ def log_model(
         If ``name`` is not a relative path, the run already has artifacts there, or the
         model or example cannot be packaged. Nothing is written then.
     """
+
+    def build(run_id: str, artifact_path: str) -> tuple[PackageFiles, Model]:
+        return build_package(
+            model,
+            input_example=input_example,
+            signature=signature,
+            serialization_format=serialization_format,
+            pip_requirements=pip_requirements,
+            extra_pip_requirements=extra_pip_requirements,
+            conda_env=conda_env,
+            predict_fn=pyfunc_predict_fn,
+            metadata=metadata,
+            run_id=run_id,
+            artifact_path=artifact_path,
+        )
+
+    return log_package(build, name, registered_model_name, reason, metadata)
+
+
+def log_package(
+    build: Callable[[str, str], tuple[PackageFiles, Model]],
+    name: str,
+    registered_model_name: str | None = None,
+    reason: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> ModelInfo:
+    """Store the package ``build(run_id, artifact_path)`` makes at ``name`` in the run to
+    log to, recording each file's SHA-256; register it if asked. Nothing is stored if the
+    run already has artifacts there or ``build`` raises."""
     from nbtrack.store.artifacts import relative_path
     from nbtrack.tracking import fluent
     from nbtrack.tracking.artifacts import files_under
 
     artifact_path = relative_path(name, "name")
-    run = fluent._get_or_start_run()
-    store, run_id = run._store, run.run_id
+    store, run_id = fluent.default_session().target(None)
     if files_under(store, run_id, artifact_path):
         raise InvalidParameterError(
             f"Run {run_id} already has artifacts at {artifact_path!r}; log the model under "
             "another name (a package is never overwritten)."
         )
-    files, mlmodel = build_package(
-        model,
-        input_example=input_example,
-        signature=signature,
-        serialization_format=serialization_format,
-        pip_requirements=pip_requirements,
-        extra_pip_requirements=extra_pip_requirements,
-        conda_env=conda_env,
-        predict_fn=pyfunc_predict_fn,
-        metadata=metadata,
-        run_id=run_id,
-        artifact_path=artifact_path,
-    )
+    files, mlmodel = build(run_id, artifact_path)
     sums = {
         n: store.add_artifact(run_id, f"{artifact_path}/{n}", data) for n, data in files.items()
     }
@@ -135,9 +153,9 @@ def log_model(
         metadata=metadata,
     )
     if registered_model_name is not None:
-        from nbtrack.registry.changes import register_model
+        from nbtrack.models import registry_link
 
-        version = register_model(info.model_uri, registered_model_name, reason=reason)
+        version = registry_link.register(info.model_uri, registered_model_name, reason)
         info = replace(info, registered_model_version=version.version)
     return info
 
@@ -150,16 +168,32 @@ def save_model(
     **options: Any,
 ) -> Model:
     """Write a package to a local folder (which must not exist yet); returns its ``MLmodel``."""
-    target = Path(path)
-    if target.exists():
-        raise InvalidParameterError(f"Path '{target}' already exists; save_model never overwrites.")
+    target = writable_folder(path)
     files, mlmodel = build_package(
         model, input_example=input_example, signature=signature, **options
     )
+    write_package(files, target)
+    return mlmodel
+
+
+def writable_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder to save a package in; it must not exist yet."""
+    target = Path(path)
+    if target.exists():
+        raise InvalidParameterError(f"Path '{target}' already exists; save_model never overwrites.")
+    return target
+
+
+def write_package(files: PackageFiles, target: Path) -> None:
+    """Write a package's files into a new folder."""
     target.mkdir(parents=True)
     for file_name, data in files.items():
-        (target / file_name).write_bytes(data)
-    return mlmodel
+        destination = target / file_name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            destination.write_bytes(data)
+        else:
+            shutil.copyfile(data, destination)
 
 
 def load_model(
@@ -187,7 +221,7 @@ def load_model(
         For an unknown run, path, model name, version, stage or alias.
     """
     package, meta = _open(model_uri, dst_path)
-    return PyFuncModel(meta, _load_implementation(package, meta), model_uri)
+    return PyFuncModel(meta, _load_implementation(package, meta, model_config), model_uri)
 
 
 def load_native(model_uri: str, flavor: str, dst_path: str | os.PathLike[str] | None = None) -> Any:
@@ -210,9 +244,15 @@ def _open(uri: str, dst_path: str | os.PathLike[str] | None) -> tuple[VerifiedPa
     return package, meta
 
 
-def _load_implementation(package: VerifiedPackage, meta: Model) -> Any:
+def _load_implementation(
+    package: VerifiedPackage, meta: Model, model_config: dict[str, Any] | None = None
+) -> Any:
     sklearn = meta.flavors.get(SKLEARN_FLAVOR)
     pyfunc = meta.flavors.get(PYFUNC_FLAVOR)
+    if pyfunc and pyfunc.get("loader_module") == MLFLOW_LOADER:
+        from nbtrack.models import python_model
+
+        return python_model.load(package, pyfunc, model_config)
     if sklearn and sklearn.get("serialization_format", "pickle") in ("pickle", "cloudpickle"):
         return _unpickle(package.read(sklearn["pickled_model"]), sklearn["serialization_format"])
     if pyfunc and pyfunc.get("loader_module") == NBTRACK_LOADER:

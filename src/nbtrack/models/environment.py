@@ -14,6 +14,8 @@ from typing import Any
 # Distributions a flavor needs at load time; pinned if installed, skipped if not.
 SKLEARN_REQUIREMENTS = ("mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn", "scipy")
 PYFUNC_REQUIREMENTS = ("nbtrack", "cloudpickle", "numpy", "pandas")
+# A custom python model subclasses nbtrack's PythonModel, and MLflow's loader module reads it.
+PYTHON_MODEL_REQUIREMENTS = ("mlflow", "nbtrack", "cloudpickle", "numpy", "pandas")
 
 
 def python_version() -> str:

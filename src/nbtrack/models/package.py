@@ -1,4 +1,5 @@
-"""Building a model package in MLflow's MLmodel layout, as a mapping of file name to bytes.
+"""Building a model package in MLflow's MLmodel layout, as a mapping of file name to
+content (bytes, or a file to copy).
 
 ::
 
@@ -12,6 +13,8 @@
 Scikit-learn estimators get the ``sklearn`` flavor and MLflow's own loader module behind
 ``python_function`` (so ``mlflow.pyfunc.load_model`` reads them); any other object with
 a ``predict`` method gets nbtrack's loader module (:mod:`nbtrack.models.loader`).
+:mod:`nbtrack.models.python_package` builds packages of custom python models on the
+same steps (:func:`add_example`, :func:`finish`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import json
 import sys
 import uuid
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from nbtrack.errors import InvalidParameterError
@@ -32,6 +37,8 @@ EXAMPLE_FILE = "input_example.json"
 SERVING_EXAMPLE_FILE = "serving_input_example.json"
 SERIALIZATION_FORMATS = ("cloudpickle", "pickle")
 NBTRACK_LOADER = "nbtrack.models.loader"
+
+PackageFiles = dict[str, "bytes | Path"]  # file name in the package -> content or a file to copy
 
 
 def is_sklearn_model(model: Any) -> bool:
@@ -56,7 +63,7 @@ def build_package(
     metadata: dict[str, Any] | None = None,
     run_id: str | None = None,
     artifact_path: str | None = None,
-) -> tuple[dict[str, bytes], Model]:
+) -> tuple[PackageFiles, Model]:
     """The files of a package for ``model`` and its ``MLmodel`` metadata.
 
     Raises
@@ -77,32 +84,74 @@ def build_package(
             f"serialization_format={fmt!r} is not supported; use one of "
             f"{', '.join(SERIALIZATION_FORMATS)}."
         )
-    files = {MODEL_FILE: _pickle(model, fmt)}
-    example_info = None
-    if input_example is not None:
-        example, example_files, example_info = _example_files(input_example)
-        files.update(example_files)
-        signature = signature if signature is not None else _infer(model, example, predict_fn)
+    files: PackageFiles = {MODEL_FILE: _pickle(model, fmt)}
+    signature, example_info = add_example(
+        files, input_example, signature, getattr(model, predict_fn)
+    )
     requirements = environment.requirements(
         environment.SKLEARN_REQUIREMENTS if sklearn else environment.PYFUNC_REQUIREMENTS,
         None if sklearn else model,
         pip_requirements,
         extra_pip_requirements,
     )
-    files.update(_environment_files(requirements, conda_env))
-    mlmodel = Model(
-        flavors=_flavors(model, sklearn, fmt, predict_fn),
-        signature=as_signature(signature),
-        saved_input_example_info=example_info,
+    return finish(
+        files,
+        _flavors(model, sklearn, fmt, predict_fn),
+        signature,
+        example_info,
+        requirements,
+        conda_env,
+        metadata=metadata,
         run_id=run_id,
         artifact_path=artifact_path,
+    )
+
+
+def add_example(
+    files: PackageFiles, input_example: Any, signature: Any, predict: Callable[[Any], Any]
+) -> tuple[ModelSignature | None, dict[str, Any] | None]:
+    """Add the input example's files; the signature (given, or inferred from the example
+    and ``predict``'s output on it; ``False`` for none) and ``saved_input_example_info``."""
+    example_info = None
+    if input_example is not None:
+        example, example_files, example_info = _example_files(input_example)
+        files.update(example_files)
+        if signature is None:
+            signature = _infer(predict, example)
+    if signature is False:  # MLflow's way to ask for no signature, not even an inferred one
+        signature = None
+    return as_signature(signature), example_info
+
+
+def finish(
+    files: PackageFiles,
+    flavors: dict[str, dict[str, Any]],
+    signature: ModelSignature | None,
+    example_info: dict[str, Any] | None,
+    requirements: list[str],
+    conda_env: Any,
+    **fields: Any,
+) -> tuple[PackageFiles, Model]:
+    """Add the environment files and the ``MLmodel`` (with ``fields``: run_id,
+    artifact_path, metadata) to a package's files."""
+    files.update(_environment_files(requirements, conda_env))
+    metadata = fields.pop("metadata", None)
+    mlmodel = Model(
+        flavors=flavors,
+        signature=signature,
+        saved_input_example_info=example_info,
         model_uuid=uuid.uuid4().hex,
-        model_size_bytes=sum(len(data) for data in files.values()),
+        model_size_bytes=sum(file_size(data) for data in files.values()),
         nbtrack_version=_nbtrack_version(),
+        **fields,
         **({"metadata": metadata} if metadata else {}),
     )
     files[MLMODEL_FILE] = mlmodel.to_yaml().encode("utf-8")
     return files, mlmodel
+
+
+def file_size(data: bytes | Path) -> int:
+    return len(data) if isinstance(data, bytes) else data.stat().st_size
 
 
 def _pickle(model: Any, fmt: str) -> bytes:
@@ -116,17 +165,15 @@ def _pickle(model: Any, fmt: str) -> bytes:
 
 
 def _flavors(model: Any, sklearn: bool, fmt: str, predict_fn: str) -> dict[str, dict[str, Any]]:
-    env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
     if sklearn:
         import sklearn as sk
 
         return {
             PYFUNC_FLAVOR: {
-                "env": env,
+                **environment_flavor_fields(),
                 "loader_module": "mlflow.sklearn",
                 "model_path": MODEL_FILE,
                 "predict_fn": predict_fn,
-                "python_version": environment.python_version(),
             },
             SKLEARN_FLAVOR: {
                 "code": None,
@@ -137,27 +184,26 @@ def _flavors(model: Any, sklearn: bool, fmt: str, predict_fn: str) -> dict[str, 
         }
     return {
         PYFUNC_FLAVOR: {
-            "env": env,
+            **environment_flavor_fields(),
             "loader_module": NBTRACK_LOADER,
             "data": MODEL_FILE,
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
             "predict_fn": predict_fn,
-            "python_version": environment.python_version(),
             "serialization_format": fmt,
         }
     }
 
 
-def _infer(model: Any, example: Any, predict_fn: str) -> ModelSignature:
+def _infer(predict: Callable[[Any], Any], example: Any) -> ModelSignature:
     """The signature of ``example`` and, if predicting on it works, of the output."""
     inputs = infer_schema(example)
     try:
-        outputs = infer_schema(getattr(model, predict_fn)(example))
+        outputs = infer_schema(predict(example))
     except Exception as error:  # a model that cannot score its own example still gets saved
         warnings.warn(
             f"Could not infer the output schema by predicting on the input example "
             f"({type(error).__name__}: {error}); only the input schema is saved.",
-            stacklevel=4,
+            stacklevel=5,
         )
         outputs = None
     return ModelSignature(inputs, outputs)
@@ -215,6 +261,14 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def environment_flavor_fields() -> dict[str, Any]:
+    """What every ``python_function`` flavor says about its environment."""
+    return {
+        "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
+        "python_version": environment.python_version(),
+    }
+
+
 def _environment_files(requirements: list[str], conda_env: Any) -> dict[str, bytes]:
     import yaml
 
@@ -234,6 +288,6 @@ def _environment_files(requirements: list[str], conda_env: Any) -> dict[str, byt
 
 
 def _nbtrack_version() -> str:
-    from nbtrack import __version__
+    from nbtrack.version import __version__
 
     return __version__

@@ -99,11 +99,11 @@ def split_models_uri(uri: str) -> tuple[str, str]:
 
 
 def _from_registry(uri: str) -> ModelSource:
-    from nbtrack.registry.queries import lookup
+    from nbtrack.models import registry_link
     from nbtrack.tracking.fluent import current_store
 
     name, ref = split_models_uri(uri)
-    row = lookup(name, ref)
+    row = registry_link.lookup(name, ref)
     store = current_store()
     path = store.artifact_dir(row["run_id"]) / row["artifact_path"]
     return ModelSource(uri, path, dict(row["files"]), row["run_id"], row["artifact_path"], row)

@@ -22,9 +22,9 @@ def schedule(name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
     It is left SCHEDULED and not active here (no start hook measures or traces it in this
     process): another process will resume it.
     """
-    store = fluent.current_store()
-    clean = check_tags(tags)
-    run_id = fluent.create_run(store, None, name, clean).run_id
+    session = fluent.default_session()
+    store = session.store
+    run_id = session.create_run(None, name, check_tags(tags)).run_id
     if params:
         store.log_params(run_id, {str(k): str(v) for k, v in params.items()})
     store.finish_run(run_id, "SCHEDULED")
@@ -42,7 +42,7 @@ def finish(
     if artifact is not None:
         store.add_artifact(run_id, Path(artifact).name, artifact)
     if error:
-        store.append(run_id, [{"op": "set", "fields": {"error": error[:1000]}}])
+        store.set_fields(run_id, error=error[:1000])
     store.finish_run(run_id, status)
 
 

@@ -6,23 +6,26 @@
     from nbtrack import registry
 
     registry.set_policy("churn", production=["metrics.val_auc >= 0.85", "beats:metrics.val_auc"],
-                        distinct_approver=True)
+                        aliases={"champion": ["beats:metrics.val_auc"]}, distinct_approver=True)
     version = nbtrack.register_model(f"runs:/{run_id}/model", "churn")
     registry.promote("churn", version.version, "Production", reason="beats v3 on val_auc")
+    registry.set_alias("churn", "champion", version.version, reason="wins the A/B test")
     registry.rollback("churn", reason="v4 mislabels new customers")
     registry.history("churn")            # every event: who, when, from, to, why, checks
 
 Every change is an event appended to the store's ``registry.jsonl`` (never rewritten).
-Moves to Staging, Production or Archived need a reason; a move that fails its model's
-policy is refused with each failed check and its actual value, unless forced with a
-reason (and then recorded as forced). ``MlflowClient`` calls without a reason still work:
-they warn and record "no reason given", unless the policy has ``require_reason=True``.
+Moves to Staging, Production or Archived, and moves of aliases the policy protects, need
+a reason; a move that fails its model's policy is refused with each failed check and its
+actual value, unless forced with a reason (and then recorded as forced). ``MlflowClient``
+calls without a reason still work: they warn and record "no reason given", unless the
+policy has ``require_reason=True``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nbtrack.registry.aliases import delete_alias, set_alias
 from nbtrack.registry.changes import (
     copy_model_version,
     create_model_version,
@@ -44,6 +47,8 @@ from nbtrack.registry.gates import CheckResult, TransitionRefused
 from nbtrack.registry.history import history
 from nbtrack.registry.names import NO_REASON, MissingReasonWarning, identity
 from nbtrack.registry.queries import (
+    acting_store,
+    check_alias_move,
     check_transition,
     get_latest_versions,
     get_model_version,
@@ -53,10 +58,10 @@ from nbtrack.registry.queries import (
     search_model_versions,
     search_registered_models,
 )
-from nbtrack.registry.stages import delete_alias, promote, rollback, set_alias
+from nbtrack.registry.stages import promote, rollback
 
 if TYPE_CHECKING:
-    from nbtrack.widgets.static import StaticView
+    from nbtrack.render import StaticView
 
 __all__ = [
     "NO_REASON",
@@ -66,6 +71,7 @@ __all__ = [
     "ModelVersion",
     "RegisteredModel",
     "TransitionRefused",
+    "check_alias_move",
     "check_transition",
     "copy_model_version",
     "create_model_version",
@@ -101,7 +107,6 @@ __all__ = [
 def show(name: str | None = None) -> StaticView:
     """``%track registry [NAME]``: models, versions, stages, aliases and the audit log."""
     from nbtrack.registry.render import registry_view
-    from nbtrack.tracking.fluent import current_store
 
-    with current_store().registry.reading() as state:
+    with acting_store().registry.reading() as state:
         return registry_view(state, name)

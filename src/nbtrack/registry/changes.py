@@ -13,7 +13,13 @@ from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.registry import gates
 from nbtrack.registry.entities import ModelVersion, RegisteredModel, model_from_row
 from nbtrack.registry.names import check_model_name, check_reason, check_version, identity
-from nbtrack.registry.queries import find_model, find_version, registry_store, version_entity
+from nbtrack.registry.queries import (
+    acting_store,
+    find_model,
+    find_version,
+    registry_store,
+    version_entity,
+)
 from nbtrack.store.registry import Transaction
 from nbtrack.validation import check_key, check_tag_value, check_tags
 
@@ -88,17 +94,28 @@ def set_policy(
     *,
     staging: list[str] | None = None,
     production: list[str] | None = None,
+    aliases: dict[str, list[str] | None] | None = None,
     distinct_approver: bool = False,
     require_reason: bool = False,
+    on_rollback: str = "move",
     reason: str | None = None,
 ) -> dict[str, Any]:
-    """Set the checks a version must pass to enter Staging or Production (see gates.py).
+    """Set the checks a version must pass to enter Staging or Production, and the aliases
+    it protects with the checks a version must pass to take them (see gates.py).
 
-    Creates the registered model if it does not exist yet. Every gate is parsed first;
-    a gate that does not parse is an error and nothing is recorded.
+    ``aliases={"champion": ["metrics.val_auc >= 0.85", "beats:metrics.val_auc"]}``:
+    moving ``champion`` then needs a reason and passing checks, as a stage move does
+    (``{"champion": []}`` protects it without checks). ``on_rollback`` says what a
+    rollback does to the aliases of the version it archives: ``"move"`` them to the
+    restored version (the default: an alias that serves Production keeps serving it),
+    ``"drop"`` them, or ``"keep"`` them (with a warning). Creates the registered model if
+    it does not exist yet. Every gate is parsed first; a gate that does not parse is an
+    error and nothing is recorded.
     """
     check_model_name(name)
-    policy = gates.make_policy(staging, production, distinct_approver, require_reason)
+    policy = gates.make_policy(
+        staging, production, distinct_approver, require_reason, aliases, on_rollback
+    )
     reason = check_reason(reason)
     with registry_store().transaction(identity()) as tx:
         model = tx.state.model(name)
@@ -171,9 +188,7 @@ def source_uri(source: str, run_id: str | None) -> str:
         return source
     from pathlib import Path
 
-    from nbtrack.tracking.fluent import current_store
-
-    runs = (current_store().root / "runs").resolve()
+    runs = (acting_store().root / "runs").resolve()
     try:
         inside = Path(source).expanduser().resolve().relative_to(runs).parts
     except ValueError:
@@ -194,7 +209,6 @@ def _package(model_uri: str) -> dict[str, Any]:
     from nbtrack.models.integrity import VerifiedPackage
     from nbtrack.models.mlmodel import MLMODEL_FILE, Model
     from nbtrack.models.source import resolve
-    from nbtrack.tracking.fluent import current_store
 
     source = resolve(model_uri)
     if source.files is None or source.run_id is None:
@@ -214,7 +228,7 @@ def _package(model_uri: str) -> dict[str, Any]:
         return {k: row[k] for k in _COPIED} | {
             "copied_from": f"models:/{row['name']}/{row['version']}"
         }
-    store = current_store()
+    store = acting_store()
     writer = store.writer(source.run_id)
     if writer is not None:  # a run still logging: its buffered metrics belong in the snapshot
         writer.flush()
@@ -339,8 +353,23 @@ def _version_event(
         row = find_version(tx.state, model, number)
         if tag is not None and tag not in row["tags"]:
             raise NotFoundError(f"Model {name!r} version {number} has no tag {tag!r}.")
+        if op == "version.delete":
+            _check_no_protected_alias(model, number)
         tx.append(op, model["model_id"], name, version=number, reason=reason, **fields)
     return number
+
+
+def _check_no_protected_alias(model: dict[str, Any], number: int) -> None:
+    """Deleting a version takes its aliases with it: not a protected one, which moves only
+    through its review."""
+    held = sorted(a for a, v in model["aliases"].items() if v == number)
+    protected = [a for a in held if gates.protects(model["policy"], a)]
+    if protected:
+        names = ", ".join(f"@{a}" for a in protected)
+        raise InvalidParameterError(
+            f"Model {model['name']!r} version {number} holds the protected alias {names}: "
+            "point it at another version, or remove it with a reason, before deleting it."
+        )
 
 
 def _entity_now(name: str, number: int) -> ModelVersion:

@@ -26,6 +26,7 @@ COLUMNS = (
     "metrics",
     "detail",
 )
+TEXT_COLUMNS = ("model", "event", "from", "to", "who", "reason", "detail")
 
 
 def history(name: str | None = None) -> pd.DataFrame:
@@ -33,7 +34,8 @@ def history(name: str | None = None) -> pd.DataFrame:
 
     Columns: ``seq``, ``time`` (UTC), ``model``, ``event``, ``version``, ``from``, ``to``,
     ``who``, ``reason``, ``forced``, ``checks`` (each gate's result), ``metrics`` (the
-    evidence recorded) and ``detail``. Renamed models keep their earlier events.
+    evidence recorded) and ``detail``; a missing value is ``pd.NA`` in every column (the
+    lists and dicts are empty). Renamed models keep their earlier events.
 
     Raises
     ------
@@ -42,14 +44,16 @@ def history(name: str | None = None) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    with current_store().registry.reading() as state:
+    with acting_store().registry.reading() as state:
         rows = event_rows(state, name)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
-    frame["version"] = frame["version"].astype("Int64")  # model-level events have none
-    return frame
+    # pandas' nullable types, so every missing value (a model event's version, a move's
+    # absent reason) is the one <NA>, never NaN here and None there.
+    frame = frame.astype({"seq": "Int64", "version": "Int64", "forced": "boolean"})
+    return frame.astype({c: "string" for c in TEXT_COLUMNS})
 
 
 def event_rows(state: RegistryState, name: str | None) -> list[dict[str, Any]]:
@@ -101,6 +105,8 @@ def _from_to(event: dict[str, Any]) -> tuple[Any, Any]:
         return (None if start is None else f"version {start}"), f"version {event['version']}"
     if op == "model.rename":
         return event["from"], event["to"]
+    if op == "alias.delete":
+        return f"version {event['version']}", None
     return None, None
 
 
@@ -125,12 +131,18 @@ def _detail(event: dict[str, Any]) -> str:
 
 
 def policy_text(policy: dict[str, Any] | None) -> str:
-    """A policy in one line, e.g. ``Production: metrics.auc >= 0.9, beats:metrics.auc``."""
+    """A policy in one line, e.g. ``Production: metrics.auc >= 0.9; @champion: protected``."""
     if not policy:
         return "no policy"
     parts = [f"{stage}: {', '.join(checks)}" for stage, checks in policy.get("gates", {}).items()]
+    parts += [
+        f"@{alias}: {', '.join(checks) or 'protected'}"
+        for alias, checks in policy.get("aliases", {}).items()
+    ]
     if policy.get("distinct_approver"):
         parts.append("distinct approver")
     if policy.get("require_reason"):
         parts.append("reason required")
+    if policy.get("on_rollback", "move") != "move":
+        parts.append(f"aliases {policy['on_rollback']} on rollback")
     return "; ".join(parts) or "no checks"

@@ -28,9 +28,9 @@ class MissingReasonWarning(UserWarning):
 
 def identity() -> str:
     """Who is acting: ``$NBTRACK_USER`` if set, else the OS user (as ``mlflow.user``)."""
-    from nbtrack.tracking.fluent import _user
+    from nbtrack.tracking.identity import current_user
 
-    return _user()
+    return current_user()
 
 
 def check_model_name(name: Any) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
+from nbtrack import search
 from nbtrack.errors import InvalidParameterError, NotFoundError
-from nbtrack.registry import filters, gates
+from nbtrack.registry import gates
 from nbtrack.registry.entities import (
     STAGES,
     ModelVersion,
@@ -15,14 +18,42 @@ from nbtrack.registry.entities import (
     model_from_row,
     version_from_row,
 )
-from nbtrack.registry.names import LATEST, check_version, identity
+from nbtrack.registry.names import LATEST, check_alias, check_version, identity
 from nbtrack.store.registry import RegistryState, RegistryStore
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
+
+
+# The store registry calls act on, when a caller bound one (an MlflowClient of another
+# store, a panel showing another store): a context variable, so a binding in one thread
+# never leaks into another.
+_bound: ContextVar[Store | None] = ContextVar("nbtrack_registry_store", default=None)
+
+
+def acting_store() -> Store:
+    """The store registry calls act on: the one :func:`using_store` bound, else the
+    fluent API's current store."""
+    bound = _bound.get()
+    if bound is not None:
+        return bound
+    from nbtrack.tracking.fluent import current_store
+
+    return current_store()
+
+
+@contextlib.contextmanager
+def using_store(store: Store) -> Iterator[Store]:
+    """Make registry calls inside the block act on ``store``."""
+    token = _bound.set(store)
+    try:
+        yield store
+    finally:
+        _bound.reset(token)
 
 
 def registry_store() -> RegistryStore:
-    from nbtrack.tracking.fluent import current_store
-
-    return current_store().registry
+    return acting_store().registry
 
 
 # -- finding things ------------------------------------------------------------------------
@@ -109,12 +140,11 @@ def search_registered_models(
     max_results: int = 100,
     order_by: Sequence[str] | None = None,
 ) -> list[RegisteredModel]:
-    """Registered models matching an MLflow filter (``name LIKE 'churn%'``, ``tags.k = 'v'``)."""
-    match = filters.compile_filter(filter_string, filters.MODEL_KEYS)
-    sort = filters.compile_order_by(order_by, filters.MODEL_KEYS, ["name ASC"])
+    """Registered models matching an MLflow filter (``name LIKE 'churn%'``, ``tags.k = 'v'``),
+    by name unless ``order_by`` says otherwise."""
     with registry_store().reading() as state:
         rows = [state.models[i] for i in state.names.values()]
-        found = sort([r for r in rows if match(r)])[:max_results]
+        found = search.search(rows, filter_string, order_by, max_results, search.REGISTERED_MODELS)
         return [model_from_row(r, state.versions_of(r["model_id"])) for r in found]
 
 
@@ -145,14 +175,13 @@ def search_model_versions(
 ) -> list[ModelVersion]:
     """Versions matching an MLflow filter (``name = 'm'``, ``run_id IN (...)``, ``tags.k = 'v'``).
 
-    Newest first within each model, models by name, unless ``order_by`` says otherwise.
+    Most recently updated first, then by name and newest version first (as MLflow's
+    sqlite store orders them), unless ``order_by`` says otherwise.
     """
-    match = filters.compile_filter(filter_string, filters.VERSION_KEYS)
-    default = ["name ASC", "version_number DESC"]
-    sort = filters.compile_order_by(order_by, filters.VERSION_KEYS, default)
     with registry_store().reading() as state:
-        rows = [r for r in state.versions.values() if not r.get("deleted") and match(r)]
-        return [version_entity(state, r) for r in sort(rows)[:max_results]]
+        rows = [r for r in state.versions.values() if not r.get("deleted")]
+        found = search.search(rows, filter_string, order_by, max_results, search.MODEL_VERSIONS)
+        return [version_entity(state, r) for r in found]
 
 
 def get_policy(name: str) -> dict[str, Any] | None:
@@ -169,6 +198,18 @@ def check_transition(name: str, version: int | str, stage: str) -> list[gates.Ch
         return gates.evaluate(
             model["policy"], stage, row, incumbent(state, model, row, stage), identity()
         )
+
+
+def check_alias_move(name: str, version: int | str, alias: str) -> list[gates.CheckResult]:
+    """The policy's checks for pointing ``alias`` at a version, evaluated now without moving
+    anything (a dry run); none when the policy does not protect the alias."""
+    number, alias = check_version(version), check_alias(alias)
+    with registry_store().reading() as state:
+        model = find_model(state, name)
+        row = find_version(state, model, number)
+        current = model["aliases"].get(alias)
+        holder = None if current is None else find_version(state, model, current)
+        return gates.evaluate_alias(model["policy"], alias, row, holder, identity())
 
 
 def incumbent(

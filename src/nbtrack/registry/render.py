@@ -11,8 +11,8 @@ import html
 from typing import Any
 
 from nbtrack.registry.history import event_rows, policy_text
+from nbtrack.render import StaticView, format_time, format_value, text_table
 from nbtrack.store.registry import RegistryState
-from nbtrack.widgets.static import StaticView, format_time, format_value, text_table
 
 _STAGE_COLORS = {
     "Production": "#1a7f37",

@@ -1,4 +1,4 @@
-"""Moving versions: stage transitions through their policy's gates, rollback, and aliases.
+"""Moving versions between stages through their policy's gates, and rolling back.
 
 Gates are evaluated inside the store transaction that records the move, so a check against
 the incumbent cannot be outdated by another process before the move is written.
@@ -6,20 +6,13 @@ the incumbent cannot be outdated by another process before the move is written.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from nbtrack.errors import InvalidParameterError, NotFoundError
-from nbtrack.registry import gates
+from nbtrack.errors import InvalidParameterError
+from nbtrack.registry import gates, review
 from nbtrack.registry.entities import REVIEWED_STAGES, ModelVersion, canonical_stage
-from nbtrack.registry.names import (
-    NO_REASON,
-    check_alias,
-    check_reason,
-    check_version,
-    identity,
-    mlflow_style_reason,
-    required_reason,
-)
+from nbtrack.registry.names import check_reason, check_version, identity, required_reason
 from nbtrack.registry.queries import (
     find_model,
     find_version,
@@ -28,14 +21,10 @@ from nbtrack.registry.queries import (
     registry_store,
     version_entity,
 )
+from nbtrack.registry.review import MLFLOW, NBTRACK
 from nbtrack.store.registry import RegistryState, Transaction
 
-# Who asks decides how a missing reason is treated: nbtrack's own API and magics refuse,
-# MLflow-style calls warn (see names.mlflow_style_reason).
-NBTRACK, MLFLOW = "nbtrack", "mlflow"
-
-
-# -- stages, rollback, aliases ---------------------------------------------------------------------
+# -- stages and rollback ---------------------------------------------------------------------------
 
 
 def promote(
@@ -106,21 +95,26 @@ def _move(
     with registry_store().transaction(who) as tx:
         model = find_model(tx.state, name)
         row = find_version(tx.state, model, number)
-        reason = _stage_reason(reason, model, name, number, stage, caller)
+        asker = _asker(caller, name, number, stage)
+        if stage in REVIEWED_STAGES:
+            moving = f"Moving {name!r} version {number} to {stage}"
+            reason = review.reason(reason, moving, model, asker)
         if row["current_stage"] == stage:
             if caller == MLFLOW:
                 return version_entity(tx.state, row)
             raise InvalidParameterError(f"Model {name!r} version {number} is already in {stage}.")
-        checks = _checks(tx.state, model, row, stage, who, force, reason, caller)
+        checks = gates.evaluate(
+            model["policy"], stage, row, incumbent(tx.state, model, row, stage), who
+        )
+        action = f"move {name!r} version {number} to {stage}"
         event = tx.append(
             "version.stage",
             model["model_id"],
             name,
             version=number,
             reason=reason,
-            forced=not all(c.passed for c in checks),
-            checks=[c._asdict() for c in checks],
-            evidence=_evidence(row),
+            evidence=review.evidence(row),
+            **review.enforce(checks, action, force, reason, asker),
             **{"from": row["current_stage"], "to": stage},
         )
         if archive_existing and stage in ("Staging", "Production"):
@@ -128,60 +122,16 @@ def _move(
         return version_entity(tx.state, row)
 
 
-def _checks(
-    state: RegistryState,
-    model: dict[str, Any],
-    row: dict[str, Any],
-    stage: str,
-    who: str,
-    force: bool,
-    reason: str | None,
-    caller: str,
-) -> list[gates.CheckResult]:
-    """The policy's checks of this move; raises unless they pass or are forced with a reason."""
-    checks = gates.evaluate(model["policy"], stage, row, incumbent(state, model, row, stage), who)
-    failed = [c for c in checks if not c.passed]
-    if failed and not force:
-        raise gates.refusal(model["name"], row["version"], stage, checks, _force_hint(caller))
-    if failed and reason in (None, NO_REASON):
-        raise InvalidParameterError(
-            f"force=True on {model['name']!r} version {row['version']} overrides {len(failed)} "
-            "failed check(s) and needs a reason saying why: pass reason='...'."
-        )
-    return checks
-
-
-def _stage_reason(
-    reason: str | None, model: dict[str, Any], name: str, version: int, stage: str, caller: str
-) -> str | None:
-    if stage not in REVIEWED_STAGES:
-        return reason
-    action = f"Moving {name!r} version {version} to {stage}"
+def _asker(caller: str, name: str, version: int, stage: str) -> review.Asker:
     if caller == MLFLOW:
-        how = (
-            f"Pass reason='...' to the call, e.g. client.transition_model_version_stage("
-            f"{name!r}, {version}, {stage!r}, reason='why')"
+        call = (
+            f"client.transition_model_version_stage({name!r}, {version}, {stage!r}, reason='why')"
         )
-        required = bool((model["policy"] or {}).get("require_reason"))
-        return mlflow_style_reason(reason, action, how, required)
-    how = (
-        f"nbtrack.registry.promote({name!r}, {version}, {stage!r}, reason='why'), or "
-        f'%track promote {name} {version} --to {stage} --reason "why"'
+    else:
+        call = f"nbtrack.registry.promote({name!r}, {version}, {stage!r}, reason='why')"
+    return review.Asker(
+        caller, call, f'%track promote {name} {version} --to {stage} --reason "why"'
     )
-    return required_reason(reason, action, how)
-
-
-def _force_hint(caller: str) -> str:
-    if caller == MLFLOW:
-        return "Improve the model, or pass force=True with a reason (recorded as forced)."
-    return (
-        "Improve the model, or pass force=True with a reason (--force in %track promote); "
-        "the move is then recorded as forced."
-    )
-
-
-def _evidence(row: dict[str, Any]) -> dict[str, Any]:
-    return {"metrics": {k: p[0] for k, p in row["metrics"].items()}, "digest": row.get("digest")}
 
 
 def _archive_others(
@@ -206,7 +156,10 @@ def rollback(name: str, *, reason: str | None = None) -> ModelVersion:
     """Put the previous Production version back in Production and archive the current one.
 
     The previous version is the one most recently in Production before the current one
-    (and not deleted). Gates are not re-checked: that version passed them before.
+    (and not deleted). Gates are not re-checked: that version passed them before. Aliases
+    of the archived version follow the policy's ``on_rollback``: moved to the restored
+    version (the default), removed, or kept with a warning; each move is recorded with
+    the rollback's reason.
 
     Raises
     ------
@@ -233,11 +186,49 @@ def rollback(name: str, *, reason: str | None = None) -> ModelVersion:
             name,
             version=previous["version"],
             reason=reason,
-            evidence=_evidence(previous),
+            evidence=review.evidence(previous),
             **{"from": now},
         )
         _archive_others(tx, model, previous["version"], "Production", event["seq"])
+        if now is not None:
+            _rollback_aliases(tx, model, now, previous["version"], reason)
         return version_entity(tx.state, previous)
+
+
+def _rollback_aliases(
+    tx: Transaction, model: dict[str, Any], archived: int, restored: int, why: str
+) -> None:
+    """Apply the policy's on_rollback to the aliases that named the archived version."""
+    held = sorted(a for a, v in model["aliases"].items() if v == archived)
+    rule = (model["policy"] or {}).get("on_rollback", gates.ROLLBACK_MOVE)
+    name, reason = model["name"], f"rollback: {why}"
+    for alias in held:
+        if rule == gates.ROLLBACK_MOVE:
+            tx.append(
+                "alias.set",
+                model["model_id"],
+                name,
+                alias=alias,
+                version=restored,
+                reason=reason,
+                **{"from": archived},
+            )
+        elif rule == gates.ROLLBACK_DROP:
+            tx.append(
+                "alias.delete",
+                model["model_id"],
+                name,
+                alias=alias,
+                version=archived,
+                reason=reason,
+            )
+    if held and rule == gates.ROLLBACK_KEEP:
+        names = ", ".join(f"@{a}" for a in held)
+        warnings.warn(
+            f"{name}: {names} still name version {archived}, which the rollback archived "
+            "(the policy keeps aliases on rollback); move them with registry.set_alias.",
+            stacklevel=3,
+        )
 
 
 def _previous_production(
@@ -254,38 +245,3 @@ def _previous_production(
             if row is not None:
                 return row
     return None
-
-
-def set_alias(
-    name: str, alias: str, version: int | str, *, reason: str | None = None
-) -> ModelVersion:
-    """Point ``alias`` at ``version`` (moving it from another version if needed)."""
-    alias, number, reason = check_alias(alias), check_version(version), check_reason(reason)
-    with registry_store().transaction(identity()) as tx:
-        model = find_model(tx.state, name)
-        row = find_version(tx.state, model, number)
-        previous = model["aliases"].get(alias)
-        if previous != number:
-            tx.append(
-                "alias.set",
-                model["model_id"],
-                name,
-                alias=alias,
-                version=number,
-                reason=reason,
-                **{"from": previous},
-            )
-        return version_entity(tx.state, row)
-
-
-def delete_alias(name: str, alias: str, *, reason: str | None = None) -> None:
-    reason = check_reason(reason)
-    with registry_store().transaction(identity()) as tx:
-        model = find_model(tx.state, name)
-        key = alias.lower() if isinstance(alias, str) else alias
-        if key not in model["aliases"]:
-            raise NotFoundError(f"Model {name!r} has no alias {alias!r}.")
-        version = model["aliases"][key]
-        tx.append(
-            "alias.delete", model["model_id"], name, alias=key, version=version, reason=reason
-        )

@@ -33,10 +33,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 from tinydb.storages import Storage
 
-from nbtrack.errors import StoreError, StoreReadOnlyError
+from nbtrack.errors import StoreError, StoreReadOnlyError, StoreWriteError
 from nbtrack.store.journal import read_lines_after
 from nbtrack.store.locking import StoreLock
-from nbtrack.store.rows import Patch, apply_patch, copy_value, from_disk, merge_patch, to_disk
+from nbtrack.store.rows import (
+    Patch,
+    apply_patch,
+    copy_value,
+    from_disk,
+    merge_patch,
+    patch_from_disk,
+    patch_to_disk,
+    to_disk,
+)
 from nbtrack.store.snapshot import Snapshot, SnapshotDamaged, atomic_write, encode
 
 if TYPE_CHECKING:
@@ -301,6 +310,26 @@ class CatalogStorage(Storage):
                 self._dirty = set()
             return self._merged
 
+    def remove(self, table: str, doc_ids: Collection[str]) -> None:
+        """Delete documents for good, in a new snapshot: the change log can patch a
+        document but not take it away."""
+        self._check_writable()
+        gone = set(doc_ids)
+        with self._lock, self._mutex:
+            self._refresh_locked()
+            for doc_id in gone:
+                self._staged.pop((table, doc_id), None)
+            if table == RUNS:
+                for doc_id in gone:
+                    self._committed.pop(doc_id, None)
+                self._fresh -= gone
+                self._compact(drop=gone)
+            else:
+                docs = self._tables.get(table, {})
+                for doc_id in gone:
+                    docs.pop(doc_id, None)
+                self._compact()
+
     @property
     def has_staged(self) -> bool:
         return bool(self._staged)
@@ -317,16 +346,20 @@ class CatalogStorage(Storage):
             return
         with self._commit_lock:
             if self._staged:
-                self._commit_staged()
+                try:
+                    self._commit_staged()
+                except OSError as error:
+                    raise _write_error(self._changelog, error, _UNCOMMITTED) from error
 
     def _commit_staged(self) -> None:
         with self._lock:
             self.refresh()
             with self._mutex:
                 staged, self._staged = self._staged, {}
+                generation = self._generation
                 lines = b"".join(
                     orjson.dumps(
-                        {"gen": self._generation, "table": t, "id": i, "patch": to_disk(patch)}
+                        {"gen": generation, "table": t, "id": i, "patch": patch_to_disk(patch)}
                     )
                     + b"\n"
                     for (t, i), patch in staged.items()
@@ -334,7 +367,7 @@ class CatalogStorage(Storage):
             try:
                 with open(self._changelog, "ab") as log:
                     if log.tell() > self._log_offset:
-                        log.truncate(self._log_offset)  # a torn record left by a crashed writer
+                        log.truncate(self._log_offset)  # a torn record left by a failed write
                     log.write(lines)
                     log.flush()
                     # Not log.tell(): truncating does not move the position of an "ab" file.
@@ -353,7 +386,10 @@ class CatalogStorage(Storage):
                     if table == RUNS:
                         self._add_committed(run_id, patch)
                 if self._log_offset > self._compact_threshold():
-                    self._compact()
+                    # Compacting only makes later reads cheaper: if it fails (a full
+                    # disk), the log still holds everything, and a later commit tries again.
+                    with contextlib.suppress(OSError):
+                        self._compact()
 
     def _compact_threshold(self) -> int:
         size = self._file.signature[1] if self._file is not None else 0
@@ -547,7 +583,7 @@ class CatalogStorage(Storage):
             try:
                 record = orjson.loads(line)
                 generation, table, doc_id = record["gen"], record["table"], record["id"]
-                patch = from_disk(record["patch"])
+                patch = patch_from_disk(record["patch"])
                 if not (isinstance(table, str) and isinstance(doc_id, str)):
                     raise TypeError(table, doc_id)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError):
@@ -579,16 +615,21 @@ class CatalogStorage(Storage):
 
     # -- writing the snapshot -------------------------------------------------------------------
 
-    def _compact(self) -> None:
-        """Fold the log into a new snapshot (store lock and mutex held)."""
+    def _compact(self, drop: Collection[str] = ()) -> None:
+        """Fold the log into a new snapshot, without the runs in ``drop`` (store lock and
+        mutex held)."""
         base = self._runs_base()
         changed = {}
         for run_id, patch in self._committed.items():
-            row = self._base_row(run_id)
-            changed[run_id] = apply_patch(row, patch)
+            if run_id not in drop:
+                changed[run_id] = apply_patch(self._base_row(run_id), patch)
+        runs = base.replaced(changed)
+        if drop:
+            kept = zip(runs.ids, runs.rows(), strict=True)
+            runs = _columns().from_rows({i: row for i, row in kept if i not in drop})
         meta = self._tables.get(META_TABLE, {}).get(META_ID, {})
+        self._write_snapshot(self._tables, runs, self._generation + 1, meta)
         self._fresh -= set(changed)  # the new snapshot holds them
-        self._write_snapshot(self._tables, base.replaced(changed), self._generation + 1, meta)
 
     def _write_snapshot(
         self, tables: Tables, runs: RunColumns, generation: int, meta: dict[str, Any]
@@ -603,12 +644,17 @@ class CatalogStorage(Storage):
             for name, table in small.items()
         }
         on_disk[META_TABLE] = {META_ID: meta}
-        atomic_write(self._snapshot_path, encode(SCHEMA_VERSION, generation, on_disk, runs))
-        self._write_stub()
-        # The log's records belong to the old generation now; readers would skip
-        # them anyway, truncating just reclaims the space.
+        payload = encode(SCHEMA_VERSION, generation, on_disk, runs)
+        try:
+            atomic_write(self._snapshot_path, payload)
+        except OSError as error:
+            raise _write_error(self._snapshot_path, error, _UNCHANGED) from error
+        # The log's records belong to the old generation now, and a reader stops at the
+        # first of them: truncate before anything else can fail (truncating frees space).
         with open(self._changelog, "ab") as log:
             log.truncate(0)
+        with contextlib.suppress(OSError):  # tried again with the next snapshot
+            self._write_stub()
         staged_runs = {i for t, i in self._staged if t == RUNS}
         snapshot = Snapshot(self._snapshot_path)
         self._reset(snapshot.signature)
@@ -648,6 +694,26 @@ def _columns():
     from nbtrack.store import columns
 
     return columns
+
+
+_UNCHANGED = (
+    "The catalog on disk is unchanged, and the journals hold everything it indexes. Free "
+    "space (or fix the disk) and try again."
+)
+_UNCOMMITTED = (
+    "Nothing is lost: the runs' journals hold what was logged, and the changes wait in "
+    "this process for its next commit (other processes see them then). Free space (or fix "
+    "the disk) and call flush() again."
+)
+
+
+def _write_error(file: Path, error: OSError, safe: str) -> StoreWriteError:
+    what = f"the catalog ({file.name})"
+    return StoreWriteError(
+        f"Could not write {what} of the store {file.parent}: {error.strerror or error}. {safe}",
+        what,
+        error.errno,
+    )
 
 
 def _copy_patch(patch: Patch) -> Patch:

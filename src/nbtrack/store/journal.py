@@ -62,10 +62,27 @@ class Journal:
             self._write(b"".join(dumps(r) for r in records))
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:  # os.write may write less than asked for large buffers
-            written = os.write(self._fd, view)
-            view = view[written:]
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):  # os.write may write less than asked for large buffers
+                done += os.write(self._fd, view[done:])
+        except OSError:
+            if done:  # a full disk took part of the records: take it back (all or nothing)
+                self._cut_partial_write(data[:done])
+            raise
+
+    def _cut_partial_write(self, written: bytes) -> None:
+        """Truncate the part of a failed append at the end of the file, so that the next
+        append starts a line instead of gluing onto half a record. If another process
+        appended after it, those bytes are not ours to cut: leave the file as it is (its
+        reader skips the one broken line)."""
+        end = os.fstat(self._fd).st_size
+        start = end - len(written)
+        with open(self.path, "rb") as handle:
+            handle.seek(max(start, 0))
+            tail = handle.read()
+        if start >= 0 and tail == written:
+            os.ftruncate(self._fd, start)
 
     def sync(self) -> None:
         """Make every appended record durable (survives power loss, not only a crash)."""
@@ -101,9 +118,14 @@ def read_records(path: str | os.PathLike[str], prefix: bytes | None = None) -> I
             if prefix is not None and not line.startswith(prefix):
                 continue
             try:
-                yield orjson.loads(line)
+                record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 _warn_torn(path, number, "a record that is not valid JSON")
+                continue
+            if type(record) is dict:
+                yield record
+            else:  # damage that happens to parse, such as a lone number
+                _warn_torn(path, number, "a line that is JSON but not a record (an object)")
 
 
 def read_lines_after(

@@ -164,6 +164,16 @@ def search(
     return RunHits(columns, rows)
 
 
+def of_experiments(columns: RunColumns, experiment_ids: Collection[str] | None) -> RunHits:
+    """Every run of these experiments (None: all), any lifecycle stage, in table order."""
+    if experiment_ids is None:
+        return RunHits(columns, np.arange(len(columns)))
+    wanted = set(experiment_ids)
+    return RunHits(
+        columns, np.flatnonzero(field_mask(columns, "experiment_id", wanted.__contains__, False))
+    )
+
+
 # -- filtering --------------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ trace        the cells executed before the run: ``session``, ``cells`` (how many
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from nbtrack.store.journal import decode_float, encode_float
 from nbtrack.store.rows import Patch
@@ -39,9 +39,96 @@ if TYPE_CHECKING:
 POINT_WIDTH = 4
 
 
+Record = dict[str, Any]  # one journal line; build it with the constructors below
+
+
+class CellRecord(TypedDict):
+    op: Literal["cell"]
+    source: str  # redacted
+    execution_count: int
+    cell_id: str | None
+    notebook: str | None
+
+
+class InputRecord(TypedDict):
+    op: Literal["input"]
+    dataset: dict[str, Any]  # name, digest, source_type, source, schema, profile
+    tags: dict[str, str]
+    n: int
+
+
+class ArtifactRecord(TypedDict):
+    op: Literal["artifact"]
+    path: str
+    size: int
+    sha256: str
+
+
+# The constructors put ``op`` first: readers select records by the line's first bytes.
+
+
+def create_record(row: dict[str, Any]) -> Record:
+    return {"op": "create", "run": row}
+
+
+def params_record(params: dict[str, str]) -> Record:
+    return {"op": "params", "params": params}
+
+
+def tags_record(tags: dict[str, str]) -> Record:
+    return {"op": "tags", "tags": tags}
+
+
+def untag_record(key: str) -> Record:
+    return {"op": "untag", "key": key}
+
+
+def fields_record(**fields: Any) -> Record:
+    """Top-level row fields: status, end_time, lifecycle_stage, run_name, error..."""
+    return {"op": "set", "fields": fields}
+
+
+def artifact_record(path: str, size: int, sha256: str) -> ArtifactRecord:
+    return {"op": "artifact", "path": path, "size": size, "sha256": sha256}
+
+
+def cell_record(
+    source: str, execution_count: int, cell_id: str | None, notebook: str | None
+) -> CellRecord:
+    return {
+        "op": "cell",
+        "source": source,
+        "execution_count": execution_count,
+        "cell_id": cell_id,
+        "notebook": notebook,
+    }
+
+
+def traceback_record(text: str) -> Record:
+    return {"op": "traceback", "text": text}
+
+
+def input_record(dataset: dict[str, Any], tags: dict[str, str], n: int) -> InputRecord:
+    return {"op": "input", "dataset": dataset, "tags": tags, "n": n}
+
+
+def environment_record(digest: str) -> Record:
+    return {"op": "environment", "digest": digest}
+
+
+def trace_record(**fields: Any) -> Record:
+    """session, cells, slice, stale, reasons, cwd, autolog (see capture/trace.py)."""
+    return {"op": "trace", **fields}
+
+
+def line_prefix(op: str) -> bytes:
+    """The bytes every journal line of kind ``op`` starts with."""
+    return b'{"op":"' + op.encode("ascii") + b'"'
+
+
 def to_patch(record: dict[str, Any]) -> Patch | None:
     """The catalog patch a journal record implies, or None if the catalog ignores it."""
-    op = record["op"]
+    op = record.get("op")  # a damaged record without one changes nothing
     if op == "create":
         run = dict(record["run"])
         return {"set": run, "tags": run.pop("tags", {})}

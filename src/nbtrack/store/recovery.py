@@ -15,14 +15,21 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.artifacts import sha256_file
-from nbtrack.store.catalog import META_ID, META_TABLE
-from nbtrack.store.journal import read_lines_after, read_records, repair_tail
+from nbtrack.store.catalog import META_ID, META_TABLE, file_signature
+from nbtrack.store.journal import (
+    TornRecordWarning,
+    encode_float,
+    read_lines_after,
+    read_records,
+    repair_tail,
+)
 from nbtrack.store.procs import is_alive
-from nbtrack.store.records import to_patch
+from nbtrack.store.records import line_prefix, to_patch
 from nbtrack.store.rows import apply_patch
 
 if TYPE_CHECKING:
@@ -102,13 +109,22 @@ def fold_experiments(store: Store) -> dict[str, dict[str, Any]]:
 
 
 def index_run(store: Store, run_id: str, new: bool = False) -> bool:
-    """Put a run the catalog does not know (its process died before committing) in it;
-    False if its journal has no run yet. ``new``: the catalog's snapshot cannot hold it."""
-    row = fold_run(store, run_id)
-    if row is None:
-        return False
-    store.catalog.stage("runs", run_id, {"set": row}, new=new)
-    store.catalog.commit()
+    """Put a run the catalog does not know (its process has not committed it yet, or died
+    first) in it; return whether it did. ``new``: the catalog's snapshot cannot hold it.
+
+    All under the store lock: a commit by the run's own process cannot then land between
+    reading the journal and committing what was read, which, older, would overwrite it.
+    A run the catalog knows by then is left to that process.
+    """
+    with _write_lock(store):
+        # A new run is known only through a patch: asking that reads no snapshot runs.
+        if store.catalog.patched(run_id) if new else store.catalog.get("runs", run_id):
+            return False
+        row = fold_run(store, run_id)
+        if row is None:
+            return False
+        store.catalog.stage("runs", run_id, {"set": row}, new=new)
+        store.catalog.commit()
     return True
 
 
@@ -287,17 +303,28 @@ def rebuild(store: Store, progress: bool = True) -> int:
     """Re-derive the whole catalog from the journals; return the number of runs indexed.
 
     A read-only store's catalog is rebuilt in this process's memory only.
+
+    Journals are folded first without the store lock, which other processes need to
+    commit (on a large store the fold takes seconds, and their flush() would wait or
+    time out). Under the lock, only journals that changed since are folded again, and the
+    new catalog is written before anyone can commit a change it lacks.
     """
     from tqdm.auto import tqdm
 
-    with store.lock if store.writable else contextlib.nullcontext():
+    run_ids = store.run_ids_on_disk()
+    early = {}
+    for run_id in tqdm(run_ids, desc="rebuilding catalog", unit="run", disable=not progress):
+        signature = file_signature(store.journal_path(run_id))
+        early[run_id] = (signature, fold_run(store, run_id))
+    with _write_lock(store):
         for writer in store.open_writers():
             writer.flush()  # their journals must hold what they staged
         created = _size(store.created_log)  # every run created before is listed below
         runs = {}
-        run_ids = store.run_ids_on_disk()
-        for run_id in tqdm(run_ids, desc="rebuilding catalog", unit="run", disable=not progress):
-            row = fold_run(store, run_id)
+        for run_id in store.run_ids_on_disk():
+            signature, row = early.get(run_id, (None, None))
+            if signature is None or signature != file_signature(store.journal_path(run_id)):
+                row = fold_run(store, run_id)
             if row is not None:
                 runs[run_id] = row
         from nbtrack.store.registry import fold_registry  # deferred: most opens never rebuild
@@ -319,7 +346,10 @@ def doctor(store: Store, rebuild_catalog: bool = False, progress: bool = True) -
     report.killed = reap_dead_runs(store)  # first, so dead runs are re-derived, not drifted
     on_disk = set(store.run_ids_on_disk())
     indexed = {row["run_id"]: row for row in store.runs()}
-    report.orphan_rows = sorted(set(indexed) - on_disk)
+    # A run another process created after the listing has a row and a journal.
+    report.orphan_rows = sorted(
+        r for r in set(indexed) - on_disk if not store.journal_path(r).exists()
+    )
     for run_id in tqdm(sorted(on_disk), desc="checking runs", unit="run", disable=not progress):
         report.runs_checked += 1
         _check_run(store, run_id, indexed.get(run_id), report)
@@ -339,26 +369,44 @@ def doctor(store: Store, rebuild_catalog: bool = False, progress: bool = True) -
 
 def _check_run(store: Store, run_id: str, row: dict | None, report: DoctorReport) -> None:
     journal = store.journal_path(run_id)
-    if _has_torn_tail(journal) and (
-        store.writable
-        and store.writer(run_id) is None
-        and (row is None or is_alive(row.get("process")) is False)
-    ):
-        repair_tail(journal)
+    with warnings.catch_warnings():  # a torn tail is mended and reported below
+        warnings.simplefilter("ignore", TornRecordWarning)
+        folded = fold_run(store, run_id)
+    # A run another process is logging to may end mid-record for a moment, and its row
+    # lags its journal by up to a second: neither is damage, and cutting the journal
+    # under that process's feet would glue its next record onto half of this one.
+    live = _may_be_logging(store, run_id, [r for r in (row, folded) if r is not None])
+    if not live and store.writable and _has_torn_tail(journal):
+        with store.lock:  # appends to a run without a writer hold it (Store.append)
+            repair_tail(journal)
         report.torn.append(run_id)
-    folded = fold_run(store, run_id)
     if folded is None:
         return
-    if row is None:
-        index_run(store, run_id)
-        report.indexed.append(run_id)
-    elif _summary(folded) != _summary(row) and store.writer(run_id) is None:
-        report.drifted.append(run_id)
-    report.artifact_problems.extend(_check_artifacts(store, run_id))
+    with warnings.catch_warnings():
+        if live:  # its torn tail is an append in progress, not a crash
+            warnings.simplefilter("ignore", TornRecordWarning)
+        if row is None:
+            if index_run(store, run_id):
+                report.indexed.append(run_id)
+        elif not live and _summary(folded) != _summary(row):
+            report.drifted.append(run_id)
+        report.artifact_problems.extend(_check_artifacts(store, run_id))
+
+
+def _may_be_logging(store: Store, run_id: str, rows: list[dict[str, Any]]) -> bool:
+    """Whether a process may be appending to the run now: this one, or one that the
+    catalog or the journal say is RUNNING it and that is not verifiably dead. A journal
+    with no complete first record is a run being created, as far as we can tell."""
+    if store.writer(run_id) is not None or not rows:
+        return True
+    return any(
+        r.get("status") == "RUNNING" and is_alive(r.get("process")) is not False for r in rows
+    )
 
 
 def _summary(row: dict[str, Any]) -> tuple:
-    metrics = {k: tuple(v) for k, v in row.get("metrics", {}).items() if v[0] == v[0]}
+    # Spelled as on disk, so that NaN equals NaN and a changed NaN point still differs.
+    metrics = {k: (encode_float(v[0]), *v[1:]) for k, v in row.get("metrics", {}).items()}
     keys = ("status", "lifecycle_stage", "end_time", "run_name")
     return (
         tuple(row.get(k) for k in keys),
@@ -366,6 +414,11 @@ def _summary(row: dict[str, Any]) -> tuple:
         row.get("tags", {}),
         metrics,
     )
+
+
+def _write_lock(store: Store) -> contextlib.AbstractContextManager[Any]:
+    """The store lock, or nothing in a read-only store (which no one writes through us)."""
+    return store.lock if store.writable else contextlib.nullcontext()
 
 
 def _size(path: os.PathLike[str]) -> int:
@@ -394,7 +447,7 @@ def _has_torn_tail(path: os.PathLike[str]) -> bool:
 def _check_artifacts(store: Store, run_id: str) -> list[str]:
     problems = []
     entries = {}
-    for record in read_records(store.journal_path(run_id), prefix=b'{"op":"artifact"'):
+    for record in read_records(store.journal_path(run_id), prefix=line_prefix("artifact")):
         entries[record["path"]] = record
     for path, entry in entries.items():
         file = store.artifact_dir(run_id) / path

@@ -154,7 +154,8 @@ def apply_event(state: RegistryState, event: dict[str, Any]) -> list[tuple[str, 
         state.names[event["model"]] = model_id
         return [(MODELS, model_id)]
     model = state.models[model_id]
-    model["last_updated_timestamp"] = when
+    if op in _MODEL_UPDATES:
+        model["last_updated_timestamp"] = when
     changed = [(MODELS, model_id)]
     if op.startswith("version."):
         changed.append((VERSIONS, version_key(model_id, event["version"])))
@@ -164,6 +165,19 @@ def apply_event(state: RegistryState, event: dict[str, Any]) -> list[tuple[str, 
     elif op == "version.rollback" and event["from"] is not None:
         changed.append((VERSIONS, version_key(model_id, event["from"])))
     return changed
+
+
+# What counts as updating a model or a version, as in MLflow: not tags, aliases or policies.
+_MODEL_UPDATES = frozenset(
+    {
+        "model.update",
+        "model.rename",
+        "version.create",
+        "version.stage",
+        "version.rollback",
+        "version.delete",
+    }
+)
 
 
 def _all_versions(state: RegistryState, model_id: str) -> list[int]:
@@ -181,6 +195,7 @@ def _fold_rename(state: RegistryState, model: ModelRow, event: dict) -> None:
     for row in state.versions.values():
         if row["model_id"] == model["model_id"]:
             row["name"] = event["to"]
+            row["last_updated_timestamp"] = event["time"]
 
 
 def _fold_model_delete(state: RegistryState, model: ModelRow, event: dict) -> None:
@@ -231,21 +246,26 @@ def _fold_version_create(state: RegistryState, model: ModelRow, event: dict) -> 
 
 
 def _version(state: RegistryState, model: ModelRow, event: dict) -> VersionRow:
-    row = state.versions[version_key(model["model_id"], event["version"])]
+    return state.versions[version_key(model["model_id"], event["version"])]
+
+
+def _updated(state: RegistryState, model: ModelRow, event: dict) -> VersionRow:
+    """The event's version, marked as updated by it (a tag or an alias is no update)."""
+    row = _version(state, model, event)
     row["last_updated_timestamp"] = event["time"]
     return row
 
 
 def _fold_version_update(state: RegistryState, model: ModelRow, event: dict) -> None:
-    _version(state, model, event)["description"] = event.get("description")
+    _updated(state, model, event)["description"] = event.get("description")
 
 
 def _fold_stage(state: RegistryState, model: ModelRow, event: dict) -> None:
-    _version(state, model, event)["current_stage"] = event["to"]
+    _updated(state, model, event)["current_stage"] = event["to"]
 
 
 def _fold_rollback(state: RegistryState, model: ModelRow, event: dict) -> None:
-    _version(state, model, event)["current_stage"] = "Production"
+    _updated(state, model, event)["current_stage"] = "Production"
     demoted = state.versions.get(version_key(model["model_id"], event["from"]))
     if demoted is not None:
         demoted["current_stage"] = "Archived"
@@ -263,7 +283,7 @@ def _fold_version_untag(state: RegistryState, model: ModelRow, event: dict) -> N
 
 
 def _fold_version_delete(state: RegistryState, model: ModelRow, event: dict) -> None:
-    _version(state, model, event)["deleted"] = True
+    _updated(state, model, event)["deleted"] = True
     model["aliases"] = {a: v for a, v in model["aliases"].items() if v != event["version"]}
 
 
@@ -336,13 +356,16 @@ class Transaction:
         self._registry = registry
         self.events: list[dict[str, Any]] = []
         self.changed: set[tuple[str, str]] = set()
+        self.time: int | None = None  # ms, from the first event on
 
     def append(self, op: str, model_id: str, model: str, **fields: Any) -> dict[str, Any]:
         """Record an event; it is folded into :attr:`state` at once and written on commit."""
+        if self.time is None:  # the transaction's events happen at one moment
+            self.time = int(time.time() * 1000)
         event = {
             "seq": len(self.state.events) + 1,
             "op": op,
-            "time": int(time.time() * 1000),
+            "time": self.time,
             "who": self.who,
             "model_id": model_id,
             "model": model,

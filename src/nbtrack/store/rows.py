@@ -19,6 +19,8 @@ LatestMetric = list
 
 
 class RunRow(TypedDict, total=False):
+    """A run's catalog row: what journals' records fold into (records.py's ``to_patch``)."""
+
     run_id: str
     experiment_id: str
     run_name: str
@@ -27,13 +29,18 @@ class RunRow(TypedDict, total=False):
     end_time: int | None
     lifecycle_stage: str  # active | deleted
     user_id: str
+    artifact_uri: str
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, LatestMetric]
     process: dict[str, Any]  # host, pid, started: who is writing a RUNNING run
     cell: dict[str, Any]  # notebook, cell_id, execution_count (the source stays in the journal)
     error: str  # "ExcType: message" of a FAILED run
-    artifacts: int  # number of artifact files
+    inputs: int  # how many dataset inputs the journal holds
+    environment: str  # digest of the session's environment file
+    stale: str  # why the notebook's state was stale when the run started
+    remote: dict[str, Any]  # a run pulled from a tracking server (read-only): server, ...
+    synced: dict[str, str]  # a local run pushed to tracking servers: server -> remote run id
 
 
 class Patch(TypedDict, total=False):
@@ -122,3 +129,19 @@ def copy_value(value: Any) -> Any:
     if kind is list:
         return [copy_value(v) for v in value]
     return value
+
+
+def patch_to_disk(patch: Patch) -> Patch:
+    """:func:`to_disk` for a patch: its metrics, and those of the row fields it ``set``s
+    (indexing a run from its journal sets a whole row, latest metrics included)."""
+    patch = to_disk(patch)
+    if "set" in patch and "metrics" in patch["set"]:
+        patch = {**patch, "set": to_disk(patch["set"])}
+    return patch
+
+
+def patch_from_disk(patch: Patch) -> Patch:
+    """Undo :func:`patch_to_disk` in place."""
+    if "set" in patch:
+        from_disk(patch["set"])
+    return from_disk(patch)

@@ -185,11 +185,15 @@ def atomic_write(path: Path, payload: bytes | list[bytes | memoryview]) -> None:
     """Write ``payload`` (bytes, or pieces in order) to ``path`` so that readers see the
     old or the new file, never half."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
-        handle.writelines([payload] if isinstance(payload, bytes) else payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.writelines([payload] if isinstance(payload, bytes) else payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)  # a full disk: give back what the half-written copy took
+        raise
     _fsync_directory(path.parent)
 
 

@@ -10,6 +10,7 @@
       registry.jsonl              model registry events, appended under the store lock
       runs/<run_id>/journal.jsonl every record of one run, append-only
       runs/<run_id>/artifacts/    the run's files
+      trash/<run_id>/             a purged run's folder until gc has deleted it (purge.py)
       store.lock                  the inter-process lock
 
 Opening a store reads the catalog's small head and what changed since its last
@@ -39,14 +40,28 @@ from nbtrack.errors import (
     NotFoundError,
     RunStateError,
     StoreReadOnlyError,
+    StoreWriteError,
 )
-from nbtrack.store import artifacts, recovery
+from nbtrack.store import artifacts, purge, recovery
 from nbtrack.store.catalog import CatalogDamagedWarning, CatalogStorage
-from nbtrack.store.journal import Journal, read_records, repair_tail
+from nbtrack.store.journal import Journal, read_lines_after, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.procs import current_process, is_alive
-from nbtrack.store.records import metric_columns, metric_records, to_patch
-from nbtrack.store.writer import Flusher, RunWriter
+from nbtrack.store.records import (
+    Record,
+    artifact_record,
+    create_record,
+    fields_record,
+    line_prefix,
+    metric_columns,
+    metric_records,
+    params_record,
+    tags_record,
+    to_patch,
+    untag_record,
+)
+from nbtrack.store.rows import RunRow
+from nbtrack.store.writer import Flusher, RunWriter, journal_write_error, record_not_written
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -299,7 +314,7 @@ class Store:
             RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}}, new=True
         )
         writer = self._open_writer(run_id)
-        writer.write({"op": "create", "run": row})
+        writer.write(create_record(row))
         # Other processes see the run at the background thread's next commit (within a
         # second); if this process dies first, the next Store() indexes it from its journal.
         return writer
@@ -313,12 +328,39 @@ class Store:
                 self._created_fd = os.open(self.created_log, flags, 0o644)
             os.write(self._created_fd, f"{run_id} {_now_ms()}\n".encode())
 
+    def import_run(self, row: RunRow, records: list[Record]) -> None:
+        """Add a finished run made elsewhere, keeping its id: ``row`` is its whole row
+        (``run_id``, ``experiment_id``, name, status, times, user, tags; ``remote``, where
+        it came from, makes it read-only) and ``records`` the rest of its journal (params,
+        metrics...). The journal is written in one append and the run indexed at once."""
+        self.check_writable()
+        run_id = row["run_id"]
+        if not _is_run_id(run_id):
+            raise InvalidParameterError(f"Run id {run_id!r} is not 32 hexadecimal characters.")
+        self.get_experiment(row["experiment_id"])
+        all_records = [create_record(dict(row)), *records]
+        with self.lock:
+            if self.run_dir(run_id).exists():
+                raise FileExistsError(f"Run {run_id} is already in {self.root}.")
+            self._note_created(run_id)
+            self.run_dir(run_id).mkdir()
+            with Journal(self.journal_path(run_id)) as journal:
+                journal.append_many(all_records)
+            for record in all_records:
+                patch = to_patch(record)
+                if patch is not None:
+                    self.catalog.stage(RUNS, run_id, patch)
+            uri = {"set": {"artifact_uri": self.artifact_uri(run_id)}}
+            self.catalog.stage(RUNS, run_id, uri, new=True)  # no snapshot holds it
+            self.catalog.commit()
+
     def resume_run(self, run_id: str) -> RunWriter:
         """Reopen an existing run for logging and mark it RUNNING again (MLflow's resume)."""
         self.check_writable()
         row = self.get_run(run_id)
         if row["lifecycle_stage"] != ACTIVE:
             raise RunStateError(f"Run '{run_id}' is deleted; restore it before resuming.")
+        self._check_local(run_id, [fields_record(status="RUNNING")])
         if (
             row["status"] == "RUNNING"
             and is_alive(row.get("process"))
@@ -328,8 +370,7 @@ class Store:
         if run_id not in self._writers:
             repair_tail(self.journal_path(run_id))  # no live writer: mend a crash's torn tail
         writer = self._open_writer(run_id)
-        fields = {"status": "RUNNING", "end_time": None, "process": current_process()}
-        writer.write({"op": "set", "fields": fields})
+        writer.write(fields_record(status="RUNNING", end_time=None, process=current_process()))
         self.catalog.commit()
         return writer
 
@@ -344,36 +385,57 @@ class Store:
         fsynced by the background thread within a second, or at once by :meth:`flush`.
         Other processes see the new status at the next catalog commit (the same second).
         """
-        fields = {"status": status, "end_time": end_time if end_time is not None else _now_ms()}
+        end_time = end_time if end_time is not None else _now_ms()
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()  # the last points precede the status that ends the run
-        self.append(run_id, [{"op": "set", "fields": fields}])
+        self.append(run_id, [fields_record(status=status, end_time=end_time)])
         with self._writers_lock:
             writer = self._writers.pop(run_id, None)
             if writer is not None:
                 self._unsynced.add(writer.close())
 
-    def append(self, run_id: str, records: list[dict[str, Any]]) -> None:
-        """Append records to a run, through its open writer or directly to its journal."""
+    def append(self, run_id: str, records: list[Record], *, remote: bool = False) -> None:
+        """Append records to a run, through its open writer or directly to its journal.
+
+        A run pulled from a tracking server is read-only here: only sync (``remote=True``)
+        appends to it, and anyone may delete or restore it locally.
+        """
         self.check_writable()
         if any(r["op"] != "set" for r in records):
             self._check_active(run_id)
+        if not remote:
+            self._check_local(run_id, records)
         writer = self._writers.get(run_id)
         if writer is not None:
             for record in records:
                 writer.write(record)
             return
         row = self.get_run(run_id)
-        if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
-            repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
-        with Journal(self.journal_path(run_id)) as journal:
-            journal.append_many(records)
-        for record in records:
-            patch = to_patch(record)
-            if patch is not None:
-                self.catalog.stage(RUNS, run_id, patch)
-        self.catalog.commit()
+        # Under the lock, as doctor's mending is: it never cuts a tail while we append.
+        with self.lock:
+            if not (row["status"] == "RUNNING" and is_alive(row.get("process")) is not False):
+                repair_tail(self.journal_path(run_id))  # nobody is appending: safe to mend
+            try:
+                with Journal(self.journal_path(run_id)) as journal:
+                    journal.append_many(records)
+            except OSError as error:
+                safe = record_not_written(", ".join(sorted({r["op"] for r in records})))
+                raise journal_write_error(self, run_id, error, safe) from error
+            for record in records:
+                patch = to_patch(record)
+                if patch is not None:
+                    self.catalog.stage(RUNS, run_id, patch)
+            self.catalog.commit()
+
+    def _check_local(self, run_id: str, records: list[Record]) -> None:
+        remote = self.catalog.value(RUNS, run_id, "remote")
+        if remote is None or all(_lifecycle_only(r) for r in records):
+            return
+        raise RunStateError(
+            f"Run '{run_id}' was pulled from {remote.get('server')} and is read-only here: "
+            "log to it on that server (or to a new run), then pull again."
+        )
 
     def _check_active(self, run_id: str) -> None:
         if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:
@@ -393,26 +455,39 @@ class Store:
                 )
         new = {k: v for k, v in params.items() if k not in current}
         if new:
-            self.append(run_id, [{"op": "params", "params": new}])
+            self.append(run_id, [params_record(new)])
 
-    def log_points(self, run_id: str, points: list) -> None:
-        """Write a flat list of points now (the buffered path is ``writer(run_id).points``)."""
-        if points:
-            self.append(run_id, metric_records(points))
+    def log_points(self, run_id: str, points: list | tuple) -> None:
+        """Log flat metric points (records.POINT_WIDTH a point): into the buffer of the
+        run's open writer in this process, else to its journal at once."""
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.points.extend(points)
+        elif points:
+            self.append(run_id, metric_records(list(points)))
 
-    def add_artifact(self, run_id: str, relative: str, source: str | os.PathLike | bytes) -> str:
+    def add_artifact(
+        self,
+        run_id: str,
+        relative: str,
+        source: str | os.PathLike | bytes,
+        *,
+        remote: bool = False,
+    ) -> str:
         """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts;
-        return its SHA-256, as recorded in the journal."""
+        return its SHA-256, as recorded in the journal (``remote``: as :meth:`append`)."""
         relative = artifacts.relative_path(relative)
         self.check_writable()
         self._check_active(run_id)
+        artifact = artifact_record(relative, 0, "")
+        if not remote:
+            self._check_local(run_id, [artifact])
         target = artifacts.destination(self.artifact_dir(run_id), relative)
         if isinstance(source, bytes):
             size, sha256 = artifacts.write_bytes(target, source)
         else:
             size, sha256 = artifacts.copy_in(source, target)
-        record = {"op": "artifact", "path": relative, "size": size, "sha256": sha256}
-        self.append(run_id, [record])
+        self.append(run_id, [artifact_record(relative, size, sha256)], remote=remote)
         return sha256
 
     def _open_writer(self, run_id: str) -> RunWriter:
@@ -434,7 +509,7 @@ class Store:
     def artifact_uri(self, run_id: str) -> str:
         return self.artifact_dir(run_id).as_uri()
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
         """The run's catalog row (a copy)."""
         row = self.catalog.get(RUNS, run_id)
         if row is None and _is_run_id(run_id) and self.journal_path(run_id).exists():
@@ -444,7 +519,7 @@ class Store:
             raise NotFoundError(f"Run with id={run_id} not found in {self.root}.")
         return row
 
-    def resolve_run(self, ref: str) -> dict[str, Any]:
+    def resolve_run(self, ref: str) -> RunRow:
         """Find a run by id, unique id prefix, name (the newest run of that name) or 'last'."""
         if _is_run_id(ref):
             return self.get_run(ref)
@@ -469,7 +544,7 @@ class Store:
             )
         return columns.row(query.newest(columns, matches))
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRow]:
         """Every run's row, deleted ones included; treat them as read-only."""
         return self.catalog.documents(RUNS)
 
@@ -496,6 +571,13 @@ class Store:
             self.catalog.run_columns(), experiment_ids, view, filter_string, order_by, max_results
         )
 
+    def runs_of(self, experiment_ids: Collection[str] | None) -> RunHits:
+        """Every run of these experiments (None: every experiment), any lifecycle stage,
+        in no particular order: for what they hold (their keys, their counts)."""
+        from nbtrack.store import query
+
+        return query.of_experiments(self.catalog.run_columns(), experiment_ids)
+
     def run_counts(self) -> dict[str, int]:
         """How many active runs each experiment has."""
         from nbtrack.store import query
@@ -507,35 +589,107 @@ class Store:
         order."""
         import numpy as np
 
-        prefix = b'{"op":"metrics","key":' + orjson.dumps(key) + b","
-        parts = [metric_columns(r) for r in self.read_journal(run_id, prefix)]
+        prefix = line_prefix("metrics") + b',"key":' + orjson.dumps(key) + b","
+        parts = [metric_columns(r) for r in self._read(run_id, prefix)]
         if not parts:
             return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
         steps, values, times = zip(*parts, strict=True)
         return np.concatenate(steps), np.concatenate(values), np.concatenate(times)
 
-    def read_journal(self, run_id: str, prefix: bytes | None = None) -> list[dict[str, Any]]:
-        """Every complete record of a run's journal (only those whose line starts with
-        ``prefix``, if given), after writing what is buffered."""
+    def records(self, run_id: str, op: str | None = None) -> list[Record]:
+        """Every complete record of a run's journal (only those of kind ``op``, if given),
+        after writing what is buffered."""
+        return self._read(run_id, line_prefix(op) if op is not None else None)
+
+    def _read(self, run_id: str, prefix: bytes | None) -> list[Record]:
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
         return list(read_records(self.journal_path(run_id), prefix))
 
+    def records_after(
+        self, run_id: str, offset: int, op: str | None, end: int | None = None
+    ) -> tuple[list[Record], int]:
+        """The records of kind ``op`` (None: all) appended between byte ``offset`` and
+        ``end`` of the run's journal, and the offset to read from next (for readers that
+        follow a run, and sync's watermarks)."""
+        lines, offset = read_lines_after(self.journal_path(run_id), offset, end)
+        if op is None:
+            return [orjson.loads(line) for line in lines], offset
+        prefix = line_prefix(op)
+        return [orjson.loads(line) for line in lines if line.startswith(prefix)], offset
+
+    def unflushed(self, run_id: str) -> tuple[int, list] | None:
+        """The journal's length and a copy of the points not yet written to it, for live
+        panels; None when this process has no open writer for the run."""
+        writer = self._writers.get(run_id)
+        return writer.snapshot() if writer is not None else None
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        self.append(run_id, [tags_record(tags)])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag; an error if the run has no such tag."""
+        if key not in self.get_run(run_id).get("tags", {}):
+            raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
+        self.append(run_id, [untag_record(key)])
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Rename a run: its row and MLflow's ``mlflow.runName`` tag."""
+        self.append(run_id, [fields_record(run_name=name), tags_record({"mlflow.runName": name})])
+
+    def set_fields(self, run_id: str, **fields: Any) -> None:
+        """Change top-level fields of a run's row (``run_name``, ``error``, ...)."""
+        self.append(run_id, [fields_record(**fields)])
+
     def set_lifecycle(self, run_id: str, stage: str) -> None:
-        """Soft-delete (``deleted``) or restore (``active``) a run."""
-        self.append(run_id, [{"op": "set", "fields": {"lifecycle_stage": stage}}])
+        """Soft-delete (``deleted``) or restore (``active``) a run. A deletion records its
+        time, for ``nbtrack gc --older-than`` (as MLflow's ``deleted_time``), and an open
+        writer of a deleted run refuses new points at once, as MLflow refuses to log to it."""
+        deleted_time = _now_ms() if stage == DELETED else None
+        self.append(run_id, [fields_record(lifecycle_stage=stage, deleted_time=deleted_time)])
+        writer = self._writers.get(run_id)
+        if writer is not None:
+            writer.accept_points(stage == ACTIVE)
+
+    def purge_runs(self, run_ids: Collection[str], progress: bool = False) -> list[str]:
+        """Remove deleted runs for good: catalog rows, journals and artifacts (``nbtrack gc``;
+        see :mod:`nbtrack.store.purge`). Returns the ids removed.
+
+        Raises
+        ------
+        InvalidParameterError
+            If any run is unknown, not deleted, the source of a registered model version,
+            or still logged to by a live process; then nothing is removed.
+        """
+        return purge.purge_runs(self, run_ids, progress=progress)
 
     # -- durability -------------------------------------------------------------------------
 
     def flush(self, durable: bool = True) -> None:
-        """Write every buffered point and catalog change; fsync journals when durable."""
+        """Write every buffered point and catalog change; fsync journals when durable.
+
+        Raises
+        ------
+        StoreWriteError
+            When something could not be written (a full disk). Everything else was still
+            written; what failed stays buffered for the next flush.
+        """
+        failures = []
         for writer in self.open_writers():
-            writer.flush(durable=durable)
+            try:
+                writer.flush(durable=durable)
+            except StoreWriteError as error:
+                failures.append(error)
         if durable:
             self._sync_closed_journals()
-        self.catalog.commit()
+        try:
+            self.catalog.commit()
+        except StoreWriteError as error:
+            failures.append(error)
+        if failures:
+            raise _one_error(failures)
 
     def _housekeeping(self) -> None:
         """What the background thread does each second besides flushing buffers."""
@@ -597,6 +751,18 @@ def _open_folder(root: Path) -> bool:
     return True
 
 
+def _one_error(failures: list[StoreWriteError]) -> StoreWriteError:
+    """The first failure, naming the others (a full disk fails every write alike)."""
+    first, others = failures[0], [f.what for f in failures[1:]]
+    if not others:
+        return first
+    return StoreWriteError(
+        f"{first} The same flush could not write {', '.join(others)} either.",
+        ", ".join(f.what for f in failures),
+        first.errno,
+    )
+
+
 def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None = None) -> dict:
     now = _now_ms()
     fields = {
@@ -607,6 +773,11 @@ def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None =
         "last_update_time": now,
     }
     return {"set": fields, "tags": dict(tags or {})}
+
+
+def _lifecycle_only(record: Record) -> bool:
+    """A local deletion or restore, which a read-only (pulled) run still allows."""
+    return record["op"] == "set" and set(record["fields"]) <= {"lifecycle_stage", "deleted_time"}
 
 
 def _is_run_id(run_id: str) -> bool:

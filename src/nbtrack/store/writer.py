@@ -8,6 +8,7 @@ buffer has grown large.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrack.errors import RunStateError, StoreWriteError
 from nbtrack.store.journal import Journal
 from nbtrack.store.records import POINT_WIDTH, metric_records, to_patch
 
@@ -42,7 +44,7 @@ class RunWriter:
 
         self.run_id = run_id
         self.points: list = []
-        self._store = store
+        self.store = store
         self._journal = Journal(store.journal_path(run_id))
         self._lock = threading.Lock()
         self.last_flush = time.monotonic()
@@ -50,7 +52,10 @@ class RunWriter:
     def write(self, record: dict[str, Any]) -> None:
         """Append one record to the journal and its patch to the catalog row."""
         with self._lock:
-            self._journal.append(record)
+            try:
+                self._journal.append(record)
+            except OSError as error:
+                raise self._write_error(error, record_not_written(record["op"])) from error
         self._stage(record)
 
     def flush(self, durable: bool = False) -> int:
@@ -61,18 +66,38 @@ class RunWriter:
             # point is atomic, so a prefix holds whole points. Chunks bound the memory
             # a large buffer needs while it is encoded.
             remaining = count = len(self.points)
-            while remaining:
-                take = min(remaining, FLUSH_AT_ITEMS)
-                records = metric_records(self.points[:take])
-                self._journal.append_many(records)
-                del self.points[:take]
-                for record in records:
-                    self._stage(record)
-                remaining -= take
-            if durable:
-                self._journal.sync()
+            try:
+                while remaining:
+                    take = min(remaining, FLUSH_AT_ITEMS)
+                    records = metric_records(self.points[:take])
+                    self._journal.append_many(records)  # all of them or none (journal.py)
+                    del self.points[:take]
+                    for record in records:
+                        self._stage(record)
+                    remaining -= take
+                if durable:
+                    self._journal.sync()
+            except OSError as error:
+                raise self._write_error(error, self._buffered_note()) from error
             self.last_flush = time.monotonic()
         return count // POINT_WIDTH
+
+    def snapshot(self) -> tuple[int, list]:
+        """The journal's length and a copy of the buffered points, read under the lock so
+        that a flush cannot move points in between: each point is in exactly one of the
+        two. ``log_metric`` never takes that lock."""
+        with self._lock:
+            try:
+                size = os.stat(self._journal.path).st_size
+            except FileNotFoundError:
+                size = 0
+            return size, self.points[:]
+
+    def accept_points(self, accept: bool) -> None:
+        """Refuse new points from now on (the run was deleted), or accept them again.
+        Callers hold this writer's ``points`` list, so the list itself is replaced."""
+        self.flush()
+        self.points = [] if accept else _RefusingBuffer(self.run_id)
 
     def close(self, durable: bool = False) -> Path:
         """Write what is buffered and close the journal; return its path."""
@@ -81,10 +106,55 @@ class RunWriter:
             self._journal.close()
         return self._journal.path
 
+    def _buffered_note(self) -> str:
+        pending = len(self.points) // POINT_WIDTH
+        return (
+            "Metric points logged before the last successful flush are on disk; the "
+            f"{pending} logged since are still buffered in this process (lost if it exits "
+            "first). Free space (or fix the disk) and call flush() again to write them."
+        )
+
+    def _write_error(self, error: OSError, safe: str) -> StoreWriteError:
+        return journal_write_error(self.store, self.run_id, error, safe)
+
     def _stage(self, record: dict[str, Any]) -> None:
         patch = to_patch(record)
         if patch is not None:
-            self._store.catalog.stage("runs", self.run_id, patch)
+            self.store.catalog.stage("runs", self.run_id, patch)
+
+
+class _RefusingBuffer(list):
+    """The metric buffer of a deleted run: every append is refused."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def append(self, point: object) -> None:
+        raise RunStateError(
+            f"Run '{self.run_id}' is deleted; restore it (restore_run) before logging to it."
+        )
+
+    def extend(self, points: object) -> None:
+        self.append(points)
+
+
+def journal_write_error(store: Store, run_id: str, error: OSError, safe: str) -> StoreWriteError:
+    """The error for a failed append to a run's journal: the store, the file, what is safe."""
+    what = f"run {run_id}'s journal ({store.journal_path(run_id)})"
+    return StoreWriteError(
+        f"Could not write {what} in the store {store.root}: {error.strerror or error}. {safe}",
+        what,
+        error.errno,
+    )
+
+
+def record_not_written(op: str) -> str:
+    """What is safe when an append of ``op`` records failed."""
+    return (
+        f"This {op} record was not written; everything written before it is on disk. "
+        "Free space (or fix the disk) and log it again."
+    )
 
 
 class Flusher:
@@ -99,6 +169,7 @@ class Flusher:
 
     def _run(self) -> None:
         last_commit = time.monotonic()
+        failing = False
         while not self._stop.wait(FLUSH_TICK_SECONDS):
             now = time.monotonic()
             try:
@@ -109,8 +180,11 @@ class Flusher:
                 if now - last_commit >= FLUSH_INTERVAL_SECONDS:
                     self._every_second()
                     last_commit = now
+                failing = False
             except Exception as exc:  # keep flushing later; never kill the thread silently
-                warnings.warn(f"nbtrack could not flush in the background: {exc!r}", stacklevel=1)
+                if not failing:  # once per streak: a full disk fails five times a second
+                    warnings.warn(f"nbtrack could not flush in the background: {exc}", stacklevel=1)
+                failing = True
 
     def stop(self) -> None:
         self._stop.set()

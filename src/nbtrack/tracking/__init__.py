@@ -10,8 +10,8 @@ __all__ = ["ActiveRun", "MlflowClient"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "MlflowClient":  # on first use, so `import nbtrack` stays light
-        from nbtrack.tracking.client import MlflowClient
+    if name == "MlflowClient":  # mlflow.tracking.MlflowClient's place; loaded on first use
+        from nbtrack.registry.client import MlflowClient  # registry calls included
 
         return MlflowClient
     raise AttributeError(f"module 'nbtrack.tracking' has no attribute {name!r}")

@@ -1,45 +1,30 @@
-"""The fluent tracking API: module-level functions over one active run, named as MLflow's.
+"""The fluent tracking API: MLflow's module-level functions over a default run session.
 
 ``log_metric`` is the hot path: it extends the active run's flat buffer by one point after
 checks that cost a set lookup and a type test, and the store writes buffers in batches.
+Everything that keeps state (the store, the active runs, the hooks) is the
+:class:`~nbtrack.tracking.session.Session`'s; these functions only translate.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
-import getpass
 import os
-import threading
-import warnings
-from collections.abc import Sequence
-from pathlib import Path
+import sys
+from collections.abc import Iterator, Sequence
 from time import time as _time
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import unquote, urlparse
 
-from nbtrack.capture import notebook
-from nbtrack.entities import (
-    Experiment,
-    MetricHistory,
-    Run,
-    RunData,
-    RunInfo,
-    RunInputs,
-    RunStatus,
-    ViewType,
-    experiment_from_row,
-    run_from_row,
-)
-from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
-from nbtrack.store import DEFAULT_EXPERIMENT_ID, RunWriter, Store
-from nbtrack.tracking.names import random_run_name
+from nbtrack.entities import Experiment, MetricHistory, Run, RunStatus, ViewType, run_from_row
+from nbtrack.errors import InvalidParameterError
+from nbtrack.store import Store
+from nbtrack.tracking import artifacts, experiments, inputs, media, runs, tables
+from nbtrack.tracking.context import status_notes
+from nbtrack.tracking.session import ActiveRun, Session, close_stores, open_stores
 from nbtrack.validation import (
-    check_experiment_name,
     check_key,
     check_param_value,
-    check_tag_value,
     check_tags,
     metric_step,
     metric_timestamp,
@@ -47,79 +32,28 @@ from nbtrack.validation import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import pandas as pd
 
     from nbtrack.store.query import RunHits
 
-DEFAULT_STORE_DIR = ".nbtrack"
-
-_active: list[ActiveRun] = []  # the active run stack; nested runs sit above their parent
+_session = Session()
 _metric_keys: set[str] = set()  # keys already validated, so the hot path skips the regex
-_stores: dict[Path, Store] = {}
-_state_lock = threading.RLock()
-_tracking_uri: Path | None = None  # set by set_tracking_uri, resolved once
-_experiment_id: str | None = None
-_experiment_name: str | None = None  # the active experiment's name, to find it in a new store
-_run_factory: Callable[[], ActiveRun | None] | None = None
-_last_run_id: str | None = None
-# Inputs known to be in a run's journal: journals only grow, so a key seen stays true and
-# logging it again needs no journal read.
-_known_inputs: set[tuple[Path, str, tuple]] = set()
-# Provenance features (autolog, system metrics, the execution trace) register here: each
-# start hook gets (run, resumed) once a run is active, each end hook (run_id, status)
-# before this process finishes a run. A failing hook warns; it never fails the run.
-run_start_hooks: list[Callable[[ActiveRun, bool], None]] = []
-run_end_hooks: list[Callable[[str, str], None]] = []
 
 
-class ActiveRun:
-    """The run being logged to; as a context manager it ends the run on exit.
+def default_session() -> Session:
+    """The session the fluent functions use (and the magics and autologging with them)."""
+    return _session
 
-    On a clean exit the run is FINISHED; on an exception FAILED; on KeyboardInterrupt
-    KILLED. ``info`` and ``data`` are read from the store each time, so they are current.
-    """
 
-    def __init__(self, store: Store, writer: RunWriter) -> None:
-        self._store = store
-        self._writer = writer
-        self.run_id = writer.run_id
-        self.points: list = writer.points  # flat: key, value, step, time (records.py)
-
-    @property
-    def info(self) -> RunInfo:
-        return self._snapshot().info
-
-    @property
-    def data(self) -> RunData:
-        return self._snapshot().data
-
-    def _snapshot(self) -> Run:
-        return run_from_row(self._store.get_run(self.run_id))
-
-    def to_dictionary(self) -> dict[str, Any]:
-        return self._snapshot().to_dictionary()
-
-    def _use_buffer(self, buffer: list) -> None:
-        """Swap the metric buffer (after writing what the old one holds)."""
-        self._writer.flush()
-        self._writer.points = self.points = buffer
-
-    def __enter__(self) -> ActiveRun:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None:
-            status = RunStatus.FINISHED
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = RunStatus.KILLED
-        else:
-            status = RunStatus.FAILED
-        _end_run_and_children(self.run_id, status)
-
-    def __repr__(self) -> str:
-        return f"<ActiveRun: run_id={self.run_id}>"
+@contextlib.contextmanager
+def use_session(session: Session) -> Iterator[Session]:
+    """Make ``session`` the default inside the block (tests; embedding nbtrack)."""
+    global _session
+    previous, _session = _session, session
+    try:
+        yield session
+    finally:
+        _session = previous
 
 
 # -- where runs are stored ---------------------------------------------------------------
@@ -127,59 +61,17 @@ class ActiveRun:
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
     """Use the store in a folder (a path or a ``file:`` URI); it is created on first use."""
-    global _tracking_uri, _experiment_id
-    path = _path_from_uri(uri)
-    if _active:
-        raise RunStateError(
-            f"Run '{_active[-1].run_id}' is active; end it before switching to store {path}."
-        )
-    _tracking_uri = path
-    _experiment_id = None  # ids belong to a store; the name is looked up in the new one
+    _session.set_tracking_uri(uri)
 
 
 def get_tracking_uri() -> str:
     """The current store as a ``file:`` URI."""
-    return _store_path().as_uri()
-
-
-def _store_path() -> Path:
-    if _tracking_uri is not None:
-        return _tracking_uri
-    for variable in ("NBTRACK_TRACKING_URI", "NBTRACK_DIR"):
-        if os.environ.get(variable):
-            return _resolved(os.environ[variable], os.getcwd())
-    return _resolved(DEFAULT_STORE_DIR, os.getcwd())
-
-
-@functools.lru_cache(maxsize=16)
-def _resolved(uri: str, cwd: str) -> Path:
-    """A relative store path is relative to the working directory, hence the key."""
-    return _path_from_uri(uri)
-
-
-def _path_from_uri(uri: str | os.PathLike[str]) -> Path:
-    text = os.fspath(uri)
-    parsed = urlparse(text)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.netloc + parsed.path) or ".").expanduser().resolve()
-    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter scheme is a Windows drive
-        raise InvalidParameterError(
-            f"Tracking URI {text!r} is not supported: nbtrack stores runs in a folder. "
-            "Pass a folder path or a file: URI."
-        )
-    return Path(text).expanduser().resolve()
+    return _session.tracking_uri
 
 
 def current_store() -> Store:
     """The store at the tracking URI, opened once per process."""
-    path = _store_path()
-    store = _stores.get(path)
-    if store is None:
-        with _state_lock:
-            store = _stores.get(path)
-            if store is None:
-                store = _stores[path] = Store(path)
-    return store
+    return _session.store
 
 
 # -- experiments -------------------------------------------------------------------------
@@ -189,85 +81,52 @@ def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
 ) -> Experiment:
     """Make an experiment active, creating it by name if it does not exist."""
-    global _experiment_id, _experiment_name
-    if (experiment_name is None) == (experiment_id is None):
-        raise InvalidParameterError("Pass exactly one of experiment_name or experiment_id.")
-    if experiment_name is not None:
-        check_experiment_name(experiment_name)
-    store = current_store()
-    if experiment_id is not None:
-        row = store.get_experiment(str(experiment_id))
-    else:
-        row = store.get_or_create_experiment(experiment_name)
-    if row["lifecycle_stage"] != "active":
-        raise RunStateError(
-            f"Experiment '{row['name']}' is deleted; restore it with restore_experiment() "
-            "or choose another name."
-        )
-    _experiment_id, _experiment_name = row["experiment_id"], row["name"]
-    return _experiment(row)
+    row = _session.set_experiment(experiment_name, experiment_id)
+    return experiments.entity(_session.store, row)
 
 
 def create_experiment(
     name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
 ) -> str:
-    """Create an experiment and return its id.
-
-    ``artifact_location`` is accepted for MLflow compatibility and ignored with a warning:
-    nbtrack keeps every artifact inside its store, beside the run that logged it.
-    """
-    check_experiment_name(name)
-    if artifact_location is not None:
-        warnings.warn(
-            f"create_experiment(artifact_location={artifact_location!r}) is ignored: nbtrack "
-            "keeps artifacts inside the store.",
-            stacklevel=2,
-        )
-    clean = check_tags(tags)
-    return current_store().create_experiment(name, clean)
+    """Create an experiment and return its id (``artifact_location`` is ignored: nbtrack
+    keeps artifacts inside the store)."""
+    return experiments.create(_session, name, artifact_location, tags)
 
 
 def get_experiment(experiment_id: str) -> Experiment:
-    return _experiment(current_store().get_experiment(str(experiment_id)))
+    return experiments.get(_session, experiment_id)
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
-    row = current_store().get_experiment_by_name(name)
-    return _experiment(row) if row is not None else None
+    return experiments.get_by_name(_session, name)
 
 
-def search_experiments(view_type: int = ViewType.ACTIVE_ONLY) -> list[Experiment]:
-    rows = current_store().experiments()
-    return [_experiment(r) for r in rows if _visible(r["lifecycle_stage"], view_type)]
+def search_experiments(
+    view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """Experiments matching an MLflow filter, in ``order_by`` order (newest first)."""
+    found = experiments.search(_session, view_type, filter_string, order_by)
+    return found if max_results is None else found[:max_results]
 
 
 def delete_experiment(experiment_id: str) -> None:
-    current_store().update_experiment(str(experiment_id), lifecycle_stage="deleted")
+    experiments.set_lifecycle(_session, experiment_id, "deleted")
 
 
 def restore_experiment(experiment_id: str) -> None:
-    current_store().update_experiment(str(experiment_id), lifecycle_stage="active")
+    experiments.set_lifecycle(_session, experiment_id, "active")
 
 
 def set_experiment_tag(key: str, value: Any) -> None:
-    current_store().update_experiment(_current_experiment_id(), tags=check_tags({key: value}))
+    experiments.set_tag(_session, None, key, value)
 
 
-def _experiment(row: dict[str, Any]) -> Experiment:
-    return experiment_from_row(row, (current_store().root / "runs").as_uri())
-
-
-def _current_experiment_id() -> str:
-    if _experiment_id is not None:
-        return _experiment_id
-    name = (
-        _experiment_name
-        or os.environ.get("NBTRACK_EXPERIMENT_NAME")
-        or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    )
-    if name:
-        return set_experiment(name).experiment_id
-    return DEFAULT_EXPERIMENT_ID
+def set_experiment_tags(tags: dict[str, Any]) -> None:
+    """Tag the current experiment; every tag is checked before any is set."""
+    experiments.set_tags(_session, None, tags)
 
 
 # -- starting and ending runs --------------------------------------------------------------
@@ -285,184 +144,51 @@ def start_run(
 ) -> ActiveRun:
     """Start a new run (or resume ``run_id``) and make it active.
 
+    ``log_system_metrics`` records the run's wall and CPU time, peak memory and
+    ``system/*`` samples (None: as :func:`enable_system_metrics_logging` set it).
+
     Raises
     ------
     RunStateError
         If a run is already active and ``nested`` is False.
     """
-    global _last_run_id
-    if _active and not nested:
-        raise RunStateError(
-            f"Run with UUID {_active[-1].run_id} is already active. To start a new run, "
-            "first end the current run with nbtrack.end_run(). To start a nested run, call "
-            "start_run() with nested=True."
-        )
-    run_id = run_id or (None if _active else os.environ.get("NBTRACK_RUN_ID"))
-    user_tags = check_tags(tags)
-    store = current_store()
-    if run_id is not None:
-        active = ActiveRun(store, store.resume_run(run_id))
-        if user_tags:
-            store.append(run_id, [{"op": "tags", "tags": user_tags}])
-    else:
-        if parent_run_id is None and nested and _active:
-            parent_run_id = _active[-1].run_id
-        name = run_name or user_tags.get("mlflow.runName") or random_run_name()
-        experiment = str(experiment_id) if experiment_id is not None else None
-        writer = create_run(store, experiment, name, user_tags, parent_run_id, description)
-        active = ActiveRun(store, writer)
-    _active.append(active)
-    _last_run_id = active.run_id
-    if run_start_hooks:
-        _call_hooks(run_start_hooks, active, run_id is not None)
-    return active
-
-
-def create_run(
-    store: Store,
-    experiment_id: str | None,
-    name: str,
-    tags: dict[str, str],
-    parent_run_id: str | None = None,
-    description: str | None = None,
-    start_time: int | None = None,
-) -> RunWriter:
-    """A RUNNING run with MLflow's system tags, the git tags, ``tags`` and the session's
-    environment, in ``experiment_id`` (None: the active experiment). It is not made active
-    and no start hook runs: :func:`start_run` does both, for runs this process works in.
-    """
-    system = _system_tags(name, parent_run_id, description)
-    environment, git_tags = _environment(store)
-    writer = store.create_run(
-        experiment_id if experiment_id is not None else _current_experiment_id(),
-        run_name=name,
-        user_id=system["mlflow.user"],
-        tags={**system, **git_tags, **tags},
-        start_time=start_time,
+    return _session.start_run(
+        run_id,
+        str(experiment_id) if experiment_id is not None else None,
+        run_name,
+        nested,
+        parent_run_id,
+        check_tags(tags),
+        description,
+        log_system_metrics,
     )
-    if environment is not None:
-        writer.write(environment)
-    return writer
-
-
-def _environment(store: Store) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """The record referencing the session's environment, and its git tags (captured once
-    per process, then a dictionary lookup). A capture that fails warns; the run goes on."""
-    try:
-        from nbtrack.capture import environment
-
-        return environment.for_run(store.root)
-    except Exception as error:
-        warnings.warn(f"nbtrack could not capture the environment: {error!r}", stacklevel=3)
-        return None, {}
-
-
-def _call_hooks(hooks: list[Callable[..., None]], *args: Any) -> None:
-    for hook in list(hooks):
-        try:
-            hook(*args)
-        except Exception as error:  # provenance must never break the run it describes
-            warnings.warn(f"nbtrack hook {hook!r} failed: {error!r}", stacklevel=3)
-
-
-def _system_tags(name: str, parent_run_id: str | None, description: str | None) -> dict:
-    source_name, source_type = notebook.source()
-    tags = {
-        "mlflow.runName": name,
-        "mlflow.user": _user(),
-        "mlflow.source.name": source_name,
-        "mlflow.source.type": source_type,
-    }
-    if parent_run_id is not None:
-        tags["mlflow.parentRunId"] = parent_run_id
-    if description:
-        tags["mlflow.note.content"] = check_tag_value("mlflow.note.content", description)
-    return tags
-
-
-def _user() -> str:
-    """Who is acting (``mlflow.user``, the registry's audit trail): ``$NBTRACK_USER``, else
-    MLflow's ``$MLFLOW_TRACKING_USERNAME``, else the OS user."""
-    for variable in ("NBTRACK_USER", "MLFLOW_TRACKING_USERNAME"):
-        configured = os.environ.get(variable, "").strip()
-        if configured:
-            return configured
-    return _os_user()
-
-
-@functools.cache
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        return "unknown"
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
     """End the innermost active run with ``status`` (FINISHED by default)."""
-    if status not in RunStatus.all_status() or status == RunStatus.RUNNING:
-        raise InvalidParameterError(f"end_run(status={status!r}): use FINISHED, FAILED or KILLED.")
-    if _active:
-        _end(_active.pop(), status)
-
-
-def _end_run_and_children(run_id: str, status: str) -> None:
-    ids = [run.run_id for run in _active]
-    if run_id not in ids:
-        return  # already ended, e.g. by end_run() inside the block
-    while _active:
-        run = _active.pop()
-        _end(run, status)
-        if run.run_id == run_id:
-            return
-
-
-def _end(run: ActiveRun, status: str) -> None:
-    if run_end_hooks:
-        _call_hooks(run_end_hooks, run.run_id, status)
-    run._store.finish_run(run.run_id, status)
+    _session.end_run(status)
 
 
 def active_run() -> ActiveRun | None:
     """The innermost active run, or None."""
-    return _active[-1] if _active else None
+    return _session.active_run()
 
 
 def last_active_run() -> Run | None:
     """The run started most recently in this process, active or ended."""
-    if _active:
-        return _active[-1]._snapshot()
-    return get_run(_last_run_id) if _last_run_id is not None else None
+    if _session.active:
+        return _session.active[-1].snapshot()
+    run_id = _session.last_run_id
+    return get_run(run_id) if run_id is not None else None
 
 
-def set_run_factory(factory: Callable[[], ActiveRun | None] | None) -> None:
-    """Let a frontend decide which run starts when logging finds none active.
-
-    The magics use it so that, under ``%track on``, logging in a cell starts that cell's
-    child run instead of a run that outlives the cell.
-    """
-    global _run_factory
-    _run_factory = factory
+def enable_system_metrics_logging() -> None:
+    """Record system metrics for every run started from now on (as MLflow's)."""
+    _session.log_system_metrics = True
 
 
-def _get_or_start_run() -> ActiveRun:
-    if _active:
-        return _active[-1]
-    if _run_factory is not None:
-        run = _run_factory()
-        if run is not None:
-            return run
-    return start_run()
-
-
-def _run_for(run_id: str | None) -> ActiveRun | None:
-    """The active run to log to: ``run_id``'s if it is active here, else None."""
-    if run_id is None:
-        return _get_or_start_run()
-    for run in _active:
-        if run.run_id == run_id:
-            return run
-    return None
+def disable_system_metrics_logging() -> None:
+    _session.log_system_metrics = False
 
 
 # -- logging -------------------------------------------------------------------------------
@@ -475,9 +201,13 @@ def log_metric(
     synchronous: bool | None = None,
     timestamp: int | None = None,
     run_id: str | None = None,
-    **_ignored: Any,
+    model_id: str | None = None,
+    dataset: Any = None,
 ) -> None:
-    """Log one metric point; costs about a list append (written in batches)."""
+    """Log one metric point; costs about a list append (written in batches).
+
+    ``synchronous``, ``model_id`` and ``dataset`` are MLflow's and have no effect here.
+    """
     if key not in _metric_keys:
         _metric_keys.add(check_key(key, "metric"))
     if type(value) is not float:
@@ -489,9 +219,10 @@ def log_metric(
         _time() * 1000 if timestamp is None else metric_timestamp(key, timestamp),
     )
     if run_id is None:
-        (_active[-1] if _active else _get_or_start_run()).points.extend(point)
+        session = _session
+        (session.active[-1] if session.active else session.run_to_log()).writer.points.extend(point)
     else:
-        _log_points(run_id, point)
+        _session.store.log_points(run_id, point)
 
 
 def log_metrics(
@@ -500,7 +231,8 @@ def log_metrics(
     synchronous: bool | None = None,
     run_id: str | None = None,
     timestamp: int | None = None,
-    **_ignored: Any,
+    model_id: str | None = None,
+    dataset: Any = None,
 ) -> None:
     """Log several metrics at one step; all are checked before any is logged."""
     step = 0 if step is None else metric_step("step", step)
@@ -511,31 +243,23 @@ def log_metrics(
         for item in (check_key(k, "metric"), metric_value(k, v), step, when)
     ]
     if run_id is None:
-        _get_or_start_run().points.extend(points)
+        _session.run_to_log().writer.points.extend(points)
     else:
-        _log_points(run_id, points)
-
-
-def _log_points(run_id: str, points: list | tuple) -> None:
-    run = _run_for(run_id)
-    if run is not None:
-        run.points.extend(points)
-    else:
-        current_store().log_points(run_id, list(points))
+        _session.store.log_points(run_id, points)
 
 
 def log_param(key: str, value: Any, synchronous: bool | None = None) -> Any:
     """Log a param (stored as ``str(value)``); returns ``value`` as MLflow does."""
-    text = check_param_value(check_key(key, "param"), value)
-    run = _get_or_start_run()
-    run._store.log_params(run.run_id, {key: text})
+    log_params({key: value})
     return value
 
 
-def log_params(params: dict[str, Any], synchronous: bool | None = None, run_id=None) -> None:
+def log_params(
+    params: dict[str, Any], synchronous: bool | None = None, run_id: str | None = None
+) -> None:
     """Log several params; all are checked before any is written."""
     clean = {check_key(k, "param"): check_param_value(k, v) for k, v in params.items()}
-    store, target = _target(run_id)
+    store, target = _session.target(run_id)
     store.log_params(target, clean)
 
 
@@ -549,89 +273,92 @@ def set_tags(
     """Set tags on the active run (starting one if needed) or on ``run_id``; later values
     replace earlier."""
     clean = check_tags(tags)
-    store, run_id = _target(run_id)
-    store.append(run_id, [{"op": "tags", "tags": clean}])
+    store, target = _session.target(run_id)
+    store.set_tags(target, clean)
 
 
 def delete_tag(key: str, run_id: str | None = None) -> None:
     """Remove a tag from the active run (or ``run_id``); an error if it has no such tag."""
-    store, run_id = _target(run_id)
-    if key not in store.get_run(run_id).get("tags", {}):
-        raise NotFoundError(f"No tag with name: {key!r} in run with id {run_id}.")
-    store.append(run_id, [{"op": "untag", "key": key}])
-
-
-def _target(run_id: str | None) -> tuple[Store, str]:
-    if run_id is None:
-        run = _get_or_start_run()
-        return run._store, run.run_id
-    return current_store(), run_id
-
-
-# -- artifacts -------------------------------------------------------------------------------
+    store, target = _session.target(run_id)
+    store.delete_tag(target, key)
 
 
 def log_artifact(
     local_path: str | os.PathLike[str], artifact_path: str | None = None, run_id=None
 ) -> None:
     """Copy a file into the run's artifacts (under ``artifact_path`` if given)."""
-    from nbtrack.store.artifacts import relative_path
-
-    source = Path(local_path)
-    if not source.is_file():
-        raise InvalidParameterError(f"log_artifact: {source} is not a file.")
-    folder = relative_path(artifact_path) if artifact_path else ""
-    store, target = _target(run_id)
-    store.add_artifact(target, _join(folder, source.name), source)
+    entries = artifacts.file_entries(local_path, artifact_path)
+    artifacts.add(*_session.target(run_id), entries)
 
 
 def log_artifacts(
     local_dir: str | os.PathLike[str], artifact_path: str | None = None, run_id=None
 ) -> None:
     """Copy every file under a directory into the run's artifacts."""
-    from nbtrack.store.artifacts import copy_tree_entries, relative_path
-
-    folder = relative_path(artifact_path) if artifact_path else ""
-    store, target = _target(run_id)
-    for source, relative in copy_tree_entries(Path(local_dir)):
-        store.add_artifact(target, _join(folder, relative), source)
+    entries = artifacts.folder_entries(local_dir, artifact_path)
+    artifacts.add(*_session.target(run_id), entries)
 
 
-def log_text(text: str, artifact_file: str, run_id=None) -> None:
+def log_text(text: str, artifact_file: str, run_id: str | None = None) -> None:
     """Save ``text`` as a UTF-8 file artifact."""
-    from nbtrack.store.artifacts import relative_path
-
-    relative = relative_path(artifact_file, "artifact_file")
-    store, target = _target(run_id)
-    store.add_artifact(target, relative, str(text).encode("utf-8"))
+    entries = artifacts.text_entries(text, artifact_file)
+    artifacts.add(*_session.target(run_id), entries)
 
 
-def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id=None) -> None:
+def log_dict(dictionary: dict[str, Any], artifact_file: str, run_id: str | None = None) -> None:
     """Save a dict as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
-    if artifact_file.endswith((".yaml", ".yml")):
-        import yaml
+    entries = artifacts.dict_entries(dictionary, artifact_file)
+    artifacts.add(*_session.target(run_id), entries)
 
-        text = yaml.safe_dump(dictionary, indent=2, default_flow_style=False, sort_keys=False)
-    else:
-        import json
 
-        text = json.dumps(dictionary, indent=2)
-    log_text(text, artifact_file, run_id=run_id)
+def log_figure(
+    figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
+) -> None:
+    """Save a matplotlib, Plotly or Altair figure as an artifact, in the format its
+    extension names (``save_kwargs`` go to ``savefig`` / ``write_html`` / ``save``)."""
+    entries = media.figure_entries(figure, artifact_file, save_kwargs)
+    artifacts.add(*_session.target(None), entries)
+
+
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = False,
+) -> None:
+    """Save a numpy array or PIL image, as MLflow's ``log_image``.
+
+    ``log_image(image, "dir/img.png")`` saves one file; ``log_image(image, key="pred",
+    step=3)`` adds to an image series under ``images/`` (with a small WebP preview), as
+    MLflow 3 stores it. ``synchronous`` has no effect: nbtrack always writes at once.
+    """
+    entries = media.image_entries(image, artifact_file, key, step, timestamp)
+    media.add_images(*_session.target(None), entries, series=key is not None)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Save a dict or DataFrame as a JSON (or Parquet) table, MLflow's table format; rows
+    are appended if the run already has a table at ``artifact_file``."""
+    table = tables.prepare(data, artifact_file)
+    tables.log(*_session.target(run_id), table)
+
+
+def load_table(
+    artifact_file: str,
+    run_ids: list[str] | None = None,
+    extra_columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """The table ``artifact_file`` of the current experiment's runs (or of ``run_ids``),
+    concatenated; ``extra_columns`` adds ``search_runs`` columns such as ``run_id``."""
+    return tables.load(
+        _session.store, _session.experiment_id, artifact_file, run_ids, extra_columns
+    )
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
-    from nbtrack.store.artifacts import relative_path
-
-    run = _get_or_start_run()
-    base = run._store.artifact_uri(run.run_id)
-    return f"{base}/{relative_path(artifact_path)}" if artifact_path else base
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
-
-
-# -- datasets ----------------------------------------------------------------------------------
+    return artifacts.artifact_uri(*_session.target(None), artifact_path)
 
 
 def log_input(
@@ -656,150 +383,64 @@ def log_input(
     """
     if dataset is None:
         return
-    from nbtrack.data import record_for
-
-    record = record_for(dataset, context, tags)
-    store, run_id = _target(None)
-    _append_input(store, run_id, record)
+    described = inputs.describe(dataset, context, tags)  # refused before a run starts
+    _session.add_input(*_session.target(None), *described)
 
 
-def _append_input(store: Store, run_id: str, record: dict[str, Any]) -> bool:
-    """Append an input record unless the run has it already; True if appended."""
-    from nbtrack.data import input_key
-
-    key = input_key(record)
-    with _state_lock:
-        if (store.root, run_id, key) in _known_inputs:  # e.g. each predict() on the same data
-            return False
-        logged = [input_key(r) for r in _input_records(store, run_id)]
-        _known_inputs.update((store.root, run_id, k) for k in logged)
-        if key in logged:
-            return False
-        store.append(run_id, [{**record, "n": len(logged) + 1}])
-        _known_inputs.add((store.root, run_id, key))
-    return True
-
-
-def _input_records(store: Store, run_id: str) -> list[dict[str, Any]]:
-    from nbtrack.store.journal import read_records
-
-    return list(read_records(store.journal_path(run_id), b'{"op":"input",'))
-
-
-def _dataset_inputs(run_id: str) -> tuple:
-    from nbtrack.data import inputs_from_records
-
-    return inputs_from_records(_input_records(current_store(), run_id))
+def log_inputs(
+    datasets: list[Any] | None = None,
+    contexts: list[str | None] | None = None,
+    tags_list: list[dict[str, Any] | None] | None = None,
+    models: list[Any] | None = None,
+) -> None:
+    """Record several datasets at once (MLflow 3's plural ``log_input``): the three lists
+    run in parallel, and every entry is checked before any is logged."""
+    datasets, contexts, tags_list = datasets or [], contexts or [], tags_list or []
+    if not len(datasets) == len(contexts) == len(tags_list):
+        raise InvalidParameterError(
+            f"log_inputs: datasets, contexts and tags_list must have the same length; got "
+            f"{len(datasets)}, {len(contexts)} and {len(tags_list)}."
+        )
+    if models:
+        raise InvalidParameterError(
+            "log_inputs(models=...) is not supported (in MLflow only Databricks supports it)."
+        )
+    described = [
+        inputs.describe(dataset, context, tags)
+        for dataset, context, tags in zip(datasets, contexts, tags_list, strict=True)
+        if dataset is not None
+    ]
+    if not described:
+        return
+    store, target = _session.target(None)
+    for fields, input_tags in described:
+        _session.add_input(store, target, fields, input_tags)
 
 
 # -- reading -----------------------------------------------------------------------------------
 
 
 def get_run(run_id: str) -> Run:
-    row = current_store().get_run(run_id)
-    run = run_from_row(row)
-    if row.get("inputs"):  # the datasets live in the journal; the row only counts them
-        run = run._replace(inputs=RunInputs(_dataset_inputs(run_id)))
-    return run
+    return runs.get_run(_session.store, run_id)
+
+
+def get_parent_run(run_id: str) -> Run | None:
+    """The parent of a nested run, or None for a run without one."""
+    return runs.parent_run(_session.store, run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> MetricHistory:
     """Every point logged for ``key`` in the run, oldest first."""
-    steps, values, timestamps = current_store().metric_history(run_id, key)
-    return MetricHistory(key, steps, values, timestamps)
+    return runs.metric_history(_session.store, run_id, key)
 
 
 def delete_run(run_id: str) -> None:
     """Soft-delete a run: hidden from searches, kept on disk, restorable."""
-    current_store().set_lifecycle(run_id, "deleted")
-    for run in _active:
-        if run.run_id == run_id:  # refuse its metrics at once, as MLflow does
-            run._use_buffer(_DeletedRunBuffer(run_id))
+    _session.store.set_lifecycle(run_id, "deleted")
 
 
 def restore_run(run_id: str) -> None:
-    current_store().set_lifecycle(run_id, "active")
-    for run in _active:
-        if run.run_id == run_id:
-            run._use_buffer([])
-
-
-class _DeletedRunBuffer(list):
-    """The metric buffer of a deleted run: every append is refused."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-
-    def append(self, point: object) -> None:
-        raise RunStateError(
-            f"Run '{self.run_id}' is deleted; restore it (restore_run) before logging to it."
-        )
-
-    def extend(self, points: object) -> None:
-        self.append(points)
-
-
-def flush() -> None:
-    """Return once every point logged so far is durable on disk."""
-    for store in list(_stores.values()):
-        store.flush(durable=True)
-
-
-def flush_buffers() -> None:
-    """Write the active runs' buffered points (not fsynced): what a cell's end does."""
-    for run in _active:
-        run._writer.flush()
-
-
-def _unflushed_points(run_id: str) -> tuple[int, list] | None:
-    """For live panels: the journal's length and a copy of the points not yet written to it.
-
-    Both are read under the writer's lock, so a background flush cannot move points from
-    the buffer to the journal in between: each point is in exactly one of the two. None
-    when this process has no open writer for the run. ``log_metric`` never takes that lock.
-    """
-    store = current_store()
-    writer = store.writer(run_id)
-    if writer is None:
-        return None
-    with writer._lock:
-        try:
-            size = os.stat(store.journal_path(run_id)).st_size
-        except FileNotFoundError:
-            size = 0
-        return size, writer.points[:]
-
-
-class TrackingStatus(NamedTuple):
-    """What ``%track`` prints: where runs go and what is active."""
-
-    store: str
-    experiment: str
-    active_run: str | None
-    cells_tracked: bool
-
-    def __repr__(self) -> str:
-        return "\n".join(
-            [
-                f"store:      {self.store}",
-                f"experiment: {self.experiment}",
-                f"active run: {self.active_run or '-'}",
-                f"track every cell: {'on' if self.cells_tracked else 'off'}",
-            ]
-        )
-
-
-def status() -> TrackingStatus:
-    """The store, active experiment and active run (``%track`` with no arguments)."""
-    experiment = get_experiment(_current_experiment_id())
-    run = active_run()
-    return TrackingStatus(
-        store=get_tracking_uri(),
-        experiment=f"{experiment.name} (id {experiment.experiment_id})",
-        active_run=f"{run.info.run_name} ({run.run_id})" if run else None,
-        cells_tracked=_run_factory is not None,
-    )
+    _session.store.set_lifecycle(run_id, "active")
 
 
 def search_runs(
@@ -813,6 +454,8 @@ def search_runs(
     experiment_names: Sequence[str] | None = None,
 ) -> pd.DataFrame | list[Run]:
     """Search runs with MLflow's filter grammar; a DataFrame like MLflow's by default."""
+    if output_format not in ("pandas", "list"):
+        raise InvalidParameterError(f"output_format={output_format!r}: use 'pandas' or 'list'.")
     hits = _search(
         experiment_ids,
         filter_string,
@@ -824,8 +467,6 @@ def search_runs(
     )
     if output_format == "list":
         return [run_from_row(r) for r in hits.rows()]
-    if output_format != "pandas":
-        raise InvalidParameterError(f"output_format={output_format!r}: use 'pandas' or 'list'.")
     from nbtrack.tracking.frames import hits_dataframe
 
     return hits_dataframe(hits)
@@ -861,31 +502,51 @@ def _search(
     search_all_experiments: bool,
     experiment_names: Sequence[str] | None,
 ) -> RunHits:
-    ids = _experiment_ids(experiment_ids, experiment_names, search_all_experiments)
-    view = {ViewType.ACTIVE_ONLY: "active", ViewType.ALL: "all"}.get(run_view_type, "deleted")
-    return current_store().search(ids, filter_string, view, order_by, max_results)
+    store = _session.store
+    ids = runs.experiment_ids(store, experiment_ids, experiment_names)
+    if ids is None and not search_all_experiments:
+        ids = {_session.experiment_id}
+    return runs.search_hits(store, ids, filter_string, run_view_type, max_results, order_by)
 
 
-def _experiment_ids(
-    ids: Sequence[str] | None, names: Sequence[str] | None, search_all: bool
-) -> set[str] | None:
-    if ids and names:
-        raise InvalidParameterError("Pass experiment_ids or experiment_names, not both.")
-    if ids:
-        return {str(i) for i in ids}
-    if names:
-        store = current_store()
-        found = [store.get_experiment_by_name(n) for n in names]
-        return {e["experiment_id"] for e in found if e is not None}
-    if search_all:
-        return None
-    return {_current_experiment_id()}
+def flush() -> None:
+    """Return once every point logged so far is durable on disk."""
+    for store in open_stores():
+        store.flush(durable=True)
 
 
-def _visible(stage: str, view_type: int) -> bool:
-    if view_type == ViewType.ALL:
-        return True
-    return (stage == "active") == (view_type == ViewType.ACTIVE_ONLY)
+class TrackingStatus(NamedTuple):
+    """What ``%track`` prints: where runs go and what is active."""
+
+    store: str
+    experiment: str
+    active_run: str | None
+    cells_tracked: bool
+    notes: tuple[str, ...] = ()  # e.g. background sync's queue
+
+    def __repr__(self) -> str:
+        return "\n".join(
+            [
+                f"store:      {self.store}",
+                f"experiment: {self.experiment}",
+                f"active run: {self.active_run or '-'}",
+                f"track every cell: {'on' if self.cells_tracked else 'off'}",
+                *self.notes,
+            ]
+        )
+
+
+def status() -> TrackingStatus:
+    """The store, active experiment and active run (``%track`` with no arguments)."""
+    experiment = get_experiment(_session.experiment_id)
+    run = active_run()
+    return TrackingStatus(
+        store=get_tracking_uri(),
+        experiment=f"{experiment.name} (id {experiment.experiment_id})",
+        active_run=f"{run.info.run_name} ({run.run_id})" if run else None,
+        cells_tracked=_session.run_factory is not None,
+        notes=tuple(status_notes()),
+    )
 
 
 # -- process exit ----------------------------------------------------------------------------
@@ -893,9 +554,7 @@ def _visible(stage: str, view_type: int) -> bool:
 
 @atexit.register
 def _at_exit() -> None:
-    """End runs left active as FINISHED (as MLflow does) and make everything durable."""
-    while _active:
-        with contextlib.suppress(Exception):  # keep ending the others; exit must not fail
-            _end(_active.pop(), RunStatus.FINISHED)
-    for store in list(_stores.values()):
-        store.close()
+    """End runs left open as FINISHED (as MLflow does) and make everything durable."""
+    _session.close(RunStatus.FINISHED)
+    for error in close_stores():  # one line each, no traceback: nothing can be done now
+        print(f"nbtrack: exiting without writing everything: {error}", file=sys.stderr)

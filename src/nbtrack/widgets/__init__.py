@@ -6,19 +6,13 @@ Importing this package is light: the widget classes (anywidget, numpy) load on f
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nbtrack.store.records import to_patch
 from nbtrack.tracking import fluent
-from nbtrack.widgets.static import (
-    StaticView,
-    format_duration,
-    format_time,
-)
 
 if TYPE_CHECKING:
+    from nbtrack.widgets.card import RunCard
     from nbtrack.widgets.compare import CompareRuns
     from nbtrack.widgets.curves import MetricCurves
     from nbtrack.widgets.registry import RegistryPanel
@@ -113,62 +107,12 @@ def registry_panel(name: str | None = None) -> RegistryPanel:
     return RegistryPanel(name)
 
 
-def run_details(ref: str) -> StaticView:
-    """One run in full: info, params, metrics, tags, the cell that made it, its error."""
-    _row, sections = run_sections(ref)
-    text = "\n\n".join(f"{title}\n{body}" for title, body in sections)
-    pre = "<pre style='font-family:monospace;white-space:pre-wrap;margin:0'>"
-    markup = "".join(
-        f"<h4 style='margin:6px 0 2px'>{html.escape(title)}</h4>{pre}{html.escape(body)}</pre>"
-        for title, body in sections
-    )
-    return StaticView(f"<div class='nbtrack-run'>{markup}</div>", text)
+def run_details(ref: str) -> RunCard:
+    """One run in full: info, params, metrics (with sparklines), tags, artifacts,
+    provenance, the cell that made it, its error; the run card's richer form. ``ref`` is a
+    run id, an id prefix, a run name or 'last'. Saved notebooks show its text form
+    (:func:`nbtrack.render.run_details`)."""
+    from nbtrack.widgets.details import details_card
 
-
-def run_sections(ref: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """A run's row and what :func:`run_details` shows of it, as (title, text) sections."""
     store = fluent.current_store()
-    row = store.resolve_run(ref)
-    records = store.read_journal(row["run_id"])
-    cell = next((r for r in reversed(records) if r["op"] == "cell"), None)
-    error = next((r["text"] for r in reversed(records) if r["op"] == "traceback"), None)
-    artifacts = {r["path"]: r for r in records if r["op"] == "artifact"}
-    return row, _detail_sections(row, cell, error, artifacts)
-
-
-def _detail_sections(row, cell, error, artifacts) -> list[tuple[str, str]]:
-    def lines(mapping) -> str:
-        return "\n".join(f"  {k} = {v}" for k, v in sorted(mapping.items())) or "  -"
-
-    info = {
-        "run_id": row["run_id"],
-        "name": row.get("run_name", ""),
-        "experiment_id": row["experiment_id"],
-        "status": row["status"],
-        "start": format_time(row.get("start_time")),
-        "duration": format_duration(row),
-        "lifecycle": row.get("lifecycle_stage", "active"),
-    }
-    sections = [
-        (f"run {row.get('run_name', '')}", lines(info)),
-        ("params", lines(row.get("params", {}))),
-        ("metrics (latest)", lines({k: p[0] for k, p in row.get("metrics", {}).items()})),
-        ("tags", lines(row.get("tags", {}))),
-    ]
-    if artifacts:
-        sections.append(
-            (
-                "artifacts",
-                "\n".join(
-                    f"  {p}  {a['size']} B  sha256:{a['sha256'][:12]}"
-                    for p, a in sorted(artifacts.items())
-                ),
-            )
-        )
-    if cell is not None:
-        where = to_patch(cell)["set"]["cell"]
-        header = ", ".join(f"{k}={v}" for k, v in where.items() if v is not None)
-        sections.append((f"cell ({header})", cell.get("source", "")))
-    if error:
-        sections.append(("error", error))
-    return sections
+    return details_card(store, store.resolve_run(ref)["run_id"])

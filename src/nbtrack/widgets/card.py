@@ -11,26 +11,32 @@ updated to the final card, so a cell has exactly one card either way.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import traitlets
 from IPython.display import display, update_display
 from ipywidgets import widget_serialization
 
-from nbtrack.store.records import POINT_WIDTH
-from nbtrack.tracking import fluent
-from nbtrack.widgets import live
-from nbtrack.widgets.curves import MetricCurves, stepped
-from nbtrack.widgets.panel import Action, Panel, module
-from nbtrack.widgets.static import (
+from nbtrack.colors import run_color
+from nbtrack.render import (
+    StaticView,
     format_duration,
     format_value,
     latest_metrics,
     run_card_html,
     run_card_text,
 )
+from nbtrack.store.records import POINT_WIDTH
+from nbtrack.tracking import fluent
+from nbtrack.widgets import live
+from nbtrack.widgets.curves import MetricCurves, stepped
+from nbtrack.widgets.panel import Action, Panel, module
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 MAX_ITEMS = 12
 
@@ -45,10 +51,15 @@ CARD_ACTIONS: dict[str, Action] = {
 
 
 class RunCard(Panel):
-    """One run at a glance, with buttons; ``curves`` holds its metric curves, if any."""
+    """One run at a glance, with buttons; ``curves`` holds its metric curves, if any.
+
+    With ``details`` (see :mod:`nbtrack.widgets.details`) it is the run in full, as
+    ``%track show`` displays it, and ``static`` (render.run_details) its static forms.
+    """
 
     _esm = module("card.js")
     run = traitlets.Dict().tag(sync=True)  # display strings, see card_fields()
+    details = traitlets.Dict().tag(sync=True)  # empty for the one-line card
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)
     curves = traitlets.Instance(MetricCurves, allow_none=True).tag(
         sync=True, **widget_serialization
@@ -60,10 +71,21 @@ class RunCard(Panel):
 
     action_table = CARD_ACTIONS
 
-    def __init__(self, row: dict[str, Any], curves: MetricCurves | None = None) -> None:
+    def __init__(
+        self,
+        row: dict[str, Any],
+        curves: MetricCurves | None = None,
+        details: dict[str, Any] | None = None,
+        static: StaticView | None = None,
+        store: Store | None = None,
+    ) -> None:
         self._row = row
+        self._static = static  # the static forms of the details
+        self.store = store or fluent.current_store()  # its actions act on the run's store
         actions = _describe(self.action_table, curves is not None)
-        super().__init__(run=card_fields(row), curves=curves, actions=actions)
+        super().__init__(
+            run=card_fields(row), curves=curves, actions=actions, details=details or {}
+        )
 
     @property
     def run_id(self) -> str:
@@ -94,6 +116,8 @@ class RunCard(Panel):
             super().handle_intent(kind, content)
 
     def static_bundle(self, charts: bool = True) -> dict[str, Any]:
+        if self._static is not None:
+            return {"text/html": self._static.html, "text/plain": self._static.text}
         markup, text = run_card_html(self._row), run_card_text(self._row)
         bundle: dict[str, Any] = {"text/html": markup, "text/plain": text}
         if self.curves is not None:
@@ -114,14 +138,20 @@ def _describe(actions: dict[str, Action], curves_shown: bool) -> list[dict[str, 
 
 
 def card_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """What the card shows, as display strings (the page formats nothing itself)."""
+    """What the card shows, as display strings (the page formats nothing itself, but the
+    time a RUNNING run has taken, as it ticks)."""
     params = list(row.get("params", {}).items())
     metrics = [(k, format_value(v)) for k, v in latest_metrics(row).items()]
+    now = int(time.time() * 1000)
     return {
         "run_id": row["run_id"],
         "name": row.get("run_name", ""),
+        "color": run_color(row["run_id"]),
         "status": row.get("status", ""),
-        "duration": format_duration(row),
+        "duration": format_duration(row, now),
+        # A RUNNING card ticks: the page adds its own clock's progress since ``now``.
+        "start_time": row.get("start_time"),
+        "now": now,
         "params": [list(p) for p in params[:MAX_ITEMS]],
         "more_params": max(0, len(params) - MAX_ITEMS),
         "metrics": [list(m) for m in metrics[:MAX_ITEMS]],
@@ -138,17 +168,17 @@ def compare_with_previous(card: RunCard, run_ids: list[str]) -> Any:
     """Compare the run with the one before it from the same cell (else in the experiment)."""
     from nbtrack.widgets.compare import CompareRuns
 
-    row = fluent.current_store().get_run(run_ids[0])
-    previous = previous_run(row)
+    row = card.store.get_run(run_ids[0])
+    previous = previous_run(card.store, row)
     if previous is None:
         return "No earlier run in this experiment to compare with."
-    return CompareRuns([previous["run_id"], row["run_id"]])
+    return CompareRuns([previous["run_id"], row["run_id"]], store=card.store)
 
 
-def previous_run(row: dict[str, Any]) -> dict[str, Any] | None:
+def previous_run(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     rows = [
         r
-        for r in fluent.current_store().runs()
+        for r in store.runs()
         if r["experiment_id"] == row["experiment_id"]
         and r.get("lifecycle_stage", "active") == "active"
         and r.get("start_time", 0) < row.get("start_time", 0)
@@ -162,7 +192,7 @@ def previous_run(row: dict[str, Any]) -> dict[str, Any] | None:
 
 def toggle_curves(card: RunCard, run_ids: list[str]) -> None:
     if card.curves is None:
-        card.curves = MetricCurves(run_ids)
+        card.curves = MetricCurves(run_ids, store=card.store)
         card.show_curves = True
     else:
         card.show_curves = not card.show_curves
@@ -190,7 +220,8 @@ class _CellWatch:
             if not _logs_steps(self.store, self.run_id, writer):
                 return writer is not None  # the cell's end takes over once the run closes
             row = self.store.get_run(self.run_id)
-            self.card = RunCard(row, MetricCurves([self.run_id]))
+            curves = MetricCurves([self.run_id], store=self.store)
+            self.card = RunCard(row, curves, store=self.store)
             self.display_id = uuid.uuid4().hex
             # No PNG yet: rendering one holds the GIL for ~0.1 s. The cell's end adds it.
             display(self.card.bundle(charts=False), raw=True, display_id=self.display_id)

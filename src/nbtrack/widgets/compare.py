@@ -7,34 +7,24 @@ from __future__ import annotations
 import difflib
 import html
 import math
-import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 from ipywidgets import widget_serialization
 
-from nbtrack.store.journal import read_records
+from nbtrack.colors import run_color
+from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts
 from nbtrack.widgets.curves import MetricCurves, run_labels, stepped
+from nbtrack.widgets.metric_kinds import direction
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
-from nbtrack.widgets.static import format_value, text_table
 
-# A metric whose name says it measures a cost is better when lower; others when higher.
-LOWER_IS_BETTER = re.compile(
-    r"loss|err|mse|mae|rmse|mape|smape|perplexity|latency|time|duration|cost|regret|wer|cer",
-    re.IGNORECASE,
-)
+if TYPE_CHECKING:
+    from nbtrack.store import Store
+
 MAX_AXES = 6
-
-
-def direction(key: str, overrides: dict[str, str] | None = None) -> str:
-    """``"min"`` or ``"max"``: the user's choice for ``key``, else inferred from its name."""
-    chosen = (overrides or {}).get(key)
-    if chosen in ("min", "max"):
-        return chosen
-    return "min" if LOWER_IS_BETTER.search(key) else "max"
 
 
 class CompareRuns(Panel):
@@ -59,14 +49,18 @@ class CompareRuns(Panel):
     )
 
     def __init__(
-        self, run_ids: Sequence[str], directions: dict[str, str] | None = None, **kwargs: Any
+        self,
+        run_ids: Sequence[str],
+        directions: dict[str, str] | None = None,
+        store: Store | None = None,
+        **kwargs: Any,
     ) -> None:
         run_ids = list(dict.fromkeys(run_ids))
         if len(run_ids) < 2:
             raise ValueError("CompareRuns needs at least two runs.")
-        store = fluent.current_store()
+        store = store or fluent.current_store()
         self._rows = [store.get_run(run_id) for run_id in run_ids]
-        self._sources = [_cell_source(store, run_id) for run_id in run_ids]
+        self._sources = [cell_source(store, run_id) for run_id in run_ids]
         labels = run_labels(self._rows)
         self._names = [labels[r["run_id"]] for r in self._rows]
         param_keys = sorted({k for r in self._rows for k in r.get("params", {})})
@@ -76,7 +70,8 @@ class CompareRuns(Panel):
         differing.sort(key=lambda k: -sum(v is not None for v in self._param_values(k)))
         with_all = [k for k in metric_keys if all(k in r.get("metrics", {}) for r in self._rows)]
         pc_metric = (with_all or metric_keys or [""])[0]
-        curves = MetricCurves(run_ids) if any(stepped(r) for r in self._rows) else None
+        stepping = any(stepped(r) for r in self._rows)
+        curves = MetricCurves(run_ids, store=store) if stepping else None
         super().__init__(
             runtime=vega_runtime(),
             runs=[
@@ -84,9 +79,9 @@ class CompareRuns(Panel):
                     "id": r["run_id"],
                     "name": n,
                     "status": r.get("status", ""),
-                    "color": charts.color(i),
+                    "color": run_color(r["run_id"]),
                 }
-                for i, (r, n) in enumerate(zip(self._rows, self._names, strict=True))
+                for r, n in zip(self._rows, self._names, strict=True)
             ],
             directions=dict(directions or {}),
             param_keys=param_keys,
@@ -171,26 +166,28 @@ class CompareRuns(Panel):
             self.pc_spec = {}
             return
         differing = [p["key"] for p in self.params if p["differs"]]
-        axes = (differing or self.param_keys)[: MAX_AXES - 1]
-        rows = []
-        scores = self._metric_values(metric)
-        columns = [self._param_values(k) for k in axes] + [scores]
-        for axis, values in zip([*axes, metric], columns, strict=True):
-            for name, position, label, score in zip(
+        axes = [*(differing or self.param_keys)[: MAX_AXES - 1], metric]
+        scores = [None if v is None or math.isnan(v) else v for v in self._metric_values(metric)]
+        columns = [self._param_values(k) for k in axes[:-1]] + [scores]
+        rows = [
+            {
+                "run": name,
+                "axis": axis,
+                # A run without this value sits in the "not set" slot under the axis.
+                "position": charts.MISSING if position is None else position,
+                "value": "not set" if value is None else str(value),
+                "label": _label(value),
+                "score": score,
+            }
+            for axis, values in zip(axes, columns, strict=True)
+            for name, position, value, score in zip(
                 self._names, _positions(values), values, scores, strict=True
-            ):
-                if position is not None and score is not None:
-                    text = label if isinstance(label, str) else format_value(label)
-                    rows.append(
-                        {
-                            "run": name,
-                            "axis": axis,
-                            "position": position,
-                            "label": text,
-                            "score": score,
-                        }
-                    )
-        self.pc_spec = charts.parallel_spec(rows, [*axes, metric], metric) if rows else {}
+            )
+        ]
+        self.pc_spec = charts.parallel_spec(rows, axes, metric, self._colors())
+
+    def _colors(self) -> list[tuple[str, str]]:
+        return [(r["name"], r["color"]) for r in self.runs]
 
     def _draw_scatter(self) -> None:
         x_key, y_key = self.scatter_x, self.scatter_y
@@ -205,7 +202,7 @@ class CompareRuns(Panel):
             if x is not None and y is not None and not math.isnan(y)
         ]
         self.scatter_spec = (
-            charts.scatter_spec(points, x_key, y_key, numeric, self._names) if points else {}
+            charts.scatter_spec(points, x_key, y_key, numeric, self._colors()) if points else {}
         )
 
     def _png(self, name: str, spec: dict[str, Any]) -> bytes | None:
@@ -316,10 +313,18 @@ class CompareRuns(Panel):
         )
 
 
-def _cell_source(store: Any, run_id: str) -> str | None:
+def cell_source(store: Any, run_id: str) -> str | None:
     """The source of the cell that made the run (the last one recorded), if any."""
-    records = list(read_records(store.journal_path(run_id), b'{"op":"cell"'))
+    records = store.records(run_id, "cell")
     return records[-1].get("source") if records else None
+
+
+def _label(value: Any) -> str:
+    """A value as a parallel axis labels it: numbers to 4 significant digits."""
+    if value is None:
+        return "not set"
+    number = _number(value)
+    return value if number is None else format_value(number)
 
 
 def _kind(line: str) -> str:

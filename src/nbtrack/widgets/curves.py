@@ -12,17 +12,22 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets
 from ipywidgets import widget_serialization
 
+from nbtrack.colors import run_color
+from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
+from nbtrack.widgets.metric_kinds import log_scale_unsuited
 from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
-from nbtrack.widgets.static import format_value, text_table
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 MAX_DEFAULT_METRICS = 4
 MARKERS_UP_TO = 40  # points per series below which each point gets a dot
@@ -38,7 +43,8 @@ class MetricCurves(Panel):
     shown = traitlets.List(traitlets.Unicode()).tag(sync=True)  # keys drawn, a panel each
     x_axis = traitlets.Enum(["step", "relative", "wall"], "step").tag(sync=True)
     smoothing = traitlets.Float(0.0, min=0.0, max=0.99).tag(sync=True)
-    log_y = traitlets.Bool(False).tag(sync=True)
+    log_y = traitlets.Bool(False).tag(sync=True)  # log y on the panels it suits
+    log_skipped = traitlets.Dict(value_trait=traitlets.Unicode()).tag(sync=True)  # key -> why
     spec = traitlets.Dict().tag(sync=True)
     series = traitlets.List(traitlets.Dict()).tag(sync=True)  # {run, metric, n, offset}
     columns = traitlets.Bytes(b"").tag(sync=True)  # float64 columns of every series
@@ -53,11 +59,12 @@ class MetricCurves(Panel):
         smoothing: float = 0.0,
         x_axis: str = "step",
         log_y: bool = False,
+        store: Store | None = None,
         **kwargs: Any,
     ) -> None:
         if not run_ids:
             raise ValueError("MetricCurves needs at least one run.")
-        store = fluent.current_store()
+        store = store or fluent.current_store()  # the panel stays on it, whatever comes later
         self._store = store
         self._run_ids = list(dict.fromkeys(run_ids))
         self._rows = {run_id: store.get_run(run_id) for run_id in self._run_ids}
@@ -69,8 +76,8 @@ class MetricCurves(Panel):
         self._user_chose = bool(metrics)  # once set, refresh() leaves ``shown`` alone
         labels = run_labels(list(self._rows.values()))
         runs = [
-            {"id": run_id, "name": labels[run_id], "color": charts.color(i)}
-            for i, run_id in enumerate(self._run_ids)
+            {"id": run_id, "name": labels[run_id], "color": run_color(run_id)}
+            for run_id in self._run_ids
         ]
         super().__init__(
             runtime=vega_runtime(),
@@ -151,49 +158,29 @@ class MetricCurves(Panel):
     def _draw(self) -> None:
         """Compute the spec and the packed series for the current options."""
         shown = [k for k in self.shown if k in self.metrics] or list(self.shown)
-        names = [r["name"] for r in self.runs]
-        parts: list[np.ndarray] = []
-        series: list[dict[str, Any]] = []
-        drawn: dict[str, Any] = {"points": 0, "sent": 0, "series": []}
-        offset = 0
+        drawing = _Drawing(self.smoothing, self.log_y)
         for run in self.runs:
-            reader = self._readers[run["id"]]
             start = self._rows[run["id"]].get("start_time") or 0
             for key in shown:
-                steps, values, times = in_step_order(reader.columns(key))
-                if not len(steps):
-                    continue
-                keep = downsample(values)
-                values_kept = values[keep]
-                columns = [
-                    steps[keep].astype("f8"),
-                    values_kept,
-                    smooth(values_kept, self.smoothing),
-                    (times[keep] - start) / 1000.0,
-                    times[keep].astype("f8"),
-                ]
-                parts.extend(columns)
-                n = len(keep)
-                series.append({"run": run["name"], "metric": key, "n": n, "offset": offset})
-                offset += 5 * n
-                drawn["points"] += len(values)
-                drawn["sent"] += n
-                drawn["series"].append((run["name"], key, columns, _stats(steps, values)))
-        self._drawn = drawn
-        packed = np.concatenate(parts).astype("<f8").tobytes() if parts else b""
+                drawing.add(run["name"], key, self._readers[run["id"]].columns(key), start)
+        self._drawn = drawing.drawn
         spec = charts.curves_spec(
             shown or ["value"],
-            names,
+            [(r["name"], r["color"]) for r in self.runs],
             x_axis=self.x_axis,
-            log_y=self.log_y,
+            span_seconds=drawing.span_seconds(self.x_axis),
+            log_metrics=frozenset(k for k in shown if self.log_y and not drawing.unsuited.get(k)),
             smoothing=self.smoothing,
-            markers=0 < max((s["n"] for s in series), default=0) <= MARKERS_UP_TO,
+            markers=0 < max((s["n"] for s in drawing.series), default=0) <= MARKERS_UP_TO,
         )
+        skipped = {k: why for k, why in drawing.unsuited.items() if why}
         with self.hold_sync():
             if spec != self.spec:
                 self.spec = spec
-            self.series = series
-            self.columns = packed
+            if skipped != self.log_skipped:
+                self.log_skipped = skipped
+            self.series = drawing.series
+            self.columns = drawing.packed()
             self.summary = self._summary(len(shown))
 
     def _summary(self, metric_count: int) -> str:
@@ -300,6 +287,53 @@ class MetricCurves(Panel):
         if png_bytes:
             bundle["image/png"] = _b64(png_bytes)
         return bundle
+
+
+class _Drawing:
+    """One redraw: every series downsampled, smoothed and packed, and what the spec needs
+    to know of them (the time they span, which metrics a log scale does not suit)."""
+
+    def __init__(self, smoothing: float, log_y: bool) -> None:
+        self.smoothing, self.log_y = smoothing, log_y
+        self.parts: list[np.ndarray] = []
+        self.series: list[dict[str, Any]] = []  # {run, metric, n, offset} for the page
+        self.drawn: dict[str, Any] = {"points": 0, "sent": 0, "series": []}  # static forms
+        self.unsuited: dict[str, str] = {}  # metric -> why log y does not suit it ("" if it does)
+        self.first, self.last, self.longest = float("inf"), float("-inf"), 0.0
+
+    def add(self, run: str, key: str, logged: Any, start: int) -> None:
+        steps, values, times = in_step_order(logged)
+        if not len(steps):
+            return
+        keep = downsample(values)
+        kept = values[keep]
+        columns = [
+            steps[keep].astype("f8"),
+            kept,
+            smooth(kept, self.smoothing),
+            (times[keep] - start) / 1000.0,
+            times[keep].astype("f8"),
+        ]
+        offset = sum(len(part) for part in self.parts)
+        self.parts.extend(columns)
+        if self.log_y and not self.unsuited.get(key):  # unsuited for any run: for all
+            self.unsuited[key] = log_scale_unsuited(key, values)
+        self.first = min(self.first, int(times.min()))
+        self.last = max(self.last, int(times.max()))
+        self.longest = max(self.longest, float(columns[3].max()))
+        self.series.append({"run": run, "metric": key, "n": len(keep), "offset": offset})
+        self.drawn["points"] += len(values)
+        self.drawn["sent"] += len(keep)
+        self.drawn["series"].append((run, key, columns, _stats(steps, values)))
+
+    def span_seconds(self, x_axis: str) -> float:
+        """How much time the x axis covers: since the start, or on the wall clock."""
+        if x_axis == "relative":
+            return self.longest
+        return max(0.0, self.last - self.first) / 1000 if self.parts else 0.0
+
+    def packed(self) -> bytes:
+        return np.concatenate(self.parts).astype("<f8").tobytes() if self.parts else b""
 
 
 def _stats(steps: np.ndarray, values: np.ndarray) -> tuple[int, int, float, float, float]:

@@ -9,15 +9,19 @@ reports the version, or says what was wrong.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
 from nbtrack.errors import InvalidParameterError
 from nbtrack.models.source import model_packages
 from nbtrack.registry import changes, queries
+from nbtrack.registry.queries import using_store
 from nbtrack.tracking import fluent
 from nbtrack.widgets.panel import Panel, module
+
+if TYPE_CHECKING:
+    from nbtrack.store import Store
 
 DEFAULT_ARTIFACT = "model"  # log_model's default name
 
@@ -33,8 +37,8 @@ class RegisterForm(Panel):
     registered = traitlets.Dict().tag(sync=True)  # {name, version, uri} after success
     answered = traitlets.Int(0).tag(sync=True)  # counts replies, so the page re-enables
 
-    def __init__(self, run_id: str) -> None:
-        store = fluent.current_store()
+    def __init__(self, run_id: str, store: Store | None = None) -> None:
+        store = store or fluent.current_store()
         row = store.get_run(run_id)
         packages = [p for p in model_packages(store, run_id) if p != "."]
         if not packages:
@@ -44,12 +48,15 @@ class RegisterForm(Panel):
                 "log one in the run with nbtrack.log_model(model, 'model'), then register it."
             )
         artifact = DEFAULT_ARTIFACT if DEFAULT_ARTIFACT in packages else packages[0]
+        with using_store(store):
+            models = [m.name for m in queries.search_registered_models(max_results=None)]
         super().__init__(
             run={"run_id": run_id, "name": row.get("run_name", "")},
             packages=packages,
             artifact=artifact,
-            models=[m.name for m in queries.search_registered_models(max_results=1000)],
+            models=models,
         )
+        self._store = store
 
     def register(self, model: str, artifact: str = "") -> Any:
         """Register the run's package at ``artifact`` as the next version of ``model``."""
@@ -65,7 +72,8 @@ class RegisterForm(Panel):
             raise InvalidParameterError("Give the model a name to register this run under.")
         artifact = artifact or self.artifact
         run_id = self.run["run_id"]
-        version = changes.register_model(f"runs:/{run_id}/{artifact}", model)
+        with using_store(self._store):  # the panel's store, whatever is current now
+            version = changes.register_model(f"runs:/{run_id}/{artifact}", model)
         uri = f"models:/{version.name}/{version.version}"
         self.artifact = artifact
         self.registered = {"name": version.name, "version": version.version, "uri": uri}
@@ -97,4 +105,4 @@ class RegisterForm(Panel):
 
 def register_run(panel: Any, run_ids: list[str]) -> RegisterForm:
     """The Register action: a form for the (one) selected run, shown in the detail area."""
-    return RegisterForm(run_ids[0])
+    return RegisterForm(run_ids[0], store=panel.store)

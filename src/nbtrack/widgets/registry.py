@@ -1,14 +1,16 @@
 """RegistryPanel: registered models, their versions (stage, aliases, source run), stage
-transitions through the model's policy, and the audit log.
+transitions and protected alias moves through the model's policy, and the audit log.
 
 A transition takes two steps, as a review does. *Prepare* (a click on a version's target
-stage) runs the policy's checks as a dry run (:func:`nbtrack.registry.check_transition`)
+stage, or on a protected alias to point at it) runs the policy's checks as a dry run
+(:func:`nbtrack.registry.check_transition`, :func:`~nbtrack.registry.check_alias_move`)
 and shows each result with its actual value, and what the move would archive; nothing is
 written. *Confirm* sends the reason typed and moves the version through
-:func:`nbtrack.registry.promote`, which checks again inside its transaction: a move that
-fails is refused with the failed checks listed, unless it is forced with a reason (and then
-recorded as forced). The watcher thread re-reads the registry's journal when any kernel
-appends to it, so versions registered from a run table or another notebook appear.
+:func:`nbtrack.registry.promote` (or :func:`~nbtrack.registry.set_alias`), which checks
+again inside its transaction: a move that fails is refused with the failed checks listed,
+unless it is forced with a reason (and then recorded as forced). The watcher thread re-reads
+the registry's journal when any kernel appends to it, so versions registered from a run
+table or another notebook appear.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from typing import Any
 import traitlets
 
 from nbtrack.errors import InvalidParameterError
-from nbtrack.registry import gates, queries, stages
+from nbtrack.registry import aliases, gates, queries, stages
 from nbtrack.registry.entities import REVIEWED_STAGES, STAGES, canonical_stage
 from nbtrack.registry.history import event_rows, policy_text
-from nbtrack.registry.names import check_version, identity
+from nbtrack.registry.names import check_alias, check_version, identity
+from nbtrack.registry.queries import using_store
 from nbtrack.registry.render import registry_view
+from nbtrack.render import format_time, format_value
 from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
 from nbtrack.widgets.panel import Panel, module
-from nbtrack.widgets.static import format_time, format_value
 
 REFRESH_SECONDS = 1.0
 EVENTS_SHOWN = 200  # the newest events the panel lists; the static form has them all
@@ -83,30 +86,58 @@ class RegistryPanel(Panel):
 
     # -- transitions -------------------------------------------------------------------------
 
-    def prepare(self, model: str, version: int | str, stage: str) -> dict[str, Any]:
-        """Show what moving ``version`` to ``stage`` would check and archive; move nothing."""
-        with self._lock:
-            self._check_store()
-            number, stage = check_version(version), canonical_stage(stage)
-            current = queries.get_model_version(model, number)
-            if current.current_stage == stage:
-                raise InvalidParameterError(f"{model!r} version {number} is already in {stage}.")
-            checks = queries.check_transition(model, number, stage)
+    def prepare(
+        self, model: str, version: int | str, stage: str | None = None, alias: str | None = None
+    ) -> dict[str, Any]:
+        """Show what moving ``version`` to ``stage`` (or pointing ``alias`` at it) would check
+        and archive; move nothing."""
+        with self._lock, using_store(self._store):
+            number = check_version(version)
+            if alias is not None:
+                move = self._alias_move(model, number, check_alias(alias))
+            else:
+                move = self._stage_move(model, number, canonical_stage(stage))
+            checks = move.pop("checks")
             self.error = self.message = ""
             self.pending = {
                 "id": next(self._ids),
                 "model": model,
                 "version": number,
-                "from": current.current_stage,
-                "to": stage,
                 "who": identity(),
                 "policy": policy_text(queries.get_policy(model)),
                 "checks": _check_fields(checks),
                 "failed": sum(not c.passed for c in checks),
-                "reason_required": stage in REVIEWED_STAGES,
-                "archives": self._archived_by(model, number, stage),
+                **move,
             }
             return self.pending
+
+    def _stage_move(self, model: str, number: int, stage: str) -> dict[str, Any]:
+        current = queries.get_model_version(model, number)
+        if current.current_stage == stage:
+            raise InvalidParameterError(f"{model!r} version {number} is already in {stage}.")
+        return {
+            "kind": "stage",
+            "from": current.current_stage,
+            "to": stage,
+            "checks": queries.check_transition(model, number, stage),
+            "reason_required": stage in REVIEWED_STAGES,
+            "archives": self._archived_by(model, number, stage),
+        }
+
+    def _alias_move(self, model: str, number: int, alias: str) -> dict[str, Any]:
+        holder = queries.get_registered_model(model).aliases.get(alias)
+        if holder == number:
+            raise InvalidParameterError(f"@{alias} of {model!r} is already on version {number}.")
+        checks = queries.check_alias_move(model, number, alias)
+        return {
+            "kind": "alias",
+            "alias": alias,
+            "from": "unset" if holder is None else f"version {holder}",
+            "to": f"@{alias}",
+            "checks": checks,
+            "reason_required": gates.protects(queries.get_policy(model), alias),
+            "archives": [],
+        }
 
     def _archived_by(self, model: str, number: int, stage: str) -> list[int]:
         """The versions a move to ``stage`` archives (promote's default: Production's)."""
@@ -126,11 +157,11 @@ class RegistryPanel(Panel):
                 raise InvalidParameterError(
                     "Nothing to confirm: choose a version's new stage first."
                 )
-            self._check_store()
             reason = reason.strip()
             self.error = self.message = ""
             try:
-                moved = self._move(pending, reason, force)
+                with using_store(self._store):
+                    moved = self._move(pending, reason, force)
             except gates.TransitionRefused as refused:
                 self.pending = {
                     **pending,
@@ -155,37 +186,32 @@ class RegistryPanel(Panel):
             return moved
 
     def _move(self, pending: dict[str, Any], reason: str, force: bool) -> Any:
-        name, number, stage = pending["model"], pending["version"], pending["to"]
+        name, number = pending["model"], pending["version"]
         if pending["reason_required"] and not reason:
             raise InvalidParameterError(
-                f"Moving {name!r} version {number} to {stage} needs a reason: type why in the "
-                "reason box."
+                f"{_moving(pending)} needs a reason: type why in the reason box."
             )
         if force and not reason:
             raise InvalidParameterError("Forcing a move past failed checks needs a reason.")
-        return stages.promote(name, number, stage, reason=reason or None, force=force)
+        if pending["kind"] == "alias":
+            return aliases.set_alias(
+                name, pending["alias"], number, reason=reason or None, force=force
+            )
+        return stages.promote(name, number, pending["to"], reason=reason or None, force=force)
 
     def cancel(self) -> None:
         with self._lock:
             self.pending = {}
 
-    def _check_store(self) -> None:
-        if fluent.current_store() is not self._store:
-            raise InvalidParameterError(
-                f"This panel shows the registry in {self._store.root}, but the active store is "
-                f"now {fluent.current_store().root}; show %track registry again to work on that "
-                "one."
-            )
-
     # -- runs --------------------------------------------------------------------------------
 
     def open_run(self, run_id: str) -> None:
         """Show a version's source run in the detail area."""
-        from nbtrack.widgets import run_sections
+        from nbtrack.render import run_sections
 
         with self._lock:
-            self._check_store()
-            row, sections = run_sections(run_id)
+            row = self._store.get_run(run_id)
+            sections = run_sections(row, self._store.records(run_id))
             self.detail = {
                 "run_id": row["run_id"],
                 "title": f"source run {row['run_id'][:8]}",
@@ -195,9 +221,13 @@ class RegistryPanel(Panel):
     # -- intents -----------------------------------------------------------------------------
 
     def handle_intent(self, kind: str, content: dict[str, Any]) -> None:
-        if kind == "prepare":
+        if kind == "prepare":  # a stage, or an alias to point at the version
+            alias = content.get("alias")
             self.prepare(
-                str(content.get("model", "")), content.get("version"), str(content.get("stage"))
+                str(content.get("model", "")),
+                content.get("version"),
+                str(content.get("stage")),
+                None if alias is None else str(alias),
             )
         elif kind == "confirm":
             self.confirm(str(content.get("reason") or ""), bool(content.get("force")))
@@ -241,23 +271,29 @@ def _fields(state: RegistryState, name: str | None) -> dict[str, Any]:
 
 def _model_fields(state: RegistryState, model: dict[str, Any]) -> dict[str, Any]:
     aliases = model.get("aliases", {})
+    protected = sorted((model.get("policy") or {}).get("aliases", {}))
     versions = state.versions_of(model["model_id"])[::-1]  # newest first
     return {
         "name": model["name"],
         "description": model.get("description") or "",
         "policy": policy_text(model.get("policy")),
-        "versions": [_version_fields(v, aliases) for v in versions],
+        "versions": [_version_fields(v, aliases, protected) for v in versions],
     }
 
 
-def _version_fields(version: dict[str, Any], aliases: dict[str, int]) -> dict[str, Any]:
+def _version_fields(
+    version: dict[str, Any], aliases: dict[str, int], protected: list[str]
+) -> dict[str, Any]:
     run = version.get("run") or {}
     metrics = sorted(version.get("metrics", {}).items())
+    number = version["version"]
     return {
-        "version": version["version"],
+        "version": number,
         "stage": version["current_stage"],
         "moves": [s for s in STAGES if s != version["current_stage"]],
-        "aliases": sorted(a for a, v in aliases.items() if v == version["version"]),
+        # The protected aliases this version could take (moved, like stages, by review).
+        "alias_moves": [a for a in protected if aliases.get(a) != number],
+        "aliases": sorted(a for a, v in aliases.items() if v == number),
         "run_id": version.get("run_id") or "",
         "run_name": run.get("run_name") or "",
         "source": version.get("source", ""),
@@ -293,11 +329,23 @@ def _check_fields(checks: list[gates.CheckResult]) -> list[dict[str, Any]]:
     return [{"check": c.check, "passed": c.passed, "actual": c.actual} for c in checks]
 
 
+def _moving(pending: dict[str, Any]) -> str:
+    if pending["kind"] == "alias":
+        return f"Pointing {pending['model']!r}@{pending['alias']} at version {pending['version']}"
+    return f"Moving {pending['model']!r} version {pending['version']} to {pending['to']}"
+
+
 def _moved_text(pending: dict[str, Any], moved: Any, forced: bool) -> str:
-    text = (
-        f"Moved {pending['model']} version {pending['version']} from {pending['from']} to "
-        f"{moved.current_stage}"
-    )
+    if pending["kind"] == "alias":
+        text = (
+            f"Pointed {pending['model']}@{pending['alias']} at version {pending['version']} "
+            f"(was {pending['from']})"
+        )
+    else:
+        text = (
+            f"Moved {pending['model']} version {pending['version']} from {pending['from']} to "
+            f"{moved.current_stage}"
+        )
     if forced:
         text += f", forced past {pending['failed']} failed check(s)"
     if pending["archives"]:

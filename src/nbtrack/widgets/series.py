@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
 
-from nbtrack.store.journal import read_lines_after
 from nbtrack.store.records import POINT_WIDTH, metric_columns
-from nbtrack.tracking import fluent
 
 if TYPE_CHECKING:
     from nbtrack.store import Store
 
 MAX_POINTS = 2000  # per series sent to the browser
-_METRICS_PREFIX = b'{"op":"metrics"'
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps (int64), values (f8), times (ms)
 
@@ -34,6 +30,7 @@ class SeriesReader:
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.run_id = run_id
+        self._store = store
         self._path: Path = store.journal_path(run_id)
         self._offset = 0
         self._chunks: dict[str, list[Columns]] = {}
@@ -44,7 +41,7 @@ class SeriesReader:
 
     def update(self) -> bool:
         """Read what was logged since the last call; True if there was anything."""
-        snapshot = fluent._unflushed_points(self.run_id)
+        snapshot = self._store.unflushed(self.run_id)
         if snapshot is None:  # not open for writing here: the journal holds everything
             size, buffer = _size(self._path), []
         else:
@@ -61,12 +58,11 @@ class SeriesReader:
     def _read_journal(self, size: int) -> bool:
         if size <= self._offset:
             return False
-        lines, self._offset = read_lines_after(self._path, self._offset, size)
-        for line in lines:
-            if line.startswith(_METRICS_PREFIX):
-                record = orjson.loads(line)
-                self._chunks.setdefault(record["key"], []).append(metric_columns(record))
-        return bool(lines)
+        start = self._offset
+        records, self._offset = self._store.records_after(self.run_id, start, "metrics", size)
+        for record in records:
+            self._chunks.setdefault(record["key"], []).append(metric_columns(record))
+        return self._offset > start
 
     def metric_keys(self) -> list[str]:
         return sorted(set(self._chunks) | set(self._tail))

@@ -19,25 +19,27 @@ import traitlets
 from ipywidgets import widget_serialization
 
 from nbtrack import search
-from nbtrack.errors import NbtrackError
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
-from nbtrack.tracking import fluent
-from nbtrack.widgets import live
-from nbtrack.widgets.panel import Action, Panel, module
-from nbtrack.widgets.static import (
+from nbtrack.colors import run_color
+from nbtrack.errors import InvalidFilterError, NbtrackError
+from nbtrack.render import (
     format_duration,
     format_time,
     format_value,
     runs_table_html,
     runs_table_text,
 )
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
+from nbtrack.tracking import fluent
+from nbtrack.widgets import live
+from nbtrack.widgets.panel import Action, Panel, module
 
 if TYPE_CHECKING:
     import numpy as np
 
     from nbtrack.store.query import RunHits
 
-FIXED_COLUMNS = ["name", "status", "start", "duration"]
+FIXED_COLUMNS = ["name", "status", "start", "duration"]  # "name" always first and shown
+KINDS = ("metrics", "params")  # which comes first is the user's choice (``first_kind``)
 DEFAULT_VISIBLE_PER_KIND = 6
 STATIC_ROWS = 200  # rows in the static fallback; the widget pages through all of them
 REFRESH_SECONDS = 1.0
@@ -69,12 +71,19 @@ class RunTable(Panel):
     view = traitlets.Enum(VIEWS, "active").tag(sync=True)
     sort_by = traitlets.Unicode("start").tag(sync=True)
     descending = traitlets.Bool(True).tag(sync=True)
-    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)  # every column there is
-    visible = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the chosen ones, in order
+    # Every column the experiment's runs have (whatever the filter or view), in a stable
+    # order: name, status, start, duration, metrics and params (``first_kind`` first),
+    # tags, run_id. ``visible`` are the chosen ones, always in that order.
+    columns = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    visible = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    first_kind = traitlets.Enum(KINDS, "metrics").tag(sync=True)
     page = traitlets.Int(0).tag(sync=True)
     page_size = traitlets.Int(25).tag(sync=True)
     total = traitlets.Int(0).tag(sync=True)
-    rows = traitlets.List(traitlets.Dict()).tag(sync=True)  # {id, cells, status, deleted, stale}
+    # The current page: {id, color, cells, status, deleted, stale}
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    # The last bad filter as {message, text, start, end}: the page marks the token itself.
+    filter_error = traitlets.Dict().tag(sync=True)
     selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)
     experiment = traitlets.Unicode("").tag(sync=True)
@@ -97,14 +106,14 @@ class RunTable(Panel):
     ) -> None:
         if experiment_ids is None and not search_all_experiments:
             # Pin the experiment: a later set_experiment must not change what this shows.
-            experiment_ids = [fluent._current_experiment_id()]
+            experiment_ids = [fluent.default_session().experiment_id]
         self._experiment_ids = set(experiment_ids) if experiment_ids else None
-        self._store = fluent.current_store()  # the table stays on its store, whatever comes later
+        self.store = fluent.current_store()  # the table stays on its store, whatever comes later
         self._matched = self._search(filter_string, "active")  # a bad filter raises here
-        self._fingerprint = _catalog_fingerprint(self._store.root)
+        self._fingerprint = _catalog_fingerprint(self.store.root)
         sort_by, descending = _sort_from(order_by)
         _check_column(sort_by)  # an unknown column fails here, before anything is shown
-        columns = _columns(self._matched)
+        columns = _columns(self._everything, "metrics")
         visible = _default_visible(columns)
         # The first page goes out with the widget itself: one message, drawn once.
         self._matched = _sorted(self._matched, sort_by, descending)
@@ -122,15 +131,20 @@ class RunTable(Panel):
             experiment=self._experiment_label(),
         )
         self.observe(self._on_view, names=["view"])
-        self.observe(self._on_paging, names=["page", "visible", "page_size"])
+        self.observe(self._on_first_kind, names=["first_kind"])
+        self.observe(self._on_visible, names=["visible"])
+        self.observe(self._on_paging, names=["page", "page_size"])
         self.observe(self._on_selection, names=["selected"])
         live.schedule(self, min_interval=REFRESH_SECONDS)
 
     # -- searching and sorting ------------------------------------------------------------
 
     def _search(self, filter_string: str, view: str) -> RunHits:
-        """What ``search_rows`` does, on this table's store."""
-        return self._store.search(self._experiment_ids, filter_string, view)
+        """What ``search_rows`` does, on this table's store; keeps every run of the table's
+        experiments (any view) for its columns."""
+        matched = self.store.search(self._experiment_ids, filter_string, view)
+        self._everything = self.store.runs_of(self._experiment_ids)
+        return matched
 
     def apply_filter(self, text: str) -> None:
         """Search with ``text``; an invalid filter is shown inline and the rows stay."""
@@ -140,8 +154,10 @@ class RunTable(Panel):
                 matched = self._search(text, self.view)
             except NbtrackError as exc:
                 self.error = str(exc)
+                self.filter_error = _filter_error(exc)
                 return
             self.error = ""
+            self.filter_error = {}
             self.applied = text
             self._matched = matched
             self._after_search()
@@ -159,12 +175,12 @@ class RunTable(Panel):
             self._sort()
 
     def _after_search(self) -> None:
-        columns = _columns(self._matched)
+        columns = _columns(self._everything, self.first_kind)
         if columns != self.columns:
             added = [c for c in columns if c not in self.columns]
             self.columns = columns
-            keep = [c for c in self.visible if c in columns]
-            self.visible = keep + [c for c in _default_visible(added) if c not in keep]
+            # _on_visible puts them in order
+            self.visible = [*self.visible, *_default_visible(added)]
         self._sort()
 
     def _sort(self) -> None:
@@ -195,6 +211,22 @@ class RunTable(Panel):
         with self._lock:
             self._page()
 
+    def _on_visible(self, change: Any) -> None:
+        """Whatever the page or code chose, the columns keep their stable order, name first."""
+        chosen = {"name", *change["new"]}
+        ordered = [c for c in self.columns if c in chosen]
+        if ordered != change["new"]:
+            self.visible = ordered  # re-enters once, in order
+            return
+        with self._lock:
+            self._page()
+
+    def _on_first_kind(self, _change: Any) -> None:
+        with self._lock:
+            chosen = set(self.visible)
+            self.columns = _columns(self._everything, self.first_kind)
+            self.visible = [c for c in self.columns if c in chosen]
+
     def _on_selection(self, change: Any) -> None:
         ids = set(self._matched.run_ids())
         kept = [run_id for run_id in change["new"] if run_id in ids]
@@ -210,7 +242,7 @@ class RunTable(Panel):
         """The watcher's call: re-search when the catalog changed on disk."""
         if self.comm is None:  # closed
             return False
-        fingerprint = _catalog_fingerprint(self._store.root)
+        fingerprint = _catalog_fingerprint(self.store.root)
         if fingerprint != self._fingerprint:
             self._fingerprint = fingerprint
             self.refresh()
@@ -257,7 +289,7 @@ class RunTable(Panel):
     def _experiment_label(self) -> str:
         if self._experiment_ids is None:
             return "all experiments"
-        store = self._store
+        store = self.store
         names = []
         for experiment_id in sorted(self._experiment_ids):
             try:
@@ -288,6 +320,18 @@ def _escape(text: str) -> str:
     return f"<div style='font-size:12px;font-weight:600'>{html.escape(text)}</div>"
 
 
+def _filter_error(exc: NbtrackError) -> dict[str, Any]:
+    """The parts of a bad filter's error the page needs to mark the token."""
+    if not isinstance(exc, InvalidFilterError) or exc.span is None or exc.text is None:
+        return {}
+    return {
+        "message": str(exc).split("\n", 1)[0],
+        "text": exc.text,
+        "start": exc.span[0],
+        "end": exc.span[1],
+    }
+
+
 def _catalog_fingerprint(root: Path) -> tuple[Any, ...]:
     """Changes whenever any process commits to the catalog (its two files change)."""
     return tuple(file_signature(root / name) for name in (SNAPSHOT_NAME, CHANGELOG_NAME))
@@ -303,13 +347,14 @@ def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
     return f"{kind}.{key}", not ascending
 
 
-def _columns(hits: RunHits) -> list[str]:
-    tags = [k for k in hits.keys("tags") if not k.startswith(("mlflow.", "nbtrack."))]
+def _columns(runs: RunHits, first_kind: str) -> list[str]:
+    """The table's columns in their stable order, from every run of its experiments."""
+    keys = {kind: runs.keys(kind) for kind in (*KINDS, "tags")}
+    keys["tags"] = [k for k in keys["tags"] if not k.startswith(("mlflow.", "nbtrack."))]
+    kinds = [first_kind, *(k for k in KINDS if k != first_kind), "tags"]
     return [
         *FIXED_COLUMNS,
-        *(f"params.{k}" for k in sorted(hits.keys("params"))),
-        *(f"metrics.{k}" for k in sorted(hits.keys("metrics"))),
-        *(f"tags.{k}" for k in sorted(tags)),
+        *(f"{kind}.{key}" for kind in kinds for key in sorted(keys[kind])),
         "run_id",
     ]
 
@@ -396,6 +441,7 @@ def _cell(row: dict[str, Any], column: str) -> str:
 def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
     return {
         "id": row["run_id"],
+        "color": run_color(row["run_id"]),
         "cells": [_cell(row, c) for c in visible],
         "status": row.get("status", ""),
         "deleted": row.get("lifecycle_stage", "active") != "active",
@@ -409,21 +455,21 @@ def _display_row(row: dict[str, Any], visible: Sequence[str]) -> dict[str, Any]:
 def compare_selected(table: RunTable, run_ids: list[str]) -> Any:
     from nbtrack.widgets.compare import CompareRuns
 
-    return CompareRuns(_oldest_first(table, run_ids))
+    return CompareRuns(_oldest_first(table, run_ids), store=table.store)
 
 
 def curves_of_selected(table: RunTable, run_ids: list[str]) -> Any:
     from nbtrack.widgets.curves import MetricCurves
 
-    return MetricCurves(_oldest_first(table, run_ids))
+    return MetricCurves(_oldest_first(table, run_ids), store=table.store)
 
 
 def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
-    from nbtrack.widgets.compare import _cell_source
+    from nbtrack.widgets.compare import cell_source
 
-    store = fluent.current_store()
+    store = table.store
     row = store.get_run(run_ids[0])
-    source = _cell_source(store, row["run_id"])
+    source = cell_source(store, row["run_id"])
     cell = row.get("cell") or {}
     where = f"In[{cell['execution_count']}]" if cell.get("execution_count") else "cell"
     title = f"{row.get('run_name', '')}: {where}" + (
@@ -434,7 +480,7 @@ def source_of_selected(table: RunTable, run_ids: list[str]) -> tuple[str, str]:
 
 def delete_selected(table: RunTable, run_ids: list[str]) -> str:
     for run_id in run_ids:
-        fluent.delete_run(run_id)
+        table.store.set_lifecycle(run_id, "deleted")
     table.selected = []
     table.refresh()
     return f"Deleted {len(run_ids)} run{'s' * (len(run_ids) != 1)} (restore them from 'deleted')."
@@ -442,12 +488,12 @@ def delete_selected(table: RunTable, run_ids: list[str]) -> str:
 
 def restore_selected(table: RunTable, run_ids: list[str]) -> str:
     for run_id in run_ids:
-        fluent.restore_run(run_id)
+        table.store.set_lifecycle(run_id, "active")
     table.selected = []
     table.refresh()
     return f"Restored {len(run_ids)} run{'s' * (len(run_ids) != 1)}."
 
 
 def _oldest_first(table: RunTable, run_ids: list[str]) -> list[str]:
-    store = fluent.current_store()
+    store = table.store
     return sorted(run_ids, key=lambda run_id: store.get_run(run_id).get("start_time", 0))

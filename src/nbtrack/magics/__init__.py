@@ -23,8 +23,11 @@ from nbtrack.capture.notebook import notebook_path
 from nbtrack.capture.params import literal_assignments
 from nbtrack.capture.redact import redact_source
 from nbtrack.capture.trace import ExecutionTrace
+from nbtrack.errors import NbtrackError
+from nbtrack.store.records import cell_record, traceback_record
 from nbtrack.tracking import fluent
-from nbtrack.validation import MAX_PARAM_VALUE_LENGTH
+from nbtrack.tracking.session import ActiveRun, status_for
+from nbtrack.validation import MAX_PARAM_VALUE_LENGTH, check_tags
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,8 +70,8 @@ class TrackMagics(Magics):
         self._count_offset = _count_offset(shell)
         self._count_before_cell: int | None = None  # None until we see a cell start
         self.cells_tracked = False
-        self._session_run: fluent.ActiveRun | None = None
-        self._cell_run: fluent.ActiveRun | None = None
+        self._session_run: ActiveRun | None = None
+        self._cell_run: ActiveRun | None = None
         # Provenance: every cell this kernel runs, so each run records the cells it
         # depends on and whether they were stale (capture/trace.py). Cells run before
         # the extension was loaded come from IPython's input history.
@@ -90,11 +93,12 @@ class TrackMagics(Magics):
         if seen is not None and result.execution_count is not None and result.info.store_history:
             self._count_offset = seen - result.execution_count
         run, self._cell_run = self._cell_run, None
-        if run is not None and fluent.active_run() is run:
+        session = fluent.default_session()
+        if run is not None:
             error = result.error_in_exec or result.error_before_exec
-            fluent.end_run(_status_for(error))
+            session.end(run, status_for(type(error) if error is not None else None))
         _guarded(self.trace.finish_cell)  # provenance: the cell joins the trace
-        fluent.flush_buffers()
+        session.flush_buffers()
 
     # -- %%track -----------------------------------------------------------------------
 
@@ -118,36 +122,31 @@ class TrackMagics(Magics):
         self._finish_cell_run(run, args, cell, None)
         return value
 
-    def _start_cell_run(self, args: argparse.Namespace, cell: str) -> fluent.ActiveRun:
-        tags = _pairs(args.tag, "--tag")
+    def _start_cell_run(self, args: argparse.Namespace, cell: str) -> ActiveRun:
+        tags = check_tags(_pairs(args.tag, "--tag"))
         params = _pairs(args.param, "--param")
+        session = fluent.default_session()
         experiment_id = None
         if args.experiment:
-            experiment_id = fluent.set_experiment(args.experiment).experiment_id
-        parent = fluent.active_run() or self._session()
-        run = fluent.start_run(
+            experiment_id = session.set_experiment(args.experiment)["experiment_id"]
+        parent = session.active_run() or self._session_parent()
+        run = session.start_run(
             run_name=args.name or _default_name(self.execution_count),
             experiment_id=experiment_id,
             nested=parent is not None,
             parent_run_id=parent.run_id if parent is not None else None,
             tags=tags,
         )
-        run._store.append(run.run_id, [self._cell_record(cell)])
+        run.store.append(run.run_id, [self._cell_record(cell)])
         if params:
-            fluent.log_params(params)
+            fluent.log_params(params, run_id=run.run_id)
         from nbtrack.widgets.card import watch_run  # O(1): live curves if it logs steps
 
         watch_run(run.run_id)
         return run
 
     def _cell_record(self, cell: str) -> dict[str, Any]:
-        return {
-            "op": "cell",
-            "source": redact_source(cell),
-            "execution_count": self.execution_count,
-            "cell_id": self.cell_id,
-            "notebook": notebook_path(),
-        }
+        return cell_record(redact_source(cell), self.execution_count, self.cell_id, notebook_path())
 
     def _execute(self, cell: str) -> Any:
         """Run the cell body in the user namespace and return its last expression's value."""
@@ -168,15 +167,15 @@ class TrackMagics(Magics):
         return None
 
     def _finish_cell_run(self, run, args, cell: str, error: BaseException | None) -> None:
-        store = run._store
+        store = run.store
         if not args.no_params:
             _log_code_params(run, cell, skip=_names(args.metrics))
         if error is None:
-            _log_named_metrics(self.shell.user_ns, args.metrics)
+            _log_named_metrics(run, self.shell.user_ns, args.metrics)
         else:
             label = f"Cell In[{self.execution_count}]"
-            store.append(run.run_id, _error_records(error, self.cell_filename, label))
-        fluent._end_run_and_children(run.run_id, _status_for(error))
+            _record_error(run, error, self.cell_filename, label)
+        run.session.end(run, status_for(type(error) if error is not None else None))
         row = store.get_run(run.run_id)
         # The card widget (its bundle also holds the static card); if the run logged steps
         # while the cell ran, this updates the live card shown then instead.
@@ -188,26 +187,30 @@ class TrackMagics(Magics):
 
     def track_cells(self, on: bool) -> None:
         self.cells_tracked = on
-        fluent.set_run_factory(self._cell_run_factory if on else None)
+        session = fluent.default_session()
+        session.run_factory = self._cell_run_factory if on else None
         if not on and self._session_run is not None:
-            session, self._session_run = self._session_run, None
-            session._store.finish_run(session.run_id, "FINISHED")
+            parent, self._session_run = self._session_run, None
+            parent.session.end(parent, "FINISHED")
 
-    def _session(self) -> fluent.ActiveRun | None:
+    def _session_parent(self) -> ActiveRun | None:
+        """Under ``%track on``, the notebook's session run: every cell run's parent."""
         if not self.cells_tracked:
             return None
         if self._session_run is None:
-            session = fluent.start_run(run_name="notebook-session", tags={"nbtrack.session": "1"})
-            fluent._active.remove(session)  # the session is a parent, never the active run
-            self._session_run = session
+            session = fluent.default_session()
+            parent = session.start_run(run_name="notebook-session", tags={"nbtrack.session": "1"})
+            session.detach(parent)  # a parent, never the active run
+            self._session_run = parent
         return self._session_run
 
-    def _cell_run_factory(self) -> fluent.ActiveRun:
-        session = self._session()
-        run = fluent.start_run(
-            run_name=_default_name(self.execution_count), parent_run_id=session.run_id
+    def _cell_run_factory(self) -> ActiveRun:
+        parent = self._session_parent()
+        session = fluent.default_session()
+        run = session.start_run(
+            run_name=_default_name(self.execution_count), parent_run_id=parent.run_id
         )
-        run._store.append(run.run_id, [self._cell_record(self.cell_source)])
+        run.store.append(run.run_id, [self._cell_record(self.cell_source)])
         self._cell_run = run
         return run
 
@@ -253,7 +256,13 @@ def _experiment(magics: TrackMagics, argv: list[str], rest: str) -> None:
 
 
 def _store(magics: TrackMagics, argv: list[str], rest: str) -> None:
-    _expect(argv, 1, "store PATH")
+    _expect(argv, 1, "store PATH|--scratch")
+    if argv[0] == "--scratch":  # a store of the notebook's own: examples, throwaway work
+        import os
+        import tempfile
+
+        # Whoever runs the notebook may say where (make quickstart does); else a new folder.
+        argv = [os.environ.get("NBTRACK_DIR") or tempfile.mkdtemp(prefix="nbtrack-scratch-")]
     fluent.set_tracking_uri(argv[0])
     print(f"store: {fluent.get_tracking_uri()}")
 
@@ -284,7 +293,11 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
     "on": ("on", _on, "make every cell that logs something a child run"),
     "off": ("off", _off, "stop tracking every cell"),
     "experiment": ("experiment NAME", _experiment, "set (and create) the active experiment"),
-    "store": ("store PATH", _store, "use the store in PATH"),
+    "store": (
+        "store PATH|--scratch",
+        _store,
+        "use the store in PATH (--scratch: $NBTRACK_DIR if set, else a new temporary one)",
+    ),
     "runs": ("runs [FILTER]", _runs, "table of runs matching an MLflow filter"),
     "show": ("show RUN", _show, "one run in detail (id, id prefix, name or 'last')"),
     "autolog": (
@@ -309,23 +322,28 @@ LINE_COMMANDS: dict[str, tuple[str, Any, str]] = {
     ),
     "register": (
         "register RUN --model NAME [--artifact PATH]",
-        "nbtrack.registry.magics:register",
+        "nbtrack.magics.registry:register",
         "register a run's model package as a new version (RUN may be 'last')",
     ),
     "promote": (
         "promote NAME VERSION --to STAGE --reason TEXT",
-        "nbtrack.registry.magics:promote",
+        "nbtrack.magics.registry:promote",
         "move a version to a stage after its policy's checks (--force to override)",
     ),
     "alias": (
-        "alias NAME VERSION ALIAS",
-        "nbtrack.registry.magics:alias",
-        "point an alias (e.g. champion) at a version",
+        "alias NAME VERSION ALIAS [--reason TEXT]",
+        "nbtrack.magics.registry:alias",
+        "point an alias (e.g. champion) at a version; a protected one after its checks",
     ),
     "registry": (
         "registry [NAME]",
-        "nbtrack.registry.magics:registry",
+        "nbtrack.magics.registry:registry",
         "registered models, versions, stages, aliases and the audit log",
+    ),
+    "sync": (
+        "sync push|pull|status SERVER | on SERVER | off",
+        "nbtrack.magics.sync:track_sync",
+        "push to / pull from an MLflow tracking server; on: push each run as it ends",
     ),
 }
 
@@ -341,12 +359,6 @@ def _count_offset(shell) -> int:
     return shell.execution_count - (len(history) - 1) if len(history) > 1 else 0
 
 
-def _status_for(error: BaseException | None) -> str:
-    if error is None:
-        return "FINISHED"
-    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-
-
 def _default_name(execution_count: int) -> str:
     return f"cell-{execution_count}"
 
@@ -355,19 +367,19 @@ def _names(csv: str) -> list[str]:
     return [name for name in (n.strip() for n in csv.split(",")) if name]
 
 
-def _log_code_params(run: fluent.ActiveRun, cell: str, skip: list[str]) -> None:
+def _log_code_params(run: ActiveRun, cell: str, skip: list[str]) -> None:
     """Log the cell's literal assignments, except --metrics names and keys already logged."""
-    logged = run._store.get_run(run.run_id).get("params", {})
+    logged = run.store.get_run(run.run_id).get("params", {})
     found = {
         name: str(value)
         for name, value in literal_assignments(cell).items()
         if name not in logged and name not in skip and len(str(value)) <= MAX_PARAM_VALUE_LENGTH
     }
     if found:
-        run._store.log_params(run.run_id, found)
+        run.store.log_params(run.run_id, found)
 
 
-def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
+def _log_named_metrics(run: ActiveRun, namespace: dict[str, Any], names: str) -> None:
     for name in _names(names):
         if name not in namespace:
             warnings.warn(
@@ -376,7 +388,7 @@ def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
             continue
         value = namespace[name]
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            fluent.log_metric(name, value)
+            fluent.log_metric(name, value, run_id=run.run_id)
         else:
             warnings.warn(
                 f"%%track --metrics: {name!r} is {type(value).__name__}, not a number; skipped.",
@@ -384,12 +396,10 @@ def _log_named_metrics(namespace: dict[str, Any], names: str) -> None:
             )
 
 
-def _error_records(error: BaseException, cell_filename: str, label: str) -> list[dict[str, Any]]:
+def _record_error(run: ActiveRun, error: BaseException, cell_filename: str, label: str) -> None:
     summary = f"{type(error).__name__}: {error}".strip().rstrip(":")
-    return [
-        {"op": "set", "fields": {"error": summary[:1000]}},
-        {"op": "traceback", "text": _user_traceback(error, cell_filename, label)},
-    ]
+    run.store.set_fields(run.run_id, error=summary[:1000])
+    run.store.append(run.run_id, [traceback_record(_user_traceback(error, cell_filename, label))])
 
 
 def _user_traceback(error: BaseException, cell_filename: str, label: str) -> str:
@@ -416,9 +426,11 @@ def load_ipython_extension(shell) -> None:
     shell.register_magics(_magics)
     shell.events.register("pre_run_cell", _magics.pre_run_cell)
     shell.events.register("post_run_cell", _magics.post_run_cell)
+    if not shell.custom_exceptions:  # another extension's handler stays in charge
+        shell.set_custom_exc((Exception,), _show_error)
     # Provenance: runs started in a cell get its trace; the environment is captured in
     # the background now, so the first tracked cell does not wait for it.
-    fluent.run_start_hooks.append(_magics.trace.on_run_start)
+    fluent.default_session().run_start_hooks.append(_magics.trace.on_run_start)
     _guarded(_prefetch_environment)
     _preload()
 
@@ -438,9 +450,36 @@ def unload_ipython_extension(shell) -> None:
     _magics.track_cells(False)
     shell.events.unregister("pre_run_cell", _magics.pre_run_cell)
     shell.events.unregister("post_run_cell", _magics.post_run_cell)
-    if _magics.trace.on_run_start in fluent.run_start_hooks:
-        fluent.run_start_hooks.remove(_magics.trace.on_run_start)
+    if getattr(shell.CustomTB, "__func__", None) is _show_error:
+        shell.set_custom_exc((), None)
+    hooks = fluent.default_session().run_start_hooks
+    if _magics.trace.on_run_start in hooks:
+        hooks.remove(_magics.trace.on_run_start)
     _magics = None
+
+
+def _show_error(shell, etype, value, tb, tb_offset=None) -> None:
+    """How a cell's error shows (IPython's custom exception handler).
+
+    nbtrack's own errors (a refused promotion, a bad filter, a rejected value) are messages
+    for the user: they show as one, like IPython's usage errors, with ``%tb`` for the
+    stack. Any other error shows its traceback from the user's code: a ``%%track`` cell's
+    traceback starts at the cell, without the ``run_cell_magic`` call holding its source.
+    """
+    if issubclass(etype, NbtrackError):
+        shell.showtraceback((etype, value, tb), exception_only=True)
+    else:
+        shell.showtraceback((etype, value, _from_tracked_cell(tb)), tb_offset=tb_offset)
+
+
+def _from_tracked_cell(tb):
+    """The traceback from the running ``%%track`` cell's body on, if it passed there."""
+    if _magics is None or not _magics.cell_filename:
+        return tb
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != _magics.cell_filename:
+        start = start.tb_next
+    return start if start is not None else tb
 
 
 def _guarded(function, *args) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from nbtrack.registry import changes, stages
+from nbtrack.registry import aliases, changes, stages
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +41,7 @@ def _parsers() -> dict[str, _Parser]:
     alias.add_argument("version")
     alias.add_argument("alias")
     alias.add_argument("--reason", metavar="TEXT")
+    alias.add_argument("--force", action="store_true", help="override failed checks")
 
     registry = _Parser(prog="registry", add_help=False)
     registry.add_argument("name", nargs="?")
@@ -54,9 +55,9 @@ def _parse(command: str, argv: list[str]) -> argparse.Namespace:
 def register(magics: Any, argv: list[str], rest: str) -> Any:
     """``%track register RUN --model NAME [--artifact PATH] [--reason TEXT]``."""
     args = _parse("register", argv)
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    run_id = current_store().resolve_run(args.run)["run_id"]
+    run_id = acting_store().resolve_run(args.run)["run_id"]
     artifact = args.artifact or _only_package(run_id)
     return changes.register_model(f"runs:/{run_id}/{artifact}", args.model, reason=args.reason)
 
@@ -64,9 +65,9 @@ def register(magics: Any, argv: list[str], rest: str) -> Any:
 def _only_package(run_id: str) -> str:
     """The artifact path of the run's one model package (an error if it has none or several)."""
     from nbtrack.models.source import model_packages
-    from nbtrack.tracking.fluent import current_store
+    from nbtrack.registry.queries import acting_store
 
-    packages = model_packages(current_store(), run_id)
+    packages = model_packages(acting_store(), run_id)
     if len(packages) == 1 and packages[0] != ".":
         return packages[0]
     if not packages:
@@ -94,9 +95,11 @@ def promote(magics: Any, argv: list[str], rest: str) -> Any:
 
 
 def alias(magics: Any, argv: list[str], rest: str) -> Any:
-    """``%track alias NAME VERSION ALIAS [--reason TEXT]``."""
+    """``%track alias NAME VERSION ALIAS [--reason TEXT] [--force]``."""
     args = _parse("alias", argv)
-    return stages.set_alias(args.name, args.alias, args.version, reason=args.reason)
+    return aliases.set_alias(
+        args.name, args.alias, args.version, reason=args.reason, force=args.force
+    )
 
 
 def registry(magics: Any, argv: list[str], rest: str) -> Any:

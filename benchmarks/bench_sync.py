@@ -1,0 +1,379 @@
+"""nbtrack sync against a local ``mlflow server`` (sqlite), side by side in one run.
+
+Workloads (issue 13; see benchmarks/README.md):
+
+    push    100 runs x (20 params, 10 metrics x 100 steps, 2 artifacts): nbtrack.sync.push,
+            beside (a) MLflow's own fluent client logging the same straight to the server
+            (mlflow.log_metric per step; timed on a few runs, scaled) and (b) the floor:
+            the same points as raw log_batch requests of 1,000, bodies built beforehand
+    again   a second push: runs created, values sent, requests
+    kills   10 pushes each SIGKILLed at a random moment, then one more: server == store
+    pull    1,000 remote runs into a fresh store; the run table renders them
+    auto    a training loop with background sync on vs off (median of alternating rounds)
+
+Requests are counted from the server's access log. Usage::
+
+    .venv/bin/python benchmarks/bench_sync.py            # everything (~15 min on 2 cores)
+    .venv/bin/python benchmarks/bench_sync.py --quick    # smaller sizes
+    .venv/bin/python benchmarks/bench_sync.py --only push,again
+
+Not a test: it prints figures and PASS/FAIL against the targets and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+FULL = {"runs": 100, "a_runs": 3, "kills": 10, "pull_runs": 1000, "auto_runs": 10, "rounds": 3}
+QUICK = {"runs": 20, "a_runs": 1, "kills": 3, "pull_runs": 200, "auto_runs": 4, "rounds": 2}
+PARAMS, METRICS, STEPS = 20, 10, 100
+ACCESS = re.compile(rb'"(GET|POST|PUT|PATCH|DELETE) [^"]*" \d{3}')
+
+
+class Server:
+    """A real mlflow server; requests counted from its access log."""
+
+    def __init__(self, root: Path) -> None:
+        from sync_helpers import start_server
+
+        self.handle = start_server(root)
+        self.uri = self.handle.uri
+        self.log = root / "server.log"
+
+    def requests(self) -> int:
+        return len(ACCESS.findall(self.log.read_bytes()))
+
+    def stop(self) -> None:
+        from sync_helpers import stop_server
+
+        stop_server(self.handle)
+
+
+def build_store(path: Path, runs: int, experiment: str) -> None:
+    """runs x (20 params, 10 metrics x 100 steps, 2 artifacts), through nbtrack's API."""
+    import nbtrack
+
+    nbtrack.set_tracking_uri(path)
+    nbtrack.set_experiment(experiment)
+    for n in range(runs):
+        with nbtrack.start_run(run_name=f"run-{n}"):
+            nbtrack.log_params({f"param_{i}": i * n for i in range(PARAMS)})
+            for step in range(STEPS):
+                nbtrack.log_metrics(
+                    {f"metric_{k}": (step + 1) * (k + 1) / (n + 1) for k in range(METRICS)},
+                    step=step,
+                )
+            nbtrack.log_text("x" * 10_000, "report.txt")
+            nbtrack.log_dict({"run": n, "features": list(range(500))}, "config/config.json")
+    nbtrack.flush()
+
+
+def measure(server: Server, work) -> tuple[float, int]:
+    before, started = server.requests(), time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    time.sleep(0.5)  # the access log is written after the answer
+    return seconds, server.requests() - before
+
+
+def bench_push(server: Server, sizes: dict, scratch: Path) -> dict:
+    import mlflow
+
+    import nbtrack.sync
+
+    experiment = f"bench-{uuid.uuid4().hex[:6]}"
+    build_store(scratch / "push-store", sizes["runs"], experiment)
+    store = nbtrack.tracking.fluent.current_store()
+    push_s, push_n = measure(
+        server, lambda: nbtrack.sync.push(server.uri, store=store, progress=False)
+    )
+    again = {}
+
+    def second() -> None:
+        again["report"] = nbtrack.sync.push(server.uri, store=store, progress=False)
+
+    again_s, again_n = measure(server, second)
+
+    # (a) MLflow's own client, the way a user logs: log_metric per step, per metric.
+    client = mlflow.tracking.MlflowClient(tracking_uri=server.uri)
+    a_experiment = client.create_experiment(experiment + "-mlflow")
+    mlflow.set_tracking_uri(server.uri)
+    files = scratch / "files"
+    (files / "config").mkdir(parents=True, exist_ok=True)
+    (files / "report.txt").write_text("x" * 10_000)
+    (files / "config" / "config.json").write_text('{"run": 0}')
+
+    def fluent() -> None:
+        for n in range(sizes["a_runs"]):
+            with mlflow.start_run(experiment_id=a_experiment, run_name=f"run-{n}"):
+                mlflow.log_params({f"param_{i}": i * n for i in range(PARAMS)})
+                for step in range(STEPS):
+                    for k in range(METRICS):
+                        mlflow.log_metric(f"metric_{k}", (step + 1) * (k + 1), step=step)
+                mlflow.log_artifact(str(files / "report.txt"))
+                mlflow.log_artifact(str(files / "config" / "config.json"), "config")
+
+    a_s, a_n = measure(server, fluent)
+    scale = sizes["runs"] / sizes["a_runs"]
+
+    # (b) the floor: the same points as raw log_batch requests of 1,000, bodies prebuilt.
+    import orjson
+    import requests
+
+    runs = [client.create_run(a_experiment).info.run_id for _ in range(sizes["runs"])]
+    now = int(time.time() * 1000)
+    bodies = [
+        orjson.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {"key": f"metric_{k}", "value": step * k / 7, "timestamp": now, "step": step}
+                    for step in range(STEPS)
+                    for k in range(METRICS)
+                ],
+            }
+        )
+        for run_id in runs
+    ]
+    session = requests.Session()
+    url = f"{server.uri}/api/2.0/mlflow/runs/log-batch"
+    headers = {"Content-Type": "application/json"}
+
+    def floor() -> None:
+        for body in bodies:
+            session.post(url, data=body, headers=headers).raise_for_status()
+
+    b_s, b_n = measure(server, floor)
+    report = again["report"]
+    return {
+        "push_s": push_s,
+        "push_requests": push_n,
+        "a_s": a_s * scale,
+        "a_requests": int(a_n * scale),
+        "a_measured_runs": sizes["a_runs"],
+        "b_s": b_s,
+        "b_requests": b_n,
+        "again_s": again_s,
+        "again_requests": again_n,
+        "again_created": report.created,
+        "again_values": report.values,
+    }
+
+
+def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
+    import mlflow
+
+    import nbtrack.sync
+    from nbtrack.store import Store
+    from nbtrack.tracking.session import close_stores
+    from sync_helpers import assert_run_equal
+
+    experiment = f"kills-{uuid.uuid4().hex[:6]}"
+    path = scratch / "kill-store"
+    build_store(path, max(10, sizes["runs"] // 4), experiment)
+    close_stores()
+    script = (
+        "import sys, nbtrack.sync\nfrom nbtrack.store import Store\n"
+        "nbtrack.sync.push(sys.argv[1], store=Store(sys.argv[2]), progress=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    rng = random.Random(7)
+    delays = []
+    for _ in range(sizes["kills"]):
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, server.uri, str(path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        delays.append(rng.uniform(1.5, 8.0))
+        time.sleep(delays[-1])
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    store = Store(path)
+    report = nbtrack.sync.push(server.uri, store=store, progress=False)
+    client = mlflow.tracking.MlflowClient(tracking_uri=server.uri)
+    remote = client.search_runs(
+        [client.get_experiment_by_name(experiment).experiment_id], max_results=1000
+    )
+    local = [r for r in store.runs() if r["lifecycle_stage"] == "active"]
+    equal = True
+    try:
+        for row in local:
+            assert_run_equal(client, store, row["run_id"], row["synced"][server.uri])
+    except AssertionError:
+        equal = False
+    store.close()
+    return {
+        "kills": len(delays),
+        "local_runs": len(local),
+        "remote_runs": len(remote),
+        "distinct_local_ids": len({r.data.tags.get("nbtrack.local_run_id") for r in remote}),
+        "final_push": str(report),
+        "equal": equal,
+    }
+
+
+def bench_pull(server: Server, sizes: dict, scratch: Path) -> dict:
+    import mlflow
+    from mlflow.entities import Metric, Param, RunTag
+
+    import nbtrack.sync
+    from nbtrack.render import runs_table_text
+    from nbtrack.store import Store
+    from nbtrack.tracking import runs as tracking_runs
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=server.uri)
+    experiment = f"team-{uuid.uuid4().hex[:6]}"
+    experiment_id = client.create_experiment(experiment)
+    now = int(time.time() * 1000)
+    for n in range(sizes["pull_runs"]):  # a teammate's runs: 5 params, 3 metrics x 10 steps
+        run_id = client.create_run(experiment_id, run_name=f"theirs-{n}").info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[
+                Metric(f"m{k}", step * k / (n + 1), now + step, step)
+                for k in range(3)
+                for step in range(10)
+            ],
+            params=[Param(f"p{i}", str(i * n)) for i in range(5)],
+            tags=[RunTag("mlflow.user", "bob")],
+        )
+        client.set_terminated(run_id)
+    store = Store(scratch / "pull-store")
+    before, started = server.requests(), time.perf_counter()
+    report = nbtrack.sync.pull(server.uri, experiment, store=store, progress=False)
+    pull_s = time.perf_counter() - started
+    time.sleep(0.5)
+    pull_n = server.requests() - before
+    started = time.perf_counter()
+    again = nbtrack.sync.pull(server.uri, experiment, store=store, progress=False)
+    again_s = time.perf_counter() - started
+    started = time.perf_counter()
+    rows = tracking_runs.search_rows(store, None, "", max_results=None)
+    text = runs_table_text(rows)
+    table_s = time.perf_counter() - started
+    store.close()
+    return {
+        "runs": report.created,
+        "pull_s": pull_s,
+        "pull_requests": pull_n,
+        "again_s": again_s,
+        "again_unchanged": again.unchanged,
+        "table_rows": text.count("theirs-"),
+        "table_s": table_s,
+    }
+
+
+def bench_auto(server: Server, sizes: dict, scratch: Path) -> dict:
+    """A training loop: each step does ~20 ms of numpy work and logs 10 metrics."""
+    import numpy as np
+
+    import nbtrack
+    import nbtrack.sync
+    from nbtrack.tracking.session import close_stores
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((300, 300))
+
+    def train(label: str) -> float:
+        started = time.perf_counter()
+        for n in range(sizes["auto_runs"]):
+            with nbtrack.start_run(run_name=f"{label}-{n}"):
+                nbtrack.log_params({f"param_{i}": i for i in range(PARAMS)})
+                x = weights
+                for step in range(STEPS):
+                    for _ in range(6):
+                        x = np.tanh(x @ weights / 300)
+                    nbtrack.log_metrics({f"metric_{k}": float(x[k, k]) for k in range(10)}, step)
+        return time.perf_counter() - started
+
+    offs, ons = [], []
+    for round_ in range(sizes["rounds"]):
+        for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+            nbtrack.set_tracking_uri(scratch / f"auto-{round_}-{mode}")
+            nbtrack.set_experiment(f"auto-{uuid.uuid4().hex[:6]}")
+            if mode == "on":
+                syncer = nbtrack.sync.auto(server.uri)
+                syncer.wait(120)  # the start-up push of nothing
+                ons.append(train(mode))
+                syncer.wait(300)
+                nbtrack.sync.auto(None)
+            else:
+                offs.append(train(mode))
+            close_stores()
+    off, on = statistics.median(offs), statistics.median(ons)
+    return {"off_s": off, "on_s": on, "overhead": on / off - 1, "offs": offs, "ons": ons}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="push,kills,pull,auto")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    scratch = Path(tempfile.mkdtemp(prefix="nbtrack-bench-sync-"))
+    server = Server(scratch / "server")
+    load = os.getloadavg()
+    print(f"mlflow server (sqlite, --workers 1) at {server.uri}; load {load[0]:.1f} on "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    try:
+        only = args.only.split(",")
+        if "push" in only:
+            r = bench_push(server, sizes, scratch)
+            print(f"\npush of {sizes['runs']} runs x ({PARAMS} params, {METRICS} metrics x "
+                  f"{STEPS} steps, 2 artifacts)")  # fmt: skip
+            print(
+                f"  nbtrack.sync.push      {r['push_s']:8.1f} s  {r['push_requests']:7,} requests"
+            )
+            print(f"  (a) mlflow fluent      {r['a_s']:8.1f} s  {r['a_requests']:7,} requests "
+                  f"(measured on {r['a_measured_runs']} runs, scaled)")  # fmt: skip
+            print(f"  (b) floor, log_batch   {r['b_s']:8.1f} s  {r['b_requests']:7,} requests")
+            ratio_b, ratio_a = r["push_s"] / r["b_s"], r["a_s"] / r["push_s"]
+            print(f"  push / floor = {ratio_b:.2f}x (target <= 1.25x: "
+                  f"{'PASS' if ratio_b <= 1.25 else 'FAIL'}); (a) / push = {ratio_a:.0f}x "
+                  f"(target >= 50x: {'PASS' if ratio_a >= 50 else 'FAIL'})")  # fmt: skip
+            print(f"  second push: {r['again_created']} runs created, {r['again_values']} "
+                  f"values sent, {r['again_requests']} requests, {r['again_s']:.2f} s")  # fmt: skip
+        if "kills" in only:
+            r = bench_kills(server, sizes, scratch)
+            print(f"\n{r['kills']} pushes SIGKILLed at random moments, then one more push:")
+            print(f"  {r['final_push']}")
+            print(f"  server: {r['remote_runs']} runs ({r['distinct_local_ids']} distinct local "
+                  f"ids) for {r['local_runs']} local; every value equal: {r['equal']}")  # fmt: skip
+        if "pull" in only:
+            r = bench_pull(server, sizes, scratch)
+            print(f"\npull of {r['runs']} remote runs into a fresh store: {r['pull_s']:.1f} s, "
+                  f"{r['pull_requests']:,} requests; again: {r['again_s']:.1f} s "
+                  f"({r['again_unchanged']} unchanged); run table of "
+                  f"{r['table_rows']} runs rendered in {r['table_s']:.2f} s")  # fmt: skip
+        if "auto" in only:
+            r = bench_auto(server, sizes, scratch)
+            print(f"\ntraining loop, {sizes['auto_runs']} runs: sync off {r['off_s']:.2f} s, "
+                  f"on {r['on_s']:.2f} s: {r['overhead'] * 100:+.1f}% (target <= 2%: "
+                  f"{'PASS' if r['overhead'] <= 0.02 else 'FAIL'}); rounds off "
+                  f"{[round(x, 2) for x in r['offs']]}, on "
+                  f"{[round(x, 2) for x in r['ons']]}")  # fmt: skip
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""A tracking server as sync sees it: MLflow's REST client, the server's version, a count
+of requests, and MLflow's errors turned into :class:`~nbtrack.errors.SyncError`.
+
+Credentials come only from MLflow's own environment variables (``MLFLOW_TRACKING_USERNAME``
+/ ``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_INSECURE_TLS``,
+``MLFLOW_TRACKING_SERVER_CERT_PATH``), which MLflow's client reads on each request; a
+password written into the URI is accepted but cut from every name sync prints or stores.
+429 and 5xx answers are retried with backoff by MLflow's client
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from nbtrack.errors import InvalidParameterError, SyncError
+
+MIN_SERVER_VERSION = (2, 9)  # registered-model aliases (2.3), dataset inputs (2.4)
+
+# MLflow's limits for one log_batch request (mlflow/utils/validation.py).
+MAX_BATCH_ENTRIES = 1000
+MAX_BATCH_PARAMS = 100
+MAX_BATCH_TAGS = 100
+MAX_BATCH_BYTES = 1_000_000
+LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
+
+
+def display_uri(uri: str) -> str:
+    """The server URI without user or password: what sync prints, logs and stores."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameterError(
+            f"Sync needs an MLflow tracking server URI (http://HOST:PORT or https://...), got "
+            f"{scrub(uri)!r}."
+        )
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def scrub(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL in it removed."""
+    return re.sub(r"(\w+://)[^/@\s]*@", r"\1", text)
+
+
+class Server:
+    """One tracking server, through ``mlflow.tracking.MlflowClient``.
+
+    Every call goes through :meth:`call`, which counts requests (``requests``) and turns
+    MLflow's exceptions into :class:`SyncError` naming the server and what to do.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.name = display_uri(uri)
+        self.uri = uri.rstrip("/")
+        mlflow = import_mlflow()
+        self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.requests = 0
+        self._count = threading.Lock()
+        self.version: str | None = None
+        self._repos: dict[str, Any] = {}
+        self._rest: Any = None
+
+    def counted(self, n: int = 1) -> None:
+        with self._count:
+            self.requests += n
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``MlflowClient.<method>(*args, **kwargs)``, counted, errors translated."""
+        self.counted()
+        with self.errors(method):
+            return getattr(self.client, method)(*args, **kwargs)
+
+    def check(self) -> str:
+        """The server's MLflow version; a SyncError if unreachable, failing or too old."""
+        from mlflow.utils.rest_utils import http_request
+
+        self.counted()
+        with self.errors("version"):
+            response = http_request(self._host_creds(), "/version", "GET")
+        if response.status_code == 404:  # servers before 2.x have no /version
+            raise self.too_old("older than 2.0")
+        if response.status_code in (401, 403):
+            raise SyncError(_credentials_message(self.name, response.status_code))
+        if response.status_code != 200:
+            raise SyncError(_failing_message(self.name, f"HTTP {response.status_code}"))
+        version = response.text.strip()
+        if _parse_version(version) < MIN_SERVER_VERSION:
+            raise self.too_old(version)
+        self.version = version
+        # The version endpoint needs no login on MLflow's basic-auth app: ask for
+        # something that does, so wrong credentials fail here, before anything is written.
+        self.call("search_experiments", max_results=1)
+        return version
+
+    def too_old(self, version: str) -> SyncError:
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        return SyncError(
+            f"The MLflow tracking server at {self.name} runs MLflow {version}; nbtrack sync "
+            f"needs MLflow {wanted} or newer there (registered-model aliases, dataset inputs). "
+            f"Upgrade the server (pip install -U mlflow, then restart `mlflow server`); "
+            "nothing was changed locally."
+        )
+
+    def log_batch(self, run_id: str, batch: Any) -> None:
+        """One ``log_batch`` request (a :class:`~nbtrack.sync.batches.Batch`), through
+        MLflow's REST layer (its auth, TLS and retries). The body is encoded here, with
+        orjson: MlflowClient's protobuf round trip costs ~90 ms of the caller's CPU per
+        1,000 points, which a background sync would take from the training loop."""
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        body = orjson.dumps(
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {"key": k, "value": _json_float(v), "timestamp": t, "step": s}
+                    for k, v, t, s in batch.metrics
+                ],
+                "params": [{"key": k, "value": v} for k, v in batch.params],
+                "tags": [{"key": k, "value": v} for k, v in batch.tags],
+            }
+        )
+        self.counted()
+        with self.errors("log_batch"):
+            response = http_request(
+                self._host_creds(),
+                LOG_BATCH,
+                "POST",
+                data=body,
+                extra_headers={"Content-Type": "application/json"},
+            )
+            verify_rest_response(response, LOG_BATCH)
+
+    def update_run(self, run_id: str, status: str, end_time: int | None, name: str | None) -> None:
+        """Status, end time and name in one request (MlflowClient's calls each read the run
+        first, and print its URL)."""
+        from mlflow.entities import RunStatus
+        from mlflow.store.tracking.rest_store import RestStore
+
+        if self._rest is None:
+            self._rest = RestStore(self._host_creds)
+        self.counted()
+        with self.errors("update_run"):
+            self._rest.update_run_info(run_id, RunStatus.from_string(status), end_time, name)
+
+    def artifact_repo(self, artifact_uri: str) -> Any:
+        """MLflow's artifact repository for a run's artifact URI (the server's proxy,
+        ``mlflow-artifacts:/``, or the artifact root it reports)."""
+        repo = self._repos.get(artifact_uri)
+        if repo is None:
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
+            )
+
+            repo = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+            self._repos[artifact_uri] = repo
+        return repo
+
+    def _host_creds(self) -> Any:
+        from mlflow.utils.credentials import get_default_host_creds
+
+        return get_default_host_creds(self.uri)
+
+    @contextlib.contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Turn what MLflow's client raises into a SyncError that says what to do."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            yield
+        except SyncError:
+            raise
+        except MlflowException as error:
+            raise translate(self.name, what, error) from None
+        except OSError as error:  # requests' ConnectionError and friends
+            raise SyncError(_unreachable_message(self.name, scrub(str(error)))) from None
+
+
+def translate(name: str, what: str, error: Any) -> Exception:
+    """A SyncError for an MlflowException; a refusal of bad input stays MLflow's own."""
+    text = scrub(str(error))
+    code = getattr(error, "error_code", "")
+    if "401" in text or code == "UNAUTHENTICATED":
+        return SyncError(_credentials_message(name, 401))
+    if "403" in text or code == "PERMISSION_DENIED":
+        return SyncError(_credentials_message(name, 403))
+    if any(s in text for s in ("Connection refused", "NewConnectionError", "Name or service")):
+        return SyncError(_unreachable_message(name, _reason(text)))
+    if "Max retries exceeded" in text or "error responses" in text or "Read timed out" in text:
+        return SyncError(_failing_message(name, _reason(text)))
+    if code in ("TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR") or "failed with error code 5" in text:
+        return SyncError(_failing_message(name, _reason(text)))
+    if "ENDPOINT_NOT_FOUND" in text:  # a call this server's MLflow does not know
+        wanted = ".".join(map(str, MIN_SERVER_VERSION))
+        return SyncError(
+            f"The MLflow tracking server at {name} does not know {what}: upgrade it to "
+            f"MLflow {wanted} or newer; nothing local was changed."
+        )
+    return error
+
+
+def _json_float(value: float) -> float | str:
+    """A double as protobuf's JSON mapping spells it: NaN and infinities as strings."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _reason(text: str) -> str:
+    caused = re.search(r"Caused by (\w+)\((.*?)\)\)?$", text)
+    if "too many" in text:
+        found = re.search(r"too many (\d+) error responses", text)
+        return f"HTTP {found.group(1)} after every retry" if found else "repeated errors"
+    if caused:
+        return caused.group(1)
+    return text[:200]
+
+
+def _unreachable_message(name: str, reason: str) -> str:
+    return (
+        f"Cannot reach the MLflow tracking server at {name} ({_reason(reason)}). Check the "
+        "address and that `mlflow server` runs there (and your network or VPN), then sync "
+        "again: nothing local was changed, and a push resumes where it stopped."
+    )
+
+
+def _failing_message(name: str, reason: str) -> str:
+    return (
+        f"The MLflow tracking server at {name} keeps failing ({reason}). Look at the "
+        "server's log, or try again later: what was pushed is recorded, and the next push "
+        "resumes where this one stopped, with nothing sent twice."
+    )
+
+
+def _credentials_message(name: str, status: int) -> str:
+    if status == 403:
+        return (
+            f"The MLflow tracking server at {name} refused access (HTTP 403): the account "
+            "in MLFLOW_TRACKING_USERNAME lacks permission on what sync writes. Ask the "
+            "server's admin for EDIT permission; nothing local was changed."
+        )
+    return (
+        f"The MLflow tracking server at {name} refused the credentials (HTTP 401). Set "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+        "to an account on that server, then sync again; nothing local was changed."
+    )
+
+
+def _parse_version(text: str) -> tuple[int, ...]:
+    numbers = re.findall(r"\d+", text)[:2]
+    return tuple(int(n) for n in numbers) if numbers else (0,)
+
+
+def import_mlflow() -> Any:
+    """MLflow, or a SyncError saying how to install it."""
+    try:
+        import mlflow.tracking
+    except ImportError:
+        raise SyncError(
+            "nbtrack sync talks to the server through MLflow's client, which is not "
+            "installed: pip install 'nbtrack[mlflow]'."
+        ) from None
+    return mlflow
