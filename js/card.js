@@ -10,6 +10,11 @@
 //         {kind: "action", name, run_ids} and {kind: "close_detail"}, and Python changes
 //         the traits above in answer.
 
+import {
+  h, fill, intent, childSlot, swatch, formatElapsed, fadingMessage, button, ensureStyle,
+  statusBadge, staleBadge
+} from "./common.js";
+
 const SVG = "http://www.w3.org/2000/svg";
 
 function pairs(label, items, more) {

@@ -1,12 +1,14 @@
-// Helpers shared by the nbtrack panels. nbtrack/widgets/panel.py prepends this file to each
-// panel's module (an anywidget module is loaded from a blob URL, so it cannot import a
-// sibling file). Reads no traitlets itself; the helpers take the model they work on.
+// Helpers shared by the nbtrack panels, an ES module: the JupyterLab extension imports it,
+// and each panel imports what it uses from it. In a notebook, nbtrack/widgets/panel.py
+// inlines this file in front of each panel's module instead (an anywidget module is loaded
+// from a blob URL, so it cannot import a sibling file). Reads no traitlets itself; the
+// helpers take the model they work on.
 //
 // Every string that came from the kernel reaches the page through textContent or a
 // DOM attribute, never as markup: run names, params and code are user-controlled.
 
 /** Create an element: h("td", {className: "x", title: "t"}, "text", childNode, ...). */
-function h(tag, props = {}, ...children) {
+export function h(tag, props = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
@@ -24,26 +26,26 @@ function h(tag, props = {}, ...children) {
 }
 
 /** Replace el's children; strings become text nodes, null/false/undefined are skipped. */
-function fill(el, ...children) {
+export function fill(el, ...children) {
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
   return el;
 }
 
 /** Send an intent to the kernel: the Python side owns the state and answers with traits. */
-function intent(model, kind, payload = {}) {
+export function intent(model, kind, payload = {}) {
   model.send({ kind, ...payload });
 }
 
 /** Set a synced trait from the page (a user's choice) and send it to the kernel. */
-function choose(model, name, value) {
+export function choose(model, name, value) {
   model.set(name, value);
   model.save_changes();
 }
 
-const MODEL_PREFIX = "IPY_MODEL_";
+export const MODEL_PREFIX = "IPY_MODEL_";
 
 /** Render the child widget a trait refers to ("IPY_MODEL_<id>") into `container`. */
-async function mountChild(model, ref, container) {
+export async function mountChild(model, ref, container) {
   if (typeof ref !== "string" || !ref.startsWith(MODEL_PREFIX)) return null;
   const child = await model.widget_manager.get_model(ref.slice(MODEL_PREFIX.length));
   const view = await model.widget_manager.create_view(child, {});
@@ -52,7 +54,7 @@ async function mountChild(model, ref, container) {
 }
 
 /** Keep a child slot in sync with a widget-reference trait; returns a cleanup function. */
-function childSlot(model, name, container, onChange) {
+export function childSlot(model, name, container, onChange) {
   let view = null;
   let generation = 0;
   const update = async () => {
@@ -83,7 +85,7 @@ function childSlot(model, name, container, onChange) {
  * holds vl-convert's vega-embed bundle). Every chart panel refers to that one model, so a
  * saved notebook stores the ~0.9 MB of vega once, not once per chart.
  */
-async function loadVega(model) {
+export async function loadVega(model) {
   const ref = model.get("runtime");
   const runtime = await model.widget_manager.get_model(ref.slice(MODEL_PREFIX.length));
   const cache = (globalThis.__nbtrackVega ??= new Map());
@@ -96,7 +98,7 @@ async function loadVega(model) {
 }
 
 /** Draw a vega-lite spec into `el`; data for named datasets is passed in `datasets`. */
-async function embed(model, el, spec, datasets = {}) {
+export async function embed(model, el, spec, datasets = {}) {
   const { vegaEmbed } = await loadVega(model);
   const full = { ...spec, datasets: { ...(spec.datasets || {}), ...datasets } };
   // The default tooltip handler escapes HTML in values, so run names stay text.
@@ -104,19 +106,19 @@ async function embed(model, el, spec, datasets = {}) {
 }
 
 /** A plain <select> whose options are `values`; calls onPick(value). */
-function select(values, current, onPick, props = {}) {
+export function select(values, current, onPick, props = {}) {
   const el = h("select", props, values.map((v) => h("option", { value: v, selected: v === current }, v)));
   el.addEventListener("change", () => onPick(el.value));
   return el;
 }
 
 /** A run's colour as a small square; `color` comes from the kernel (nbtrack/colors.py). */
-function swatch(color) {
+export function swatch(color) {
   return h("span", { className: "nbt-swatch", style: `background:${color}` });
 }
 
 /** Seconds as the kernel's render.format_seconds writes them, whole seconds (it ticks). */
-function formatElapsed(seconds) {
+export function formatElapsed(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
@@ -128,7 +130,7 @@ function formatElapsed(seconds) {
  * Show the `message` trait in `el`; a few seconds later it fades and the page clears the
  * trait (so the same message, sent again, shows again). Returns a cleanup function.
  */
-function fadingMessage(model, el, seconds = 5) {
+export function fadingMessage(model, el, seconds = 5) {
   let timer = null;
   const show = () => {
     clearTimeout(timer);
@@ -147,11 +149,11 @@ function fadingMessage(model, el, seconds = 5) {
 }
 
 /** A button that runs `onClick` and is disabled when `enabled` is false. */
-function button(label, onClick, props = {}) {
+export function button(label, onClick, props = {}) {
   return h("button", { type: "button", className: "nbt-button", onClick, ...props }, label);
 }
 
-const NBT_STYLE = `
+export const NBT_STYLE = `
 .nbt { font: 12px/1.4 var(--jp-ui-font-family, system-ui, sans-serif); color: var(--jp-ui-font-color1, #1f2328); }
 .nbt-button { font: inherit; padding: 1px 8px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px;
   background: var(--jp-layout-color1, #fff); color: inherit; cursor: pointer; }
@@ -192,6 +194,7 @@ const NBT_STYLE = `
 .nbt-runs .nbt-pin-0 { left: 0; }
 .nbt-runs .nbt-pin-1 { left: var(--nbt-pin-left, 26px); box-shadow: 2px 0 2px -1px rgba(0,0,0,.12); }
 .nbt-runs tbody tr:hover td.nbt-pin { background: var(--jp-layout-color2, #f6f8fa); }
+.nbt-open-run { color: inherit; text-decoration: none; } .nbt-open-run:hover { text-decoration: underline; }
 .nbt-columns > summary { cursor: pointer; }
 .nbt-column-popup { position: absolute; right: 0; z-index: 10; min-width: 26em; max-width: 44em; padding: 6px 8px;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #ccc);
@@ -216,15 +219,15 @@ const NBT_STYLE = `
 `;
 
 /** Add the shared stylesheet once per page. */
-function ensureStyle() {
+export function ensureStyle() {
   if (document.getElementById("nbtrack-style")) return;
   document.head.append(h("style", { id: "nbtrack-style" }, NBT_STYLE));
 }
 
-function statusBadge(status) {
+export function statusBadge(status) {
   return h("span", { className: `nbt-badge nbt-status-${status}` }, status);
 }
 
-function staleBadge(reason) {
+export function staleBadge(reason) {
   return reason ? h("span", { className: "nbt-badge nbt-stale", title: reason }, "stale") : null;
 }

@@ -7,6 +7,10 @@
 //         pc_metric, scatter_x, scatter_y (the charts' choices); Python re-ranks and
 //         re-draws and sends the results back.
 
+import {
+  h, fill, choose, childSlot, embed, select, swatch, button, ensureStyle
+} from "./common.js";
+
 function headerRow(model, first) {
   return h("tr", {}, h("th", {}, first), model.get("runs").map((r) =>
     h("th", {}, h("span", { className: "nbt-swatch", style: `background:${r.color}` }), r.name)));

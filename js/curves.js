@@ -11,6 +11,8 @@
 // time (ms) follow each other, n of each. Data changes update the drawn view in place
 // (no re-embed), so a live chart keeps its hover state while points arrive.
 
+import { h, fill, choose, embed, select, ensureStyle } from "./common.js";
+
 function decodeRows(model) {
   const view = model.get("columns");
   if (!view || !view.byteLength) return [];

@@ -5,6 +5,8 @@
 //         uri}), answered (a reply arrived: the button is enabled again), error, message
 // writes: nothing directly; the Register button sends {kind: "register", model, artifact}
 
+import { h, fill, intent, button, ensureStyle } from "./common.js";
+
 let formCount = 0;
 
 function render({ model, el }) {

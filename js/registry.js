@@ -12,6 +12,8 @@
 //         {kind: "confirm", reason, force}, {kind: "cancel"}, {kind: "open_run", run_id},
 //         {kind: "close_detail"}, {kind: "refresh"}
 
+import { h, fill, intent, button, ensureStyle } from "./common.js";
+
 const REGISTRY_STYLE = `
 .nbt-stage-Production { background: #1a7f37; } .nbt-stage-Staging { background: #9a6700; }
 .nbt-stage-Archived { background: #6e7781; } .nbt-stage-None { background: #8c959f; }

@@ -8,9 +8,15 @@
 // writes: selected, visible, view, first_kind (the user's choices, validated by Python),
 //         message (cleared once it has faded)
 // intents: {kind: "filter", text}, {kind: "sort", column}, {kind: "page", page},
-//          {kind: "action", name, run_ids}, {kind: "close_detail"}
+//          {kind: "action", name, run_ids}, {kind: "close_detail"}, {kind: "open", run_id} (a
+//          click on a run's name)
 //
 // The name column is pinned: it stays in view while the table scrolls sideways.
+
+import {
+  h, fill, intent, choose, childSlot, select, swatch, fadingMessage, button, ensureStyle,
+  statusBadge, staleBadge
+} from "./common.js";
 
 function filterBox(model) {
   const input = h("input", {
@@ -125,7 +131,10 @@ function table(model) {
   row.cells.map((text, i) => {
     const column = visible[i];
     if (column === "status") return h("td", {}, statusBadge(text), " ", staleBadge(row.stale));
-    if (column === "name") return h("td", { title: text, className: `nbt-run-name ${pin(column)}` }, swatch(row.color), text);
+    if (column === "name") {
+      return h("td", { title: `${text}: open the run`, className: `nbt-run-name ${pin(column)}` }, swatch(row.color),
+        h("a", { href: "#", className: "nbt-open-run", onClick: (e) => { e.preventDefault(); intent(model, "open", { run_id: row.id }); } }, text));
+    }
     return h("td", { title: text }, text);
   })));
   return h("table", { className: "nbt-runs" }, h("thead", {}, head), h("tbody", {}, body));

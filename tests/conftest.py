@@ -11,6 +11,9 @@ from nbtrack.store import Store
 from nbtrack.tracking import fluent
 from nbtrack.tracking.session import Session, close_stores
 from notebook_helpers import prepare_kernel_environment
+from plugin_helpers import ensure_entry_points
+
+ensure_entry_points()  # before any test module imports MLflow
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

@@ -85,6 +85,7 @@ def test_metrics_of_predictions_log_into_the_fits_run(autologged, split) -> None
     assert sorted(contexts) == ["eval", "train"]  # X_test once, for its two predictions
 
 
+@pytest.mark.slow
 def test_data_passed_through_a_helper_is_named_where_it_was_defined(autologged, split) -> None:
     X_train, X_test, y_train, y_test = split
     model = _model().fit(X_train, y_train)
@@ -98,6 +99,7 @@ def test_data_passed_through_a_helper_is_named_where_it_was_defined(autologged, 
     assert "Pipeline_score_X_test" in run.data.metrics  # the first name bound to it
 
 
+@pytest.mark.slow
 def test_estimators_fitted_without_it_and_the_switch_log_nothing(autologged, split) -> None:
     X_train, X_test, y_train, y_test = split
     logged = _model().fit(X_train, y_train)

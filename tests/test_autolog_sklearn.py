@@ -59,6 +59,7 @@ def _artifacts(api, run_id: str) -> set[str]:
     return {r["path"] for r in store.records(run_id) if r["op"] == "artifact"}
 
 
+@pytest.mark.slow
 def test_a_classifier_fit_outside_a_run_gets_a_run_of_its_own(autologged) -> None:
     X, y = load_breast_cancer(return_X_y=True)
     model = LogisticRegression(max_iter=50)
@@ -305,6 +306,7 @@ TEXTS = ["good movie", "bad movie", "great film", "awful film", "good plot", "ba
 LABELS = [1, 0, 1, 0, 1, 0] * 5
 
 
+@pytest.mark.slow
 def test_a_vectorizers_token_params_are_ordinary_params(autologged) -> None:
     from sklearn.feature_extraction.text import CountVectorizer
 

@@ -244,6 +244,7 @@ def test_gc_dry_run_lists_the_deleted_runs_and_removes_nothing(populated) -> Non
     assert dropped[:8] in _process(store, "runs", "--deleted").stdout
 
 
+@pytest.mark.slow
 def test_gc_removes_deleted_runs_for_good_and_a_rebuild_does_not_bring_them_back(
     populated, tracking
 ) -> None:
@@ -298,6 +299,7 @@ def _deleted_run(tracking, name: str, days_ago: float, recorded: bool = True) ->
     return run.info.run_id
 
 
+@pytest.mark.slow
 def test_gc_older_than_removes_only_runs_deleted_that_long_ago(tracking, tmp_path) -> None:
     store = tmp_path / "store"
     old = _deleted_run(tracking, "old", 3)
@@ -331,6 +333,7 @@ def test_gc_run_ids_refuses_runs_that_are_not_deleted_and_removes_nothing(popula
     assert _gc_rows(removed.stdout) == {ids["dropped"]: "removed"}
 
 
+@pytest.mark.slow
 def test_gc_keeps_a_run_behind_a_registered_model_version(tracking, tmp_path) -> None:
     from model_helpers import logged_run
     from nbtrack import registry

@@ -316,7 +316,7 @@ WRITER = textwrap.dedent(
     import nbtrack
     import nbtrack.store.catalog as catalog
 
-    catalog.COMPACT_MIN_BYTES = 16 << 10  # rewrite catalog.json often while others read it
+    catalog.COMPACT_MIN_BYTES = 16 << 10  # rewrite the snapshot often while others read it
     store, worker, runs, barrier = sys.argv[1:5]
     worker, runs = int(worker), int(runs)
     nbtrack.set_tracking_uri(store)

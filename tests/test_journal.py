@@ -7,8 +7,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from nbtrack.store import records
 from nbtrack.store.journal import (
     Journal,
     TornRecordWarning,
@@ -241,3 +245,27 @@ def test_large_batch_round_trips(tmp_path: Path) -> None:
     assert math.isnan(values[12_345])
     finite = [v for i, v in enumerate(values) if i != 12_345]
     assert finite == [1.0 / (i + 1) for i in range(n) if i != 12_345]
+
+
+points_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -0.0])),
+        st.integers(min_value=-5, max_value=5),
+        st.floats(min_value=0, max_value=2e12, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=80,
+)
+
+
+@given(points_strategy)
+@settings(max_examples=300, deadline=None)
+@pytest.mark.slow
+def test_small_groups_pack_the_same_bytes_without_numpy(points) -> None:
+    """A key's few points are packed with struct: the records equal numpy's, byte for byte."""
+    fast = metric_records(_flat(points))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(records, "SMALL_GROUP", 0)
+        slow = metric_records(_flat(points))
+    assert orjson.dumps(fast) == orjson.dumps(slow)

@@ -419,6 +419,7 @@ class Scaler:
     """Not a PythonModel: what log_model refuses."""
 
 
+@pytest.mark.slow
 def test_python_model_round_trip_with_artifacts_code_and_config(tracking, tmp_path: Path) -> None:
     from python_models import Affine
 
@@ -456,6 +457,7 @@ def test_python_model_round_trip_with_artifacts_code_and_config(tracking, tmp_pa
         assert loaded.predict(frame, params={"other": 1})["y"].tolist() == expected.tolist()
 
 
+@pytest.mark.slow
 def test_params_the_signature_does_not_declare_are_ignored_as_mlflow_does(tracking) -> None:
     from python_models import Affine
 
@@ -468,6 +470,7 @@ def test_params_the_signature_does_not_declare_are_ignored_as_mlflow_does(tracki
     pd.testing.assert_frame_equal(ignored, loaded.predict(frame))
 
 
+@pytest.mark.slow
 def test_a_registered_python_model_loads_by_models_uri(tracking, tmp_path: Path) -> None:
     from python_models import Doubler
 
@@ -482,6 +485,7 @@ def test_a_registered_python_model_loads_by_models_uri(tracking, tmp_path: Path)
     assert (copy / "python_model.pkl").is_file() and (copy / "MLmodel").is_file()
 
 
+@pytest.mark.slow
 def test_python_model_package_is_verified_before_unpickling(tracking) -> None:
     from python_models import Affine
 
@@ -493,6 +497,7 @@ def test_python_model_package_is_verified_before_unpickling(tracking) -> None:
         tracking.pyfunc.load_model(info.model_uri)
 
 
+@pytest.mark.slow
 def test_a_function_is_a_python_model_and_predict_may_omit_the_context(tracking) -> None:
     from python_models import Doubler, double
 
@@ -504,6 +509,7 @@ def test_a_function_is_a_python_model_and_predict_may_omit_the_context(tracking)
         assert tracking.pyfunc.load_model(info.model_uri).predict(frame)["x"].tolist() == [2, 8]
 
 
+@pytest.mark.slow
 def test_same_named_artifacts_are_kept_apart_as_mlflow_does(tracking, tmp_path: Path) -> None:
     from python_models import Affine
 

@@ -142,6 +142,7 @@ def test_signature_from_a_dataframe_example_and_the_example_saved(tracking) -> N
     assert info.signature.outputs == Schema([TensorSpec("int64", (-1,))])  # from predicting
 
 
+@pytest.mark.slow
 def test_signature_from_a_numpy_example(tracking) -> None:
     X, _ = iris()
     array = X.to_numpy()[:4]
@@ -176,6 +177,7 @@ def test_predict_enforces_a_column_signature(tracking) -> None:
         loaded.predict(X.to_numpy())
 
 
+@pytest.mark.slow
 def test_predict_enforces_a_tensor_signature(tracking) -> None:
     X, _ = iris()
     array = X.to_numpy()
@@ -197,6 +199,7 @@ def test_predict_enforces_a_tensor_signature(tracking) -> None:
     assert f"cloudpickle=={metadata.version('cloudpickle')}" in requirements
 
 
+@pytest.mark.slow
 def test_real_mlflow_loads_a_generic_package_through_nbtracks_loader(tracking) -> None:
     import mlflow.pyfunc
 

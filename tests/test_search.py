@@ -1039,6 +1039,7 @@ def test_filters_match_real_mlflow(mlflow_store):
 
 
 @_mlflow_warnings
+@pytest.mark.slow
 def test_order_by_matches_real_mlflow(mlflow_store):
     client, experiment_id, rows, names = mlflow_store
     for order_by in CROSS_ORDERS:

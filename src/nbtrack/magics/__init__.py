@@ -72,6 +72,7 @@ class TrackMagics(Magics):
         self.cells_tracked = False
         self._session_run: ActiveRun | None = None
         self._cell_run: ActiveRun | None = None
+        self.tracked_run: ActiveRun | None = None  # a %%track cell's run while it executes
         # Provenance: every cell this kernel runs, so each run records the cells it
         # depends on and whether they were stale (capture/trace.py). Cells run before
         # the extension was loaded come from IPython's input history.
@@ -113,12 +114,14 @@ class TrackMagics(Magics):
     def _track_cell(self, line: str, cell: str) -> Any:
         __tracebackhide__ = True
         args = _cell_parser().parse_args(shlex.split(line))
-        run = self._start_cell_run(args, cell)
+        run = self.tracked_run = self._start_cell_run(args, cell)
         try:
             value = self._execute(cell)
         except BaseException as error:
+            self.tracked_run = None
             self._finish_cell_run(run, args, cell, error)
             raise
+        self.tracked_run = None
         self._finish_cell_run(run, args, cell, None)
         return value
 
@@ -500,6 +503,26 @@ def _prefetch_environment() -> None:
     from nbtrack.capture import environment
 
     environment.prefetch()
+
+
+def extension_loaded() -> bool:
+    """Whether ``%load_ext nbtrack`` is in effect in this process."""
+    return _magics is not None
+
+
+def running_cell_record() -> dict[str, Any] | None:
+    """The journal record of the cell the kernel is running, for a run that other code
+    starts in it (MLflow's own ``start_run``, through nbtrack's MLflow plugin); None
+    outside a cell or without the extension."""
+    if _magics is None or _magics._count_before_cell is None:
+        return None
+    return _magics._cell_record(_magics.cell_source)
+
+
+def tracked_cell_run() -> ActiveRun | None:
+    """The run of the ``%%track`` cell executing now, if any: MLflow's ``start_run`` in it
+    joins this run (nbtrack's MLflow plugin) instead of starting a second one."""
+    return _magics.tracked_run if _magics is not None else None
 
 
 def track_cells(on: bool = True) -> None:

@@ -32,8 +32,8 @@ class ModelSource(NamedTuple):
     version: dict[str, Any] | None  # the registry's version row for models:/ URIs
 
 
-def resolve(uri: str) -> ModelSource:
-    """Find what ``uri`` names in the current store.
+def resolve(uri: str, store: Store | None = None) -> ModelSource:
+    """Find what ``uri`` names in ``store`` (None: the fluent API's current store).
 
     Raises
     ------
@@ -45,9 +45,9 @@ def resolve(uri: str) -> ModelSource:
     if not isinstance(uri, str) or not uri:
         raise InvalidParameterError(f"Invalid model URI {uri!r}: expected a non-empty string.")
     if uri.startswith("runs:"):
-        return _from_run(uri)
+        return _from_run(uri, store)
     if uri.startswith("models:"):
-        return _from_registry(uri)
+        return _from_registry(uri, store)
     parsed = urlparse(uri)
     if parsed.scheme and parsed.scheme != "file" and len(parsed.scheme) > 1:
         raise InvalidParameterError(
@@ -70,11 +70,11 @@ def split_runs_uri(uri: str) -> tuple[str, str]:
     return run, relative_path(path.strip("/"), "artifact path")
 
 
-def _from_run(uri: str) -> ModelSource:
+def _from_run(uri: str, store: Store | None) -> ModelSource:
     from nbtrack.tracking.artifacts import files_under
     from nbtrack.tracking.fluent import current_store
 
-    store = current_store()
+    store = store or current_store()
     ref, path = split_runs_uri(uri)
     run_id = store.resolve_run(ref)["run_id"]
     files = files_under(store, run_id, path)
@@ -98,13 +98,13 @@ def split_models_uri(uri: str) -> tuple[str, str]:
     return name, ref.strip("/")
 
 
-def _from_registry(uri: str) -> ModelSource:
+def _from_registry(uri: str, store: Store | None) -> ModelSource:
     from nbtrack.models import registry_link
     from nbtrack.tracking.fluent import current_store
 
     name, ref = split_models_uri(uri)
     row = registry_link.lookup(name, ref)
-    store = current_store()
+    store = store or current_store()
     path = store.artifact_dir(row["run_id"]) / row["artifact_path"]
     return ModelSource(uri, path, dict(row["files"]), row["run_id"], row["artifact_path"], row)
 

@@ -210,7 +210,7 @@ def _package(model_uri: str) -> dict[str, Any]:
     from nbtrack.models.mlmodel import MLMODEL_FILE, Model
     from nbtrack.models.source import resolve
 
-    source = resolve(model_uri)
+    source = resolve(model_uri, acting_store())
     if source.files is None or source.run_id is None:
         raise InvalidParameterError(
             f"Cannot register {model_uri!r}: register a model logged to a run "

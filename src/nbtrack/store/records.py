@@ -17,16 +17,20 @@ input        ``dataset`` (name, digest, source_type, source, schema, profile) an
 environment  ``digest`` of the session's environment file (``environments/<digest>.json``)
 trace        the cells executed before the run: ``session``, ``cells`` (how many), the
              ``slice`` the run depends on (cells with source), ``stale`` (a reason or None)
+model        a model logged in the run as MLflow 3 records one (its LoggedModel): ``model_id``
+             and the fields set or changed (``name``, ``status``, ``tags`` merged, ``untag``,
+             ``params``, ``output_step``...); later records of a model_id update earlier ones
 ===========  =================================================================
 """
 
 from __future__ import annotations
 
 import base64
+import struct
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from nbtrack.store.journal import decode_float, encode_float
-from nbtrack.store.rows import Patch
+from nbtrack.store.rows import Patch, nan_as_zero
 
 if TYPE_CHECKING:
     import numpy as np
@@ -121,6 +125,11 @@ def trace_record(**fields: Any) -> Record:
     return {"op": "trace", **fields}
 
 
+def model_record(model_id: str, **fields: Any) -> Record:
+    """A logged model's fields, new or changed (the MLflow plugin's LoggedModel)."""
+    return {"op": "model", "model_id": model_id, **fields}
+
+
 def line_prefix(op: str) -> bytes:
     """The bytes every journal line of kind ``op`` starts with."""
     return b'{"op":"' + op.encode("ascii") + b'"'
@@ -153,6 +162,8 @@ def to_patch(record: dict[str, Any]) -> Patch | None:
         return {"set": {"environment": record["digest"]}}
     if op == "trace":
         return {"set": {"stale": record["stale"]}} if record.get("stale") else None
+    if op == "model":  # the models stay in the journal; the row says there are some
+        return {"set": {"logged_models": True}}
     return None
 
 
@@ -161,11 +172,10 @@ def metric_records(buffer: list) -> list[dict[str, Any]]:
 
     Columns are packed little-endian (``step``, ``time``: int64; ``value``: float64) and
     base64-encoded, so NaN and infinities survive, and a million points cost one
-    memcpy to read back instead of a million float parses. numpy does the packing.
+    memcpy to read back instead of a million float parses. numpy does the packing (struct,
+    for a key's few points).
     Each record also names its ``latest`` point, so folding a journal never unpacks.
     """
-    import numpy as np
-
     keys = buffer[0::POINT_WIDTH]
     values, steps, times = buffer[1::POINT_WIDTH], buffer[2::POINT_WIDTH], buffer[3::POINT_WIDTH]
     if len(set(keys)) == 1:  # the usual batch: one metric in a loop
@@ -174,6 +184,11 @@ def metric_records(buffer: list) -> list[dict[str, Any]]:
         groups = _group_by_key(keys, values, steps, times)
     records = []
     for key, (key_values, key_steps, key_times) in groups.items():
+        if len(key_values) <= SMALL_GROUP:
+            records.append(_small_record(key, key_values, key_steps, key_times))
+            continue
+        import numpy as np
+
         columns = (
             np.asarray(key_steps, dtype="<i8"),
             np.asarray(key_values, dtype="<f8"),
@@ -192,6 +207,29 @@ def metric_records(buffer: list) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+# Up to this many points of one key are packed without numpy, whose per-array overhead
+# dominates small batches (a run's handful of final metrics); the bytes are the same.
+SMALL_GROUP = 32
+
+
+def _small_record(key: str, values: list, steps: list, times: list) -> dict[str, Any]:
+    """:func:`metric_records`' record for one key's few points, packed with ``struct``."""
+    count = len(values)
+    steps = [int(s) for s in steps]
+    times = [int(float(t)) for t in times]  # ms, truncated as numpy's astype does
+    ranked = [(s, t, nan_as_zero(v)) for s, t, v in zip(steps, times, values, strict=True)]
+    at = max(range(count), key=ranked.__getitem__)  # the first of equal maxima, as argmax
+    return {
+        "op": "metrics",
+        "key": key,
+        "n": count,
+        "latest": [encode_float(float(values[at])), int(steps[at]), times[at]],
+        "step": _encode(struct.pack(f"<{count}q", *steps)),
+        "value": _encode(struct.pack(f"<{count}d", *values)),
+        "time": _encode(struct.pack(f"<{count}q", *times)),
+    }
 
 
 def metric_columns(record: dict[str, Any]) -> MetricColumns:
@@ -233,7 +271,11 @@ def _group_by_key(keys: list, values: list, steps: list, times: list) -> dict[st
 
 
 def _pack(column: Any) -> str:
-    return base64.b64encode(column.tobytes()).decode("ascii")
+    return _encode(column.tobytes())
+
+
+def _encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _unpack(text: str, dtype: str) -> Any:

@@ -41,6 +41,7 @@ class RunRow(TypedDict, total=False):
     stale: str  # why the notebook's state was stale when the run started
     remote: dict[str, Any]  # a run pulled from a tracking server (read-only): server, ...
     synced: dict[str, str]  # a local run pushed to tracking servers: server -> remote run id
+    logged_models: bool  # the journal holds MLflow logged-model records (mlflow_plugin)
 
 
 class Patch(TypedDict, total=False):

@@ -254,17 +254,20 @@ class Store:
             return existing
 
     def update_experiment(self, experiment_id: str, **fields: Any) -> None:
-        """Change an experiment's name, lifecycle_stage or tags (``tags=`` merges)."""
+        """Change an experiment's name, lifecycle_stage or tags (``tags=`` merges,
+        ``untag=`` a list of keys removes)."""
         with self.lock:
             self.get_experiment(experiment_id)
             if "name" in fields:
                 other = self.get_experiment_by_name(fields["name"])
                 if other is not None and other["experiment_id"] != experiment_id:
                     raise InvalidParameterError(f"Experiment '{fields['name']}' already exists.")
-            tags = fields.pop("tags", None)
+            tags, untag = fields.pop("tags", None), fields.pop("untag", None)
             patch: dict[str, Any] = {"set": {**fields, "last_update_time": _now_ms()}}
             if tags:
                 patch["tags"] = tags
+            if untag:
+                patch["untag"] = list(untag)
             self._append_experiment(experiment_id, patch)
 
     def _append_experiment(self, experiment_id: str, patch: dict[str, Any]) -> None:

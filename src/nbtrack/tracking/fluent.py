@@ -60,7 +60,9 @@ def use_session(session: Session) -> Iterator[Session]:
 
 
 def set_tracking_uri(uri: str | os.PathLike[str]) -> None:
-    """Use the store in a folder (a path or a ``file:`` URI); it is created on first use."""
+    """Use the store in a folder (a path, a ``file:`` URI, or an ``nbtrack:`` URI as MLflow
+    code names it: ``nbtrack:///absolute/path``, ``nbtrack:relative/path``, ``nbtrack:`` for
+    the default store); it is created on first use."""
     _session.set_tracking_uri(uri)
 
 

@@ -29,6 +29,7 @@ from nbtrack.tracking.names import random_run_name
 from nbtrack.validation import check_experiment_name, check_tag_value
 
 DEFAULT_STORE_DIR = ".nbtrack"
+NBTRACK_SCHEME = "nbtrack"  # tracking URIs nbtrack:///abs/path, nbtrack:rel/path, nbtrack:
 
 StartHook = Callable[["ActiveRun", bool], None]  # (run, resumed), once the run is active
 EndHook = Callable[[str, str], None]  # (run_id, status), before the store finishes it
@@ -144,11 +145,11 @@ class Session:
         return self.store_path.as_uri()
 
     def set_tracking_uri(self, uri: str | os.PathLike[str]) -> None:
-        path = path_from_uri(uri)
+        path = path_from_uri(uri)  # None: the default store, looked up on each use
         if self.active:
             raise RunStateError(
                 f"Run '{self.active[-1].run_id}' is active; end it before switching to "
-                f"store {path}."
+                f"store {path or os.fspath(uri)}."
             )
         self._path = path
         self._experiment_id = None  # ids belong to a store; the name is looked up anew
@@ -266,6 +267,17 @@ class Session:
         for record in found.records:
             writer.write(record)
         return writer
+
+    def adopt(self, writer: RunWriter, resumed: bool = False) -> ActiveRun:
+        """Open here, not active, a run another API created or resumed (MLflow's own
+        ``start_run``, through nbtrack's plugin): the start hooks run as for
+        :meth:`start_run`, and :meth:`end` ends it as any run started here."""
+        run = ActiveRun(self, writer)
+        with self._lock:
+            self._open[run.run_id] = run
+            self.last_run_id = run.run_id
+        self._call([*context.start_observers(), *self.run_start_hooks], run, resumed)
+        return run
 
     def detach(self, run: ActiveRun) -> None:
         """Take a run off the active stack but keep it open here (a parent that is never
@@ -440,16 +452,26 @@ def open_stores() -> list[Store]:
     return list(_stores.values())
 
 
-def path_from_uri(uri: str | os.PathLike[str]) -> Path:
-    """A store folder from a path or a ``file:`` URI."""
+def path_from_uri(uri: str | os.PathLike[str]) -> Path | None:
+    """A store folder from a path, a ``file:`` URI or an ``nbtrack:`` URI
+    (``nbtrack:///absolute/path``, ``nbtrack:relative/path``); None for ``nbtrack:`` alone,
+    which names the default store."""
     text = os.fspath(uri)
     parsed = urlparse(text)
     if parsed.scheme == "file":
         return Path(unquote(parsed.netloc + parsed.path) or ".").expanduser().resolve()
+    if parsed.scheme == NBTRACK_SCHEME:
+        if parsed.netloc:
+            raise InvalidParameterError(
+                f"Tracking URI {text!r} names a host; nbtrack stores are folders on this "
+                "machine: write nbtrack:///absolute/path or nbtrack:relative/path."
+            )
+        path = unquote(parsed.path)
+        return Path(path).expanduser().resolve() if path else None
     if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter scheme is a Windows drive
         raise InvalidParameterError(
             f"Tracking URI {text!r} is not supported: nbtrack stores runs in a folder. "
-            "Pass a folder path or a file: URI."
+            "Pass a folder path, a file: URI or an nbtrack: URI."
         )
     return Path(text).expanduser().resolve()
 
@@ -457,4 +479,4 @@ def path_from_uri(uri: str | os.PathLike[str]) -> Path:
 @functools.lru_cache(maxsize=16)
 def _resolved(uri: str, cwd: str) -> Path:
     """A relative store path is relative to the working directory, hence the key."""
-    return path_from_uri(uri)
+    return path_from_uri(uri) or _resolved(DEFAULT_STORE_DIR, cwd)

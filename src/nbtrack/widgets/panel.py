@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import pkgutil
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -35,15 +36,23 @@ def _js_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[3] / "js"
 
 
+# The panels import the shared helpers (``import { h, fill } from "./common.js";``), as the
+# JupyterLab extension's bundler resolves them; common.js exports each one.
+_IMPORT = re.compile(r'^import \{[^}]*\} from "\./common\.js";\n', re.MULTILINE)
+_EXPORT = re.compile(r"^export (?=(?:async function|function|const) )", re.MULTILINE)
+
+
 @functools.cache
 def esm(name: str) -> str:
     """A panel's ES module: the shared helpers (common.js) followed by the panel's own file.
 
     anywidget loads a module from a blob URL, where relative imports cannot resolve, so
-    the helpers are prepended instead of imported.
+    the helpers are inlined in front of the panel (their ``export`` dropped) and the
+    panel's import of them removed.
     """
     folder = _js_dir()
-    return "\n".join((folder / f).read_text("utf-8") for f in (*JS_FILES, name))
+    shared = [_EXPORT.sub("", (folder / f).read_text("utf-8")) for f in JS_FILES]
+    return "\n".join([*shared, _IMPORT.sub("", (folder / name).read_text("utf-8"))])
 
 
 def module(name: str) -> traitlets.Unicode:

@@ -29,6 +29,7 @@ from nbtrack.registry.names import check_alias, check_version, identity
 from nbtrack.registry.queries import using_store
 from nbtrack.registry.render import registry_view
 from nbtrack.render import format_time, format_value
+from nbtrack.store import Store
 from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
@@ -51,8 +52,9 @@ class RegistryPanel(Panel):
     pending = traitlets.Dict().tag(sync=True)  # the prepared transition, {} when none
     detail = traitlets.Dict().tag(sync=True)  # an opened run: {run_id, title, sections}
 
-    def __init__(self, name: str | None = None) -> None:
-        self._store = fluent.current_store()  # the panel stays on its store, whatever comes later
+    def __init__(self, name: str | None = None, store: Store | None = None) -> None:
+        # The panel stays on its store, whatever comes later.
+        self._store = store or fluent.current_store()
         self._ids = itertools.count(1)
         self._fingerprint = file_signature(self._registry_path())
         with self._store.registry.reading() as state:

@@ -36,6 +36,7 @@ from nbtrack.widgets.panel import Action, Panel, module
 if TYPE_CHECKING:
     import numpy as np
 
+    from nbtrack.store import Store
     from nbtrack.store.query import RunHits
 
 FIXED_COLUMNS = ["name", "status", "start", "duration"]  # "name" always first and shown
@@ -103,12 +104,14 @@ class RunTable(Panel):
         experiment_ids: Sequence[str] | None = None,
         search_all_experiments: bool = False,
         page_size: int = 25,
+        store: Store | None = None,
     ) -> None:
         if experiment_ids is None and not search_all_experiments:
             # Pin the experiment: a later set_experiment must not change what this shows.
             experiment_ids = [fluent.default_session().experiment_id]
         self._experiment_ids = set(experiment_ids) if experiment_ids else None
-        self.store = fluent.current_store()  # the table stays on its store, whatever comes later
+        # The table stays on its store, whatever comes later.
+        self.store = store or fluent.current_store()
         self._matched = self._search(filter_string, "active")  # a bad filter raises here
         self._fingerprint = _catalog_fingerprint(self.store.root)
         sort_by, descending = _sort_from(order_by)
@@ -267,6 +270,8 @@ class RunTable(Panel):
             self.sort(str(content.get("column", "")))
         elif kind == "page":
             self.page = max(0, int(content.get("page", 0)))
+        elif kind == "open":  # a click on a run's name: the run in full, below the table
+            self.open_run(str(content.get("run_id", "")))
         elif kind == "close_detail":
             self.detail = None
             self.detail_title = self.detail_text = ""
@@ -275,6 +280,13 @@ class RunTable(Panel):
             self.run_action(str(content.get("name", "")), run_ids)
         else:
             super().handle_intent(kind, content)
+
+    def open_run(self, run_id: str) -> None:
+        """Show one run in full (its details card) in the table's detail area."""
+        from nbtrack.widgets.details import details_card
+
+        self.error = ""
+        self.show_result(details_card(self.store, self.store.get_run(run_id)["run_id"]))
 
     def show_result(self, result: Any) -> None:
         if isinstance(result, ipywidgets.Widget):
