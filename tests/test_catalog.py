@@ -332,3 +332,26 @@ def test_a_schema_1_catalog_is_migrated_when_the_store_opens(store_dir: Path) ->
     assert _meta(store_dir)["schema"] == catalog_module.SCHEMA_VERSION
     with Store(store_dir) as store:  # and again, from the new snapshot alone
         assert store.get_run(writer.run_id)["tags"]["late"] == "2"
+
+
+def test_remove_drops_rows_from_the_snapshot_and_from_the_log_for_every_reader(
+    tmp_path: Path,
+) -> None:
+    writer, reader = _catalog(tmp_path), _catalog(tmp_path)
+    for run_id in ("old", "kept"):
+        writer.stage("runs", run_id, {"set": {"status": "FINISHED"}})
+    writer.commit()
+    writer.compact()  # "old" and "kept" are in the snapshot...
+    writer.stage("runs", "new", {"set": {"status": "FINISHED"}}, new=True)
+    writer.stage("runs", "kept", {"params": {"lr": "0.1"}})
+    writer.commit()  # ... "new" and kept's param only in the log
+    assert sorted(reader.run_ids()) == ["kept", "new", "old"]
+
+    writer.remove("runs", ["old", "new"])
+
+    for catalog in (writer, reader, _catalog(tmp_path)):
+        assert sorted(catalog.run_ids()) == ["kept"]
+        assert catalog.get("runs", "old") is None and catalog.get("runs", "new") is None
+        assert catalog.get("runs", "kept") == {"status": "FINISHED", "params": {"lr": "0.1"}}
+        assert len(catalog.run_columns()) == 1
+    assert (tmp_path / CHANGELOG_NAME).stat().st_size == 0  # folded into the new snapshot

@@ -320,9 +320,6 @@ class CatalogStorage(Storage):
             for doc_id in gone:
                 self._staged.pop((table, doc_id), None)
             if table == RUNS:
-                for doc_id in gone:
-                    self._committed.pop(doc_id, None)
-                self._fresh -= gone
                 self._compact(drop=gone)
             else:
                 docs = self._tables.get(table, {})
@@ -629,7 +626,7 @@ class CatalogStorage(Storage):
             runs = _columns().from_rows({i: row for i, row in kept if i not in drop})
         meta = self._tables.get(META_TABLE, {}).get(META_ID, {})
         self._write_snapshot(self._tables, runs, self._generation + 1, meta)
-        self._fresh -= set(changed)  # the new snapshot holds them
+        self._fresh -= {*changed, *drop}  # the new snapshot holds them, or is without them
 
     def _write_snapshot(
         self, tables: Tables, runs: RunColumns, generation: int, meta: dict[str, Any]
