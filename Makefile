@@ -51,12 +51,14 @@ format: $(DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks: the core side by side with MLflow (sqlite), the panels, provenance.
+## Benchmarks: the core side by side with MLflow (sqlite), the panels, provenance, and a
+## store of 100,000 runs.
 bench: $(DEV)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_panels.py
 	$(BIN)/python benchmarks/bench_provenance.py
 	$(BIN)/python benchmarks/bench_labext.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 ## Open the notebooks in JupyterLab.
 lab: $(LAB)

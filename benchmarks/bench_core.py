@@ -402,8 +402,8 @@ def wl_a(cfg: dict, ws: Workspace, res: Results) -> None:
         Row(
             "a",
             "log_metric, p95 of batch means",
-            _pct(per_call, 95) / 1e9,
-            _pct(ml_calls, 95) / 1e9,
+            percentile(per_call, 95) / 1e9,
+            percentile(ml_calls, 95) / 1e9,
         ),
     ]
     res.raw["a"] = {
@@ -413,7 +413,7 @@ def wl_a(cfg: dict, ws: Workspace, res: Results) -> None:
     }
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
@@ -483,7 +483,7 @@ def wl_b(cfg: dict, ws: Workspace, res: Results) -> None:
             limit=1.5,
             na=flat_na,
         ),
-        Row("b", "per run, p95", _pct(nb, 95), _pct(ml, 95)),
+        Row("b", "per run, p95", percentile(nb, 95), percentile(ml, 95)),
         Row("b", "per run, max", max(nb), max(ml)),
     ]
     res.raw["b"] = {"nbtrack_s_per_run": nb, "mlflow_s_per_run": ml}
@@ -566,7 +566,7 @@ def wl_c(cfg: dict, ws: Workspace, res: Results) -> None:
     targets = {1_000: 20e-3, 10_000: 150e-3}
     for size in sizes:
         nb = median(nb_times[size])
-        ml, ml_note = _mlflow_at(size, {s: median(t) for s, t in ml_times.items()})
+        ml, ml_note = mlflow_at(size, {s: median(t) for s, t in ml_times.items()})
         limit = targets.get(size)
         res.rows.append(
             Row(
@@ -603,7 +603,7 @@ def wl_c(cfg: dict, ws: Workspace, res: Results) -> None:
     }
 
 
-def _mlflow_at(size: int, measured: dict[int, float]) -> tuple[float | None, str]:
+def mlflow_at(size: int, measured: dict[int, float]) -> tuple[float | None, str]:
     if size in measured:
         return measured[size], ""
     points = sorted(measured)
@@ -1179,8 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
             "workloads": selected,
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-            "mlflow": _version("mlflow"),
-            "nbtrack": _version("nbtrack"),
+            "mlflow": version_of("mlflow"),
+            "nbtrack": version_of("nbtrack"),
         }
     )
     # Both libraries are loaded up front so every in-process measurement sees the same heap.
@@ -1245,7 +1245,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if (args.strict and fails) else 0
 
 
-def _version(name: str) -> str:
+def version_of(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -11,8 +11,10 @@ from tinydb.storages import MemoryStorage
 
 from nbtrack.errors import StoreError
 from nbtrack.store import catalog as catalog_module
-from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, CatalogStorage
+from nbtrack.store import columns
+from nbtrack.store.catalog import CHANGELOG_NAME, LEGACY_NAME, SNAPSHOT_NAME, CatalogStorage
 from nbtrack.store.locking import StoreLock
+from nbtrack.store.snapshot import Snapshot, encode
 
 
 def _catalog(root: Path) -> CatalogStorage:
@@ -22,7 +24,7 @@ def _catalog(root: Path) -> CatalogStorage:
 
 
 def _meta(root: Path) -> dict:
-    return orjson.loads((root / SNAPSHOT_NAME).read_bytes())["_meta"]["1"]
+    return Snapshot(root / SNAPSHOT_NAME).tables["_meta"]["1"]
 
 
 def test_stage_is_visible_at_once_and_commit_to_another_reader(tmp_path: Path) -> None:
@@ -139,10 +141,9 @@ def test_nonfinite_latest_metrics_survive_the_log_and_a_snapshot(tmp_path: Path)
     got = _catalog(tmp_path).get("runs", "r")["metrics"]
     assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
 
-    writer.write(writer.read())  # fold into catalog.json
+    writer.write(writer.read())  # fold into the snapshot
     got = _catalog(tmp_path).get("runs", "r")["metrics"]
     assert got["n"][0] != got["n"][0] and got["i"][0] == float("-inf")
-    assert b"null" not in (tmp_path / SNAPSHOT_NAME).read_bytes()
 
 
 def test_nonfinite_metrics_of_a_whole_row_set_by_a_patch_survive_the_log(tmp_path: Path) -> None:
@@ -221,8 +222,15 @@ def test_torn_log_record_is_ignored_and_cut_by_the_next_commit(tmp_path: Path) -
 
 
 def test_snapshot_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    snapshot = {"_meta": {"1": {"schema": 99, "generation": 1}}, "runs": {}}
-    (tmp_path / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
+    snapshot = b"".join(encode(99, 1, {"_meta": {"1": {"schema": 99}}}, columns.empty()))
+    (tmp_path / SNAPSHOT_NAME).write_bytes(snapshot)
+    with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
+        _catalog(tmp_path).documents("runs")
+
+
+def test_legacy_catalog_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    legacy = {"_meta": {"1": {"schema": 99, "generation": 1}}, "runs": {}}
+    (tmp_path / LEGACY_NAME).write_bytes(orjson.dumps(legacy))
     with pytest.raises(StoreError, match=r"schema 99.*Upgrade nbtrack"):
         _catalog(tmp_path).documents("runs")
 
@@ -231,9 +239,10 @@ def test_store_refuses_a_snapshot_from_a_newer_schema(store_dir: Path) -> None:
     from nbtrack.store import Store
 
     store_dir.mkdir(parents=True)
-    snapshot = {"_meta": {"1": {"schema": 2, "generation": 1}}, "experiments": {}}
-    (store_dir / SNAPSHOT_NAME).write_bytes(orjson.dumps(snapshot))
-    with pytest.raises(StoreError, match="schema 2"):
+    newer = catalog_module.SCHEMA_VERSION + 1
+    snapshot = b"".join(encode(newer, 1, {"experiments": {}}, columns.empty()))
+    (store_dir / SNAPSHOT_NAME).write_bytes(snapshot)
+    with pytest.raises(StoreError, match=f"schema {newer}"):
         Store(store_dir)
 
 
@@ -247,10 +256,9 @@ def test_snapshot_write_is_atomic(tmp_path: Path) -> None:
     # Replaced by a rename (a new file), not rewritten in place.
     assert (tmp_path / SNAPSHOT_NAME).stat().st_ino != first_inode
     leftovers = sorted(p.name for p in tmp_path.iterdir())
-    assert leftovers == sorted([SNAPSHOT_NAME, CHANGELOG_NAME, "store.lock"])
-    data = orjson.loads((tmp_path / SNAPSHOT_NAME).read_bytes())
-    assert data["runs"]["r"] == {"v": 2}
-    assert data["_meta"]["1"]["schema"] == catalog_module.SCHEMA_VERSION
+    assert leftovers == sorted([SNAPSHOT_NAME, LEGACY_NAME, CHANGELOG_NAME, "store.lock"])
+    assert Snapshot(tmp_path / SNAPSHOT_NAME).runs().get("r") == {"v": 2}
+    assert _meta(tmp_path)["schema"] == catalog_module.SCHEMA_VERSION
 
 
 def test_store_db_works_as_tinydb(store) -> None:
@@ -287,3 +295,63 @@ def test_store_db_does_not_change_other_tinydb_databases(store) -> None:
     other.insert({"a": 1})
     other.insert({"a": 2})
     assert [doc.doc_id for doc in other.all()] == [1, 2]  # TinyDB's int ids, untouched
+
+
+def test_a_schema_1_catalog_is_migrated_when_the_store_opens(store_dir: Path) -> None:
+    from nbtrack.store import Store
+    from nbtrack.store.rows import to_disk
+
+    with Store(store_dir) as store:
+        experiment = store.create_experiment("old")
+        writer = store.create_run(experiment, run_name="before", user_id="u", tags={"t": "1"})
+        store.log_params(writer.run_id, {"p": "1"})
+        store.log_points(writer.run_id, ["m", float("nan"), 0, 1.0])
+        store.finish_run(writer.run_id, "FINISHED")
+        store.flush()
+        tables = store.catalog.read()
+        expected = {row["run_id"]: row for row in store.runs()}
+    # The catalog as nbtrack wrote it before schema 2: one JSON file, plus its change log.
+    legacy = {
+        name: {doc_id: to_disk(doc) for doc_id, doc in table.items()}
+        for name, table in tables.items()
+        if name != "_meta"
+    }
+    legacy["_meta"] = {"1": {"schema": 1, "generation": 3}}
+    (store_dir / LEGACY_NAME).write_bytes(orjson.dumps(legacy))
+    (store_dir / SNAPSHOT_NAME).unlink()
+    later = {"gen": 3, "table": "runs", "id": writer.run_id, "patch": {"tags": {"late": "2"}}}
+    (store_dir / CHANGELOG_NAME).write_bytes(orjson.dumps(later) + b"\n")
+
+    with Store(store_dir) as store:
+        rows = {row["run_id"]: row for row in store.runs()}
+        assert rows.keys() == expected.keys()
+        assert rows[writer.run_id]["tags"] == {**expected[writer.run_id]["tags"], "late": "2"}
+        assert rows[writer.run_id]["metrics"]["m"][0] != rows[writer.run_id]["metrics"]["m"][0]
+        assert [e["name"] for e in store.experiments()] == ["Default", "old"]
+    assert (store_dir / LEGACY_NAME).read_bytes() == catalog_module.LEGACY_STUB
+    assert _meta(store_dir)["schema"] == catalog_module.SCHEMA_VERSION
+    with Store(store_dir) as store:  # and again, from the new snapshot alone
+        assert store.get_run(writer.run_id)["tags"]["late"] == "2"
+
+
+def test_remove_drops_rows_from_the_snapshot_and_from_the_log_for_every_reader(
+    tmp_path: Path,
+) -> None:
+    writer, reader = _catalog(tmp_path), _catalog(tmp_path)
+    for run_id in ("old", "kept"):
+        writer.stage("runs", run_id, {"set": {"status": "FINISHED"}})
+    writer.commit()
+    writer.compact()  # "old" and "kept" are in the snapshot...
+    writer.stage("runs", "new", {"set": {"status": "FINISHED"}}, new=True)
+    writer.stage("runs", "kept", {"params": {"lr": "0.1"}})
+    writer.commit()  # ... "new" and kept's param only in the log
+    assert sorted(reader.run_ids()) == ["kept", "new", "old"]
+
+    writer.remove("runs", ["old", "new"])
+
+    for catalog in (writer, reader, _catalog(tmp_path)):
+        assert sorted(catalog.run_ids()) == ["kept"]
+        assert catalog.get("runs", "old") is None and catalog.get("runs", "new") is None
+        assert catalog.get("runs", "kept") == {"status": "FINISHED", "params": {"lr": "0.1"}}
+        assert len(catalog.run_columns()) == 1
+    assert (tmp_path / CHANGELOG_NAME).stat().st_size == 0  # folded into the new snapshot

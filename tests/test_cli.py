@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
+from catalog_helpers import edit_catalog
 from model_helpers import store_path
 from nbtrack.cli import main
 from nbtrack.errors import InvalidParameterError
@@ -159,10 +159,11 @@ def test_doctor_healthy_and_unhealthy_and_rebuild(populated, capsys) -> None:
 
     code, out, _ = _cli(capsys, store, "doctor", "--rebuild")  # folds the log into the snapshot
     assert code == 0 and "catalog rebuilt from the journals" in out
-    snapshot = store / "catalog.json"
-    data = orjson.loads(snapshot.read_bytes())
-    data["runs"][ids["beta"]]["status"] = "FAILED"
-    snapshot.write_bytes(orjson.dumps(data))
+
+    def tamper(data: dict) -> None:
+        data["runs"][ids["beta"]]["status"] = "FAILED"
+
+    edit_catalog(store, tamper)
 
     code, out, _ = _cli(capsys, store, "show", "beta")
     assert "status = FAILED" in out  # the tampered catalog is what readers see...

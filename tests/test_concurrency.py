@@ -21,7 +21,9 @@ from urllib.parse import unquote, urlparse
 import orjson
 import pytest
 
+from catalog_helpers import snapshot_meta
 from nbtrack.store import Store, doctor
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
 from nbtrack.store.journal import read_records
 
 pytestmark = pytest.mark.slow  # several processes on one store
@@ -244,14 +246,14 @@ def test_four_processes_create_1000_runs_on_one_store(tmp_path, store_dir, track
     checked = time.monotonic()
 
     # The catalog is only an index: lose it, and opening the store rebuilds it from journals.
-    for name in ("catalog.json", "catalog.log"):
+    for name in (SNAPSHOT_NAME, CHANGELOG_NAME):
         (store_dir / name).unlink(missing_ok=True)
     with Store(store_dir) as store:
         _check_store(store, experiment_id, expected)
         _assert_healthy(store)
 
     # ... and so does `nbtrack doctor --rebuild`, run as a user would.
-    for name in ("catalog.json", "catalog.log"):
+    for name in (SNAPSHOT_NAME, CHANGELOG_NAME):
         (store_dir / name).unlink(missing_ok=True)
     cli = subprocess.run(
         [sys.executable, "-m", "nbtrack.cli", "--store", str(store_dir), "doctor", "--rebuild"],
@@ -314,7 +316,7 @@ WRITER = textwrap.dedent(
     import nbtrack
     import nbtrack.store.catalog as catalog
 
-    catalog.COMPACT_MIN_BYTES = 16 << 10  # rewrite catalog.json often while others read it
+    catalog.COMPACT_MIN_BYTES = 16 << 10  # rewrite the snapshot often while others read it
     store, worker, runs, barrier = sys.argv[1:5]
     worker, runs = int(worker), int(runs)
     nbtrack.set_tracking_uri(store)
@@ -384,8 +386,7 @@ def test_searcher_sees_run_count_only_grow_while_two_processes_log(tmp_path, sto
     assert len([c for c in seen if 0 < c < 2 * runs_each]) >= 3, sorted(seen)
 
     print(f"\nsearcher: {len(counts)} searches saw {len(seen)} distinct run counts")
-    snapshot = orjson.loads((store_dir / "catalog.json").read_bytes())
-    assert snapshot["_meta"]["1"]["generation"] > 2, "the catalog was never compacted"
+    assert snapshot_meta(store_dir)["generation"] > 2, "the catalog was never compacted"
     with Store(store_dir) as store:
         rows = store.runs()
         assert len(rows) == 2 * runs_each

@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from nbtrack.store import Store, doctor
-from nbtrack.store.catalog import CHANGELOG_NAME
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME
 from nbtrack.store.journal import TornRecordWarning, dumps, read_records
 from nbtrack.tracking import fluent
 
@@ -213,7 +213,7 @@ def test_sigkilled_logger_keeps_every_flushed_point_and_ends_killed(store_dir, t
         assert report.healthy and not (report.killed or report.torn or report.drifted)
         assert report.runs_checked == ITERATIONS
     # ... and after rebuilding the catalog from the journals alone.
-    for name in ("catalog.json", CHANGELOG_NAME):
+    for name in (SNAPSHOT_NAME, CHANGELOG_NAME):
         (store_dir / name).unlink()
     with Store(store_dir) as store:
         for run_id, (flushed, every) in killed.items():

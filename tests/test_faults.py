@@ -256,10 +256,10 @@ def test_full_disk_during_a_rebuild_leaves_the_catalog_and_no_temp_file(
     with Store(store_dir) as store:
         with pytest.raises(StoreWriteError) as raised:
             rebuild(store, progress=False)
-        assert "catalog (catalog.json)" in str(raised.value)
+        assert f"catalog ({SNAPSHOT_NAME})" in str(raised.value)
         assert "unchanged" in str(raised.value)
     assert (store_dir / SNAPSHOT_NAME).read_bytes() == before
-    assert not list(store_dir.glob(".catalog.json.*")), "a half-written snapshot was left"
+    assert not list(store_dir.glob(f".{SNAPSHOT_NAME}.*")), "a half-written snapshot was left"
     rebuilt = cli(store_dir, "doctor", "--rebuild")
     assert rebuilt.returncode == 2 and "No space left" in rebuilt.stderr
     assert "Traceback" not in rebuilt.stderr

@@ -179,7 +179,7 @@ def nb(kernel: Kernel) -> Kernel:
 
 @contextmanager
 def opened(path: Path) -> Iterator[Store]:
-    assert (path / "catalog.json").exists(), f"the kernel made no store in {path}"
+    assert (path / "catalog.snapshot").exists(), f"the kernel made no store in {path}"
     with Store(path) as store:
         yield store
 

@@ -590,7 +590,7 @@ def test_registry_survives_doctor_rebuild_and_a_lost_catalog(nb) -> None:
     assert report.rebuilt
     with Store(store_path(nb)) as store:
         assert catalog_tables(store) == before
-    for name in ("catalog.json", "catalog.log"):
+    for name in ("catalog.snapshot", "catalog.json", "catalog.log"):
         (store_path(nb) / name).unlink(missing_ok=True)
     with Store(store_path(nb)) as store:  # a lost catalog is rebuilt on open
         assert catalog_tables(store) == before

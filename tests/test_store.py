@@ -15,8 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from catalog_helpers import edit_catalog
 from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError
 from nbtrack.store import DEFAULT_EXPERIMENT_ID, Store, doctor, rebuild
+from nbtrack.store.catalog import SNAPSHOT_NAME
 from nbtrack.store.journal import TornRecordWarning, dumps, read_records
 from nbtrack.store.records import metric_records
 
@@ -43,16 +45,13 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 def _compact(store_dir: Path) -> None:
-    """Fold the catalog's log into catalog.json, so it can be edited by hand."""
+    """Fold the catalog's log into its snapshot, as before a hand edit."""
     with Store(store_dir) as opened:
         rebuild(opened, progress=False)
 
 
 def _edit_snapshot(store_dir: Path, edit) -> None:
-    path = store_dir / "catalog.json"
-    data = orjson.loads(path.read_bytes())
-    edit(data)
-    path.write_bytes(orjson.dumps(data))
+    edit_catalog(store_dir, edit)
 
 
 def _dead_pid() -> int:
@@ -68,7 +67,7 @@ def test_store_creates_its_layout_and_the_default_experiment(store_dir: Path) ->
     with Store(store_dir) as store:
         run_id = _run(store)
         store.finish_run(run_id, "FINISHED")
-        assert (store_dir / "catalog.json").is_file()
+        assert (store_dir / SNAPSHOT_NAME).is_file()
         assert (store_dir / "experiments.jsonl").is_file()
         assert (store_dir / "runs" / run_id / "journal.jsonl").is_file()
         default = store.get_experiment(DEFAULT_EXPERIMENT_ID)
@@ -379,7 +378,7 @@ def test_rebuild_after_losing_the_catalog_reproduces_the_rows(store_dir: Path) -
         rows = _rows(store)
         experiments = store.experiments()
     assert set(rows) == set(ids)
-    (store_dir / "catalog.json").unlink()
+    (store_dir / SNAPSHOT_NAME).unlink()
     (store_dir / "catalog.log").unlink(missing_ok=True)
 
     with Store(store_dir) as reopened:  # notices the lost catalog and rebuilds it

@@ -222,10 +222,7 @@ def _experiments(args: argparse.Namespace, fluent) -> int:
     from nbtrack.entities import ViewType
 
     experiments = fluent.search_experiments(ViewType.ALL, order_by=["experiment_id ASC"])
-    counts: dict[str, int] = {}
-    for row in fluent.current_store().runs():
-        if row.get("lifecycle_stage") == "active":
-            counts[row["experiment_id"]] = counts.get(row["experiment_id"], 0) + 1
+    counts = fluent.current_store().run_counts()
     width = max([len(e.name) for e in experiments] + [4])
     print(f"{'id':>4}  {'name':<{width}}  {'runs':>5}  state")
     for e in experiments:

@@ -9,6 +9,7 @@
     ├── NotFoundError              unknown run, experiment, artifact, model  (LookupError)
     ├── RunStateError              an active-run rule was broken (second run, no run, run ended)
     ├── StoreError                 the store on disk is unusable (lock timeout, bad schema)
+    │   ├── StoreReadOnlyError     a write to a store this process may only read
     │   └── StoreWriteError        a write failed (disk full); says what is safe  (OSError)
     ├── SyncError                  a tracking server refused or could not be reached (sync)
     ├── ModelIntegrityError        a model file changed since it was logged (nbtrack.models)
@@ -83,6 +84,11 @@ class RunStateError(NbtrackError):
 
 class StoreError(NbtrackError):
     """The store on disk cannot be used as asked (lock timeout, unknown schema)."""
+
+
+class StoreReadOnlyError(StoreError):
+    """A write to a store this process cannot write to (a read-only mount, an archived
+    or shared store); reading it works. The message names the store's path."""
 
 
 class StoreWriteError(StoreError, OSError):

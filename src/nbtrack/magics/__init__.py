@@ -435,6 +435,15 @@ def load_ipython_extension(shell) -> None:
     # the background now, so the first tracked cell does not wait for it.
     fluent.default_session().run_start_hooks.append(_magics.trace.on_run_start)
     _guarded(_prefetch_environment)
+    _preload()
+
+
+def _preload() -> None:
+    """Import now what every tracked cell needs (numpy for the metric buffer, the run
+    card's widget modules), so that the first %%track cell does not wait for it."""
+    import numpy  # noqa: F401
+
+    import nbtrack.widgets.card  # noqa: F401
 
 
 def unload_ipython_extension(shell) -> None:

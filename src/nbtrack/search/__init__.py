@@ -15,9 +15,10 @@ filter with a caret under the offending token.
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from nbtrack.errors import InvalidParameterError
 from nbtrack.search import ordering, parse, predicates
@@ -32,22 +33,26 @@ from nbtrack.search.grammars import (
 )
 from nbtrack.search.ordering import Sorter
 from nbtrack.search.parse import Clause, Identifier
-from nbtrack.search.predicates import Predicate, like_matcher
+from nbtrack.search.predicates import MAX_FLOAT, Predicate, like_matcher
 
 __all__ = [
     "EXPERIMENTS",
+    "MAX_FLOAT",
     "MODEL_VERSIONS",
     "REGISTERED_MODELS",
     "RUNS",
     "Attribute",
     "Clause",
+    "FilterClause",
     "Grammar",
     "Identifier",
+    "comparator",
     "compile_filter",
     "compile_order_by",
     "like_matcher",
     "order_clause",
     "parse_filter",
+    "plan",
     "search",
 ]
 
@@ -185,3 +190,59 @@ def search(
     matched = rows if predicate is predicates.accept_all else filter(predicate, rows)
     ordered = sort_rows(matched)
     return ordered if max_results is None else ordered[:max_results]
+
+
+# --- for evaluators over columns ----------------------------------------------------------
+
+
+class FilterClause(NamedTuple):
+    """One clause of a filter, for code that evaluates filters other than row by row
+    (the store's columns): what it tests, and the clause's own row predicate, which is
+    the meaning of the clause for any row, real or made up."""
+
+    kind: str  # "metrics", "params", "tags" or "attributes"
+    key: str  # the metric, param or tag key, or the attribute's canonical name
+    op: str
+    value: Any  # float for metrics, int/float or str for attributes, frozenset for IN
+    matches: Predicate
+
+
+@functools.lru_cache(maxsize=256)
+def _filter_clauses(filter_string: str, grammar: Grammar) -> tuple[FilterClause, ...]:
+    return tuple(
+        FilterClause(c.ident.kind, c.ident.key, c.op, c.value, predicates.compile_clause(c))
+        for c in parse.parse_filter(filter_string, grammar)
+    )
+
+
+def plan(
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    max_results: int | None = None,
+    grammar: Grammar = RUNS,
+) -> tuple[tuple[FilterClause, ...], list[tuple[str, str, bool]]]:
+    """What :func:`search` would do with these arguments, for an evaluator over columns.
+
+    Returns the filter's clauses (none: every row matches) and the order_by terms as
+    (kind, key, ascending), most significant first; after them come the grammar's
+    tie-breakers (for runs: start_time descending, then run_id), and rows without a
+    value sort last. Metric comparisons clamp +/-inf to +/-``MAX_FLOAT`` when the
+    compared number is that large, and metric ordering always does.
+
+    Raises
+    ------
+    InvalidFilterError, InvalidParameterError
+        Exactly as :func:`search` does.
+    """
+    _check_max_results(max_results)
+    clauses: tuple[FilterClause, ...] = ()
+    if compile_filter(filter_string, grammar) is not predicates.accept_all:
+        clauses = _filter_clauses(filter_string, grammar)
+    compile_order_by(order_by, grammar)  # refuses what search refuses
+    parsed = parse.parse_order_by(tuple(order_by or ()), grammar)
+    return clauses, [(ident.kind, ident.key, ascending) for ident, ascending in parsed]
+
+
+def comparator(op: str) -> Callable[[Any, Any], Any]:
+    """``comparator(op)(value, x)`` is ``x <op> value``; it works on numpy arrays too."""
+    return predicates.SWAPPED[op]

@@ -123,7 +123,8 @@ def _attribute_predicate(attribute: Attribute, op: str, value: Any) -> Predicate
     return lambda row: (found := get(row)) is not None and test(found)
 
 
-def _compile_clause(clause: Clause) -> Predicate:
+def compile_clause(clause: Clause) -> Predicate:
+    """One clause as a predicate over rows: what the clause means for any row."""
     ident, op, value = clause
     if ident.kind == METRICS:
         return _metric_predicate(ident.key, op, value)
@@ -143,7 +144,7 @@ def _conjoin(predicates: list[Predicate]) -> Predicate:
 
 @functools.lru_cache(maxsize=256)
 def _compile_filter_cached(filter_string: str, grammar: Grammar) -> Predicate:
-    return _conjoin([_compile_clause(c) for c in parse_filter(filter_string, grammar)])
+    return _conjoin([compile_clause(c) for c in parse_filter(filter_string, grammar)])
 
 
 def compile_filter(filter_string: str | None, grammar: Grammar) -> Predicate:

@@ -1,11 +1,12 @@
 """The change feed: what changed in the store, as a sequence of events that pages wait on.
 
-A poller looks at the store every ``poll_seconds``: the catalog re-reads what other
-processes committed (``catalog.refresh()``, its documented change detection), and the
-registry's journal is compared by its file signature. Each look that found something
-becomes one event, numbered: the runs added, changed or removed, and whether
-experiments or the registry changed. A page asks for the events after the last number
-it saw and waits (long-poll) until there is one.
+A poller looks at the store every ``poll_seconds``: the catalog's files and the
+registry's journal are compared by their file signatures, and when the catalog's moved it
+re-reads what other processes committed (``catalog.refresh()``). Not refresh()'s answer:
+any other reader in this process (a panel, a request) may have read the change first.
+Each look that found something becomes one event, numbered: the runs added, changed or
+removed, and whether experiments or the registry changed. A page asks for the events
+after the last number it saw and waits (long-poll) until there is one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from nbtrack.server.settings import StoreHandle
-from nbtrack.store.catalog import file_signature
+from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
 
 KEPT_EVENTS = 1000  # a page further behind than this reloads everything ("reset")
 
@@ -38,6 +39,7 @@ class ChangeFeed:
         self._runs: dict[str, int] | None = None  # run_id -> hash of its row
         self._experiments = 0
         self._registry: Any = None
+        self._catalog: Any = None
         self._waiters: set[asyncio.Future] = set()
         self._task: asyncio.Task | None = None
         self._lock = threading.Lock()
@@ -72,11 +74,14 @@ class ChangeFeed:
         if store is None:
             return None
         with self._lock:
-            refreshed = store.catalog.refresh()
+            # Signatures first: a commit after them moves them again for the next look.
+            catalog = tuple(file_signature(store.root / n) for n in (SNAPSHOT_NAME, CHANGELOG_NAME))
             registry = file_signature(store.registry.path)
+            store.catalog.refresh()
             first = self._runs is None
-            if not (refreshed or first or registry != self._registry):
+            if not (first or catalog != self._catalog or registry != self._registry):
                 return None
+            self._catalog = catalog
             added, changed, removed = self._diff_runs(store.runs())
             experiments = hash(orjson.dumps(store.experiments()))
             event = {

@@ -3,24 +3,45 @@
 The journals are the truth and the catalog is derived from them, so every repair here
 re-derives catalog rows from journals; nothing rewrites a journal except cutting off a
 torn last record of a run whose writer is gone.
+
+What opening a store checks costs what changed since the catalog's last snapshot, not
+the store's size: the snapshot's meta document names the runs that were RUNNING then
+(with their processes) and how far into created.log every run id was known, and the
+catalog's patches since then say the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrack.store.artifacts import sha256_file
-from nbtrack.store.catalog import file_signature
-from nbtrack.store.journal import TornRecordWarning, encode_float, read_records, repair_tail
+from nbtrack.store.catalog import META_ID, META_TABLE, file_signature
+from nbtrack.store.journal import (
+    TornRecordWarning,
+    encode_float,
+    read_lines_after,
+    read_records,
+    repair_tail,
+)
 from nbtrack.store.procs import is_alive
 from nbtrack.store.records import line_prefix, to_patch
 from nbtrack.store.rows import apply_patch
 
 if TYPE_CHECKING:
+    from nbtrack.store.columns import RunColumns
     from nbtrack.store.store import Store
+
+CREATED_OFFSET = "created_offset"  # meta: bytes of created.log whose runs are all indexed
+CREATED_HELD = "created_held"  # meta: ids after that offset which the snapshot holds
+RUNNING = "running"  # meta: {run_id: process} of the runs RUNNING at the snapshot
+# A run id in created.log whose folder never appeared is abandoned after this long (its
+# process died between the two); younger ones may be being created right now.
+CREATED_GRACE_MS = 60_000
 
 
 @dataclass
@@ -87,21 +108,22 @@ def fold_experiments(store: Store) -> dict[str, dict[str, Any]]:
     return experiments
 
 
-def index_run(store: Store, run_id: str) -> bool:
+def index_run(store: Store, run_id: str, new: bool = False) -> bool:
     """Put a run the catalog does not know (its process has not committed it yet, or died
-    first) in it; return whether it did.
+    first) in it; return whether it did. ``new``: the catalog's snapshot cannot hold it.
 
     All under the store lock: a commit by the run's own process cannot then land between
     reading the journal and committing what was read, which, older, would overwrite it.
     A run the catalog knows by then is left to that process.
     """
-    with store.lock:
-        if store.catalog.get("runs", run_id) is not None:
+    with _write_lock(store):
+        # A new run is known only through a patch: asking that reads no snapshot runs.
+        if store.catalog.patched(run_id) if new else store.catalog.get("runs", run_id):
             return False
         row = fold_run(store, run_id)
         if row is None:
             return False
-        store.catalog.stage("runs", run_id, {"set": row})
+        store.catalog.stage("runs", run_id, {"set": row}, new=new)
         store.catalog.commit()
     return True
 
@@ -109,22 +131,156 @@ def index_run(store: Store, run_id: str) -> bool:
 def index_unknown_runs(store: Store) -> list[str]:
     """Index runs whose journal exists but whose catalog row was never committed.
 
-    Cheap enough for every open: one directory listing compared with the catalog.
+    Every run's id goes to created.log before its folder is made, and the catalog
+    remembers how far into that file every run was known, and which later ids its
+    snapshot holds; only the ids after that point are read. Those the snapshot does not
+    hold are marked as such, so reading them reads none of its runs, and those no patch
+    names either are indexed from their journals. A store without that mark (an older
+    one) is listed folder by folder once.
     """
-    known = {row["run_id"] for row in store.runs()}
+    meta, written = store.catalog.meta(), store.catalog.snapshot_meta()
+    offset, size = meta.get(CREATED_OFFSET), _size(store.created_log)
+    if offset is None or offset > size:
+        indexed, known_to = _index_listed(store), size
+    else:
+        since = written.get(CREATED_OFFSET)
+        start = min(since, offset) if since is not None and since <= size else offset
+        entries = _created_entries(store, start)
+        held = set(written.get(CREATED_HELD) or ())
+        if since is not None and since <= size:  # created after the snapshot, not in it
+            store.catalog.mark_new([e[2] for e in entries if e[2] not in held])
+        later = [entry for entry in entries if entry[0] >= offset]
+        indexed, known_to = _index_created(store, later, offset, held)
+    if known_to != offset:
+        store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: known_to}})
+        store.catalog.commit()
+    return indexed
+
+
+def mark_all_runs_indexed(store: Store) -> None:
+    """Record that every run created so far is in the catalog (a new or rebuilt one)."""
+    offset = _size(store.created_log)
+    store.catalog.stage(META_TABLE, META_ID, {"set": {CREATED_OFFSET: offset}})
+
+
+def _index_listed(store: Store) -> list[str]:
+    known = store.catalog.run_ids()
     with os.scandir(store.root / "runs") as entries:
-        unknown = [e.name for e in entries if e.name not in known and e.is_dir()]
-    return [run_id for run_id in unknown if index_run(store, run_id)]
+        names = [e.name for e in entries if e.is_dir() and e.name not in known]
+    return [run_id for run_id in names if index_run(store, run_id)]
+
+
+Entry = tuple[int, int, str, int]  # a line of created.log: start, end, run id, when
+
+
+def _created_entries(store: Store, offset: int) -> list[Entry]:
+    """Each line of created.log from ``offset``."""
+    lines, _ = read_lines_after(store.created_log, offset)
+    entries = []
+    for line in lines:
+        run_id, stamp = _created_entry(line)
+        entries.append((offset, offset + len(line) + 1, run_id, stamp))
+        offset += len(line) + 1
+    return entries
+
+
+def _index_created(
+    store: Store, entries: list[Entry], offset: int, held: set[str]
+) -> tuple[list[str], int]:
+    indexed, known_to, settled = [], offset, True
+    now = _now_ms()
+    for _, end, run_id, stamp in entries:
+        if run_id not in held and not store.catalog.patched(run_id):
+            # Never committed: its process died (or is about to commit).
+            if index_run(store, run_id, new=True):
+                indexed.append(run_id)
+            elif now - stamp < CREATED_GRACE_MS:
+                settled = False  # being created right now: look again next time
+        if settled:
+            known_to = end
+    return indexed, known_to
+
+
+def _created_summary(store: Store, offset: int, runs: RunColumns) -> tuple[int, list[str]]:
+    """How far into created.log, from ``offset``, every id is in ``runs`` (or abandoned),
+    and which ids after that ``runs`` holds."""
+    lines, _ = read_lines_after(store.created_log, offset)
+    now, held, settled = _now_ms(), [], True
+    for line in lines:
+        run_id, stamp = _created_entry(line)
+        if run_id in runs.index:
+            if not settled:
+                held.append(run_id)
+        elif now - stamp < CREATED_GRACE_MS or store.run_dir(run_id).exists():
+            settled = False
+        if settled:
+            offset += len(line) + 1
+    return offset, held
+
+
+def _created_entry(line: bytes) -> tuple[str, int]:
+    run_id, _, stamp = line.decode("utf-8", "replace").partition(" ")
+    try:
+        return run_id, int(stamp)
+    except ValueError:
+        return run_id, 0
+
+
+def summarize(store: Store, runs: RunColumns, meta: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's meta document for a new snapshot of ``runs`` (see the module's
+    docstring)."""
+    meta = dict(meta)
+    meta[RUNNING] = running_processes(runs)
+    if meta.get(CREATED_OFFSET) is not None:
+        meta[CREATED_OFFSET], meta[CREATED_HELD] = _created_summary(
+            store, meta[CREATED_OFFSET], runs
+        )
+    return meta
+
+
+def running_processes(runs: RunColumns) -> dict[str, Any]:
+    """{run_id: process} of the RUNNING runs among ``runs``."""
+    import numpy as np
+
+    status = runs.field("status")
+    if status is None:
+        return {}
+    codes = [code for code, value in enumerate(status.values.items) if value == "RUNNING"]
+    rows = np.flatnonzero(np.isin(status.codes, codes)).tolist()
+    return {runs.ids[r]: runs.row(r).get("process") for r in rows}
+
+
+def running_runs(store: Store) -> dict[str, Any]:
+    """{run_id: process} of the store's RUNNING runs, from the snapshot's meta and the
+    changes since (every row only for a catalog without that meta)."""
+    meta = store.catalog.meta()
+    if RUNNING not in meta:
+        return running_processes(store.run_columns())
+    running = dict(meta[RUNNING])
+    for run_id, patch in store.catalog.changes().items():
+        fields = patch.get("set", {})
+        if "status" in fields:
+            if fields["status"] == "RUNNING":
+                running[run_id] = fields.get("process", running.get(run_id))
+            else:
+                running.pop(run_id, None)
+        elif "process" in fields and run_id in running:
+            running[run_id] = fields["process"]
+    return running
 
 
 def reap_dead_runs(store: Store) -> list[str]:
-    """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids."""
+    """Mark KILLED every RUNNING run whose process is verifiably gone; return their ids.
+
+    A read-only store is left as it is.
+    """
+    if not store.writable:
+        return []
     killed = []
-    for row in store.runs():
-        if row.get("status") != "RUNNING" or store.writer(row["run_id"]) is not None:
+    for run_id, process in running_runs(store).items():
+        if store.writer(run_id) is not None:
             continue
-        if is_alive(row.get("process")) is False:
-            run_id = row["run_id"]
+        if is_alive(process) is False:
             repair_tail(store.journal_path(run_id))
             truth = fold_run(store, run_id)
             if truth is not None:
@@ -146,6 +302,8 @@ def reap_dead_runs(store: Store) -> list[str]:
 def rebuild(store: Store, progress: bool = True) -> int:
     """Re-derive the whole catalog from the journals; return the number of runs indexed.
 
+    A read-only store's catalog is rebuilt in this process's memory only.
+
     Journals are folded first without the store lock, which other processes need to
     commit (on a large store the fold takes seconds, and their flush() would wait or
     time out). Under the lock, only journals that changed since are folded again, and the
@@ -158,8 +316,10 @@ def rebuild(store: Store, progress: bool = True) -> int:
     for run_id in tqdm(run_ids, desc="rebuilding catalog", unit="run", disable=not progress):
         signature = file_signature(store.journal_path(run_id))
         early[run_id] = (signature, fold_run(store, run_id))
-    with store.lock:
-        store.flush(durable=False)
+    with _write_lock(store):
+        for writer in store.open_writers():
+            writer.flush()  # their journals must hold what they staged
+        created = _size(store.created_log)  # every run created before is listed below
         runs = {}
         for run_id in store.run_ids_on_disk():
             signature, row = early.get(run_id, (None, None))
@@ -170,7 +330,11 @@ def rebuild(store: Store, progress: bool = True) -> int:
         from nbtrack.store.registry import fold_registry  # deferred: most opens never rebuild
 
         tables = {"experiments": fold_experiments(store), "runs": runs, **fold_registry(store)}
-        store.catalog.write(tables)
+        tables[META_TABLE] = {META_ID: {CREATED_OFFSET: created}}
+        if store.writable:
+            store.catalog.write(tables)
+        else:
+            store.catalog.adopt(tables)
     return len(runs)
 
 
@@ -212,7 +376,7 @@ def _check_run(store: Store, run_id: str, row: dict | None, report: DoctorReport
     # lags its journal by up to a second: neither is damage, and cutting the journal
     # under that process's feet would glue its next record onto half of this one.
     live = _may_be_logging(store, run_id, [r for r in (row, folded) if r is not None])
-    if not live and _has_torn_tail(journal):
+    if not live and store.writable and _has_torn_tail(journal):
         with store.lock:  # appends to a run without a writer hold it (Store.append)
             repair_tail(journal)
         report.torn.append(run_id)
@@ -250,6 +414,22 @@ def _summary(row: dict[str, Any]) -> tuple:
         row.get("tags", {}),
         metrics,
     )
+
+
+def _write_lock(store: Store) -> contextlib.AbstractContextManager[Any]:
+    """The store lock, or nothing in a read-only store (which no one writes through us)."""
+    return store.lock if store.writable else contextlib.nullcontext()
+
+
+def _size(path: os.PathLike[str]) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _has_torn_tail(path: os.PathLike[str]) -> bool:

@@ -401,6 +401,7 @@ class RegistryStore:
         before the events are written, so check-then-write is atomic across processes.
         If the block raises, nothing is written.
         """
+        self._store.check_writable()
         with self._store.lock, self._mutex:
             repair_tail(self.path)  # a writer that crashed mid-append left a torn line
             self._mirror(self._refresh(), only_if_different=True)

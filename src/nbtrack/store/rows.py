@@ -122,6 +122,16 @@ def from_disk(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def copy_value(value: Any) -> Any:
+    """A copy of a JSON value, deep enough that changing it changes no stored row."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    return value
+
+
 def patch_to_disk(patch: Patch) -> Patch:
     """:func:`to_disk` for a patch: its metrics, and those of the row fields it ``set``s
     (indexing a run from its journal sets a whole row, latest metrics included)."""

@@ -3,23 +3,31 @@
 ::
 
     <root>/
-      catalog.json, catalog.log   the index (see catalog.py); rebuildable from the rest
+      catalog.snapshot, catalog.log  the index (see catalog.py); rebuildable from the rest
+      catalog.json                a stub that makes older nbtrack versions refuse the store
+      created.log                 every run id, appended just before its folder is made
       experiments.jsonl           experiment records, appended under the store lock
       registry.jsonl              model registry events, appended under the store lock
       runs/<run_id>/journal.jsonl every record of one run, append-only
       runs/<run_id>/artifacts/    the run's files
       trash/<run_id>/             a purged run's folder until gc has deleted it (purge.py)
       store.lock                  the inter-process lock
+
+Opening a store reads the catalog's small head and what changed since its last
+snapshot, never every run: runs whose process died and runs the catalog never heard of
+are found from that (see recovery.py). A store this process cannot write to is opened
+read-only: everything reads, and every write raises StoreReadOnlyError.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import threading
 import time
 import uuid
-from collections.abc import Collection
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +35,15 @@ import orjson
 from tinydb import TinyDB
 from tinydb.table import Table
 
-from nbtrack.errors import InvalidParameterError, NotFoundError, RunStateError, StoreWriteError
+from nbtrack.errors import (
+    InvalidParameterError,
+    NotFoundError,
+    RunStateError,
+    StoreReadOnlyError,
+    StoreWriteError,
+)
 from nbtrack.store import artifacts, purge, recovery
-from nbtrack.store.catalog import CatalogStorage
+from nbtrack.store.catalog import CatalogDamagedWarning, CatalogStorage
 from nbtrack.store.journal import Journal, read_lines_after, read_records, repair_tail
 from nbtrack.store.locking import StoreLock
 from nbtrack.store.procs import current_process, is_alive
@@ -50,6 +64,10 @@ from nbtrack.store.rows import RunRow
 from nbtrack.store.writer import Flusher, RunWriter, journal_write_error, record_not_written
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from nbtrack.store.columns import RunColumns
+    from nbtrack.store.query import RunHits
     from nbtrack.store.records import MetricColumns
     from nbtrack.store.registry import RegistryStore
 
@@ -58,7 +76,9 @@ EXPERIMENTS = "experiments"
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 JOURNAL_NAME = "journal.jsonl"
+CREATED_NAME = "created.log"
 ACTIVE, DELETED = "active", "deleted"
+_READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class _CatalogTable(Table):
@@ -79,23 +99,51 @@ class Store:
     """Open (creating if needed) the store in ``root``.
 
     Opening a store on the host where a RUNNING run's process has died marks that
-    run KILLED, so a crashed kernel never leaves a run that looks alive.
+    run KILLED, so a crashed kernel never leaves a run that looks alive. A damaged
+    catalog is rebuilt from the journals, with a warning.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
-        (self.root / RUNS).mkdir(parents=True, exist_ok=True)
+        self.writable = _open_folder(self.root)
         self.lock = StoreLock(self.root / "store.lock")
-        self.catalog = CatalogStorage(self.root, self.lock)
+        self.catalog = CatalogStorage(
+            self.root,
+            self.lock,
+            writable=self.writable,
+            on_damage=self._rebuild_damaged_catalog,
+            summarize=functools.partial(recovery.summarize, self),
+        )
         self._writers: dict[str, RunWriter] = {}
         self._unsynced: set[Path] = set()  # closed journals not yet fsynced
         self._writers_lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._flusher: Flusher | None = None
         self._db: TinyDB | None = None
+        self._created_fd = -1
         self._ensure_initialized()
+        if self.catalog.needs_migration and self.writable:
+            self.catalog.migrate()
         recovery.index_unknown_runs(self)
         recovery.reap_dead_runs(self)
+
+    def check_writable(self) -> None:
+        """Raise StoreReadOnlyError if this process cannot write to the store."""
+        if not self.writable:
+            raise StoreReadOnlyError(
+                f"The store {self.root} is read-only here: its runs can be read (search_runs, "
+                "get_run, runs_table, nbtrack runs) but nothing can be logged to it. "
+                "Log to a store you can write to (set_tracking_uri, %track store, NBTRACK_DIR)."
+            )
+
+    def _rebuild_damaged_catalog(self, damage: str) -> None:
+        warnings.warn(
+            f"nbtrack: the catalog of the store {self.root} is damaged ({damage}); "
+            "rebuilding it from the run journals, which hold every run.",
+            CatalogDamagedWarning,
+            stacklevel=2,
+        )
+        recovery.rebuild(self)
 
     @property
     def db(self) -> TinyDB:
@@ -107,15 +155,27 @@ class Store:
     def _ensure_initialized(self) -> None:
         if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is not None:
             return
+        if not self.writable:
+            self._initialize_in_memory()
+            return
         with self.lock:
             if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is not None:
                 return
             if self.run_ids_on_disk() or self.experiments_journal.exists():
                 recovery.rebuild(self, progress=False)  # a store whose catalog was lost
+            else:
+                recovery.mark_all_runs_indexed(self)  # a new store: there are none
             if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is None:
                 default = _new_experiment(DEFAULT_EXPERIMENT_NAME, DEFAULT_EXPERIMENT_ID)
                 self._append_experiment(DEFAULT_EXPERIMENT_ID, default)
             self.catalog.write(self.catalog.read() or {})
+
+    def _initialize_in_memory(self) -> None:
+        """A read-only store without a usable catalog: derive one for this process."""
+        recovery.rebuild(self, progress=False)
+        if self.catalog.get(EXPERIMENTS, DEFAULT_EXPERIMENT_ID) is None:
+            default = _new_experiment(DEFAULT_EXPERIMENT_NAME, DEFAULT_EXPERIMENT_ID)
+            self.catalog.stage(EXPERIMENTS, DEFAULT_EXPERIMENT_ID, default)
 
     # -- paths --------------------------------------------------------------------------
 
@@ -131,6 +191,11 @@ class Store:
     @property
     def experiments_journal(self) -> Path:
         return self.root / "experiments.jsonl"
+
+    @property
+    def created_log(self) -> Path:
+        """Run ids in the order their runs were created (see recovery.index_unknown_runs)."""
+        return self.root / CREATED_NAME
 
     @functools.cached_property
     def registry(self) -> RegistryStore:
@@ -206,6 +271,7 @@ class Store:
             self._append_experiment(experiment_id, patch)
 
     def _append_experiment(self, experiment_id: str, patch: dict[str, Any]) -> None:
+        self.check_writable()
         with self.lock:
             repair_tail(self.experiments_journal)
             with Journal(self.experiments_journal) as journal:
@@ -225,12 +291,14 @@ class Store:
         start_time: int | None = None,
     ) -> RunWriter:
         """Start a RUNNING run and return its writer."""
+        self.check_writable()
         experiment = self.get_experiment(experiment_id)
         if experiment["lifecycle_stage"] != ACTIVE:
             raise RunStateError(
                 f"Experiment '{experiment['name']}' is deleted; restore it to add runs."
             )
         run_id = uuid.uuid4().hex
+        self._note_created(run_id)
         self.run_dir(run_id).mkdir()
         row = {
             "run_id": run_id,
@@ -244,36 +312,54 @@ class Store:
             "tags": tags,
             "process": current_process(),
         }
+        # A new id: no snapshot can hold it, so reading its row reads no snapshot.
+        self.catalog.stage(
+            RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}}, new=True
+        )
         writer = self._open_writer(run_id)
         writer.write(create_record(row))
         # Other processes see the run at the background thread's next commit (within a
         # second); if this process dies first, the next Store() indexes it from its journal.
-        self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
         return writer
+
+    def _note_created(self, run_id: str) -> None:
+        """Append the id to created.log, so a run whose catalog row was never committed
+        is found without listing every run's folder."""
+        with self._writers_lock:
+            if self._created_fd < 0:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                self._created_fd = os.open(self.created_log, flags, 0o644)
+            os.write(self._created_fd, f"{run_id} {_now_ms()}\n".encode())
 
     def import_run(self, row: RunRow, records: list[Record]) -> None:
         """Add a finished run made elsewhere, keeping its id: ``row`` is its whole row
         (``run_id``, ``experiment_id``, name, status, times, user, tags; ``remote``, where
         it came from, makes it read-only) and ``records`` the rest of its journal (params,
         metrics...). The journal is written in one append and the run indexed at once."""
+        self.check_writable()
         run_id = row["run_id"]
         if not _is_run_id(run_id):
             raise InvalidParameterError(f"Run id {run_id!r} is not 32 hexadecimal characters.")
         self.get_experiment(row["experiment_id"])
         all_records = [create_record(dict(row)), *records]
         with self.lock:
-            self.run_dir(run_id).mkdir()  # an existing run is an error (FileExistsError)
+            if self.run_dir(run_id).exists():
+                raise FileExistsError(f"Run {run_id} is already in {self.root}.")
+            self._note_created(run_id)
+            self.run_dir(run_id).mkdir()
             with Journal(self.journal_path(run_id)) as journal:
                 journal.append_many(all_records)
             for record in all_records:
                 patch = to_patch(record)
                 if patch is not None:
                     self.catalog.stage(RUNS, run_id, patch)
-            self.catalog.stage(RUNS, run_id, {"set": {"artifact_uri": self.artifact_uri(run_id)}})
+            uri = {"set": {"artifact_uri": self.artifact_uri(run_id)}}
+            self.catalog.stage(RUNS, run_id, uri, new=True)  # no snapshot holds it
             self.catalog.commit()
 
     def resume_run(self, run_id: str) -> RunWriter:
         """Reopen an existing run for logging and mark it RUNNING again (MLflow's resume)."""
+        self.check_writable()
         row = self.get_run(run_id)
         if row["lifecycle_stage"] != ACTIVE:
             raise RunStateError(f"Run '{run_id}' is deleted; restore it before resuming.")
@@ -318,6 +404,7 @@ class Store:
         A run pulled from a tracking server is read-only here: only sync (``remote=True``)
         appends to it, and anyone may delete or restore it locally.
         """
+        self.check_writable()
         if any(r["op"] != "set" for r in records):
             self._check_active(run_id)
         if not remote:
@@ -393,6 +480,7 @@ class Store:
         """Store a file (a path to copy, or bytes) at ``relative`` under the run's artifacts;
         return its SHA-256, as recorded in the journal (``remote``: as :meth:`append`)."""
         relative = artifacts.relative_path(relative)
+        self.check_writable()
         self._check_active(run_id)
         artifact = artifact_record(relative, 0, "")
         if not remote:
@@ -411,10 +499,11 @@ class Store:
             if writer is None:
                 writer = self._writers[run_id] = RunWriter(self, run_id)
             if self._flusher is None:
-                self._flusher = Flusher(self._open_writers, self._housekeeping)
+                self._flusher = Flusher(self.open_writers, self._housekeeping)
         return writer
 
-    def _open_writers(self) -> list[RunWriter]:
+    def open_writers(self) -> list[RunWriter]:
+        """This process's open writers."""
         with self._writers_lock:
             return list(self._writers.values())
 
@@ -437,27 +526,66 @@ class Store:
         """Find a run by id, unique id prefix, name (the newest run of that name) or 'last'."""
         if _is_run_id(ref):
             return self.get_run(ref)
-        rows = [r for r in self.runs() if r.get("lifecycle_stage") == ACTIVE]
+        from nbtrack.store import query
+
+        columns = self.catalog.run_columns()
+        active = query.field_mask(columns, "lifecycle_stage", ACTIVE.__eq__, False)
         if ref == "last":
-            matches = rows
+            matches = active
         else:
-            matches = [r for r in rows if r.get("run_name") == ref]
-            if not matches and len(ref) >= 4:
-                matches = [r for r in rows if r["run_id"].startswith(ref)]
-                if len(matches) > 1:
+            matches = active & query.field_mask(columns, "run_name", ref.__eq__, False)
+            if not matches.any() and len(ref) >= 4:
+                matches = active & query.id_prefix_mask(columns, ref)
+                if matches.sum() > 1:
                     raise InvalidParameterError(
-                        f"Run id prefix {ref!r} matches {len(matches)} runs; give more of it."
+                        f"Run id prefix {ref!r} matches {matches.sum()} runs; give more of it."
                     )
-        if not matches:
+        if not matches.any():
             raise NotFoundError(
                 f"No run {ref!r} in {self.root}: give a run id, an id prefix of 4+ characters, "
                 "a run name, or 'last'."
             )
-        return dict(max(matches, key=lambda r: r.get("start_time", 0)))
+        return columns.row(query.newest(columns, matches))
 
     def runs(self) -> list[RunRow]:
         """Every run's row, deleted ones included; treat them as read-only."""
         return self.catalog.documents(RUNS)
+
+    def run_columns(self) -> RunColumns:
+        """Every run's row as columns (see columns.py): what search reads; read-only."""
+        return self.catalog.run_columns()
+
+    def search(
+        self,
+        experiment_ids: Collection[str] | None = None,
+        filter_string: str | None = "",
+        view: str = ACTIVE,
+        order_by: list[str] | None = None,
+        max_results: int | None = None,
+    ) -> RunHits:
+        """Runs matching an MLflow filter, in MLflow's order (``order_by`` first).
+
+        ``experiment_ids`` None means every experiment; ``view`` is ``active``,
+        ``deleted`` or ``all``. Raises InvalidFilterError for a bad filter or order_by.
+        """
+        from nbtrack.store import query
+
+        return query.search(
+            self.catalog.run_columns(), experiment_ids, view, filter_string, order_by, max_results
+        )
+
+    def runs_of(self, experiment_ids: Collection[str] | None) -> RunHits:
+        """Every run of these experiments (None: every experiment), any lifecycle stage,
+        in no particular order: for what they hold (their keys, their counts)."""
+        from nbtrack.store import query
+
+        return query.of_experiments(self.catalog.run_columns(), experiment_ids)
+
+    def run_counts(self) -> dict[str, int]:
+        """How many active runs each experiment has."""
+        from nbtrack.store import query
+
+        return query.counts(self.catalog.run_columns(), "experiment_id", self.search().index)
 
     def metric_history(self, run_id: str, key: str) -> MetricColumns:
         """All points of one metric as numpy columns (steps, values, timestamps), in logged
@@ -552,7 +680,7 @@ class Store:
             written; what failed stays buffered for the next flush.
         """
         failures = []
-        for writer in self._open_writers():
+        for writer in self.open_writers():
             try:
                 writer.flush(durable=durable)
             except StoreWriteError as error:
@@ -592,8 +720,12 @@ class Store:
         self.flush()
         with self._writers_lock:
             writers, self._writers = list(self._writers.values()), {}
+            if self._created_fd >= 0:
+                os.close(self._created_fd)
+                self._created_fd = -1
         for writer in writers:
             writer.close(durable=True)
+        self.catalog.close()
 
     def __enter__(self) -> Store:
         return self
@@ -603,6 +735,23 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+
+def _open_folder(root: Path) -> bool:
+    """Make sure ``root`` holds a store's runs folder; True if this process may write to it."""
+    runs = root / RUNS
+    if runs.is_dir():
+        return os.access(root, os.W_OK) and os.access(runs, os.W_OK)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if error.errno not in _READ_ONLY_ERRNOS:
+            raise
+        raise StoreReadOnlyError(
+            f"No store at {root}, and none can be made there: {error.strerror}. "
+            "Point nbtrack at a folder you can write to (set_tracking_uri, NBTRACK_DIR)."
+        ) from None
+    return True
 
 
 def _one_error(failures: list[StoreWriteError]) -> StoreWriteError:

@@ -34,6 +34,8 @@ from nbtrack.validation import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nbtrack.store.query import RunHits
+
 _session = Session()
 _metric_keys: set[str] = set()  # keys already validated, so the hot path skips the regex
 
@@ -456,7 +458,7 @@ def search_runs(
     """Search runs with MLflow's filter grammar; a DataFrame like MLflow's by default."""
     if output_format not in ("pandas", "list"):
         raise InvalidParameterError(f"output_format={output_format!r}: use 'pandas' or 'list'.")
-    found = search_rows(
+    hits = _search(
         experiment_ids,
         filter_string,
         run_view_type,
@@ -466,10 +468,10 @@ def search_runs(
         experiment_names,
     )
     if output_format == "list":
-        return [run_from_row(r) for r in found]
-    from nbtrack.tracking.frames import runs_dataframe
+        return [run_from_row(r) for r in hits.rows()]
+    from nbtrack.tracking.frames import hits_dataframe
 
-    return runs_dataframe(found)
+    return hits_dataframe(hits)
 
 
 def search_rows(
@@ -482,11 +484,31 @@ def search_rows(
     experiment_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`search_runs` returning catalog rows, for the panels and the CLI."""
+    return _search(
+        experiment_ids,
+        filter_string,
+        run_view_type,
+        max_results,
+        order_by,
+        search_all_experiments,
+        experiment_names,
+    ).rows()
+
+
+def _search(
+    experiment_ids: Sequence[str] | None,
+    filter_string: str,
+    run_view_type: int,
+    max_results: int | None,
+    order_by: Sequence[str] | None,
+    search_all_experiments: bool,
+    experiment_names: Sequence[str] | None,
+) -> RunHits:
     store = _session.store
     ids = runs.experiment_ids(store, experiment_ids, experiment_names)
     if ids is None and not search_all_experiments:
         ids = {_session.experiment_id}
-    return runs.search_rows(store, ids, filter_string, run_view_type, max_results, order_by)
+    return runs.search_hits(store, ids, filter_string, run_view_type, max_results, order_by)
 
 
 def flush() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from nbtrack.entities import MetricHistory, Run, ViewType, inputs_from_records, run_from_row
 from nbtrack.errors import InvalidParameterError
 from nbtrack.store import Store
+
+if TYPE_CHECKING:
+    from nbtrack.store.query import RunHits
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -43,13 +46,23 @@ def search_rows(
 ) -> list[dict[str, Any]]:
     """Catalog rows of the runs in ``experiment_ids`` (None: every experiment) that match
     an MLflow filter, in MLflow's order."""
-    from nbtrack import search  # the grammar loads on the first search, not at import
+    return search_hits(
+        store, experiment_ids, filter_string, run_view_type, max_results, order_by
+    ).rows()
 
-    rows: Iterable[dict[str, Any]] = store.runs()
-    if experiment_ids is not None:
-        rows = (r for r in rows if r["experiment_id"] in experiment_ids)
-    rows = [r for r in rows if visible(r.get("lifecycle_stage", "active"), run_view_type)]
-    return search.search(rows, filter_string, order_by, max_results)
+
+def search_hits(
+    store: Store,
+    experiment_ids: set[str] | None,
+    filter_string: str | None = "",
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int | None = None,
+    order_by: Sequence[str] | None = None,
+) -> RunHits:
+    """:func:`search_rows` as hits over the store's columns: rows, or a DataFrame
+    (frames.hits_dataframe), are built only for what is read."""
+    view = {ViewType.ACTIVE_ONLY: "active", ViewType.ALL: "all"}.get(run_view_type, "deleted")
+    return store.search(experiment_ids, filter_string, view, order_by, max_results)
 
 
 def experiment_ids(

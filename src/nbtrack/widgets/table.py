@@ -1,16 +1,16 @@
 """RunTable: the runs of an experiment, searchable (MLflow's filter grammar), sortable by
 any column, a page at a time, with actions on the selected runs.
 
-The kernel holds every matching row; the page gets only the rows of the current page as
-display strings, so 10,000 runs cost the browser as much as 25. The watcher thread looks
+The kernel holds the matching runs as row numbers into the store's columns (see
+store/query.py) and builds rows only for the page shown; the page gets them as display
+strings, so 100,000 runs cost the browser as much as 25. The watcher thread looks
 at the catalog's files about once a second and re-runs the search when another cell or
 another kernel changed the store.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,10 @@ from nbtrack.widgets import live
 from nbtrack.widgets.panel import Action, Panel, module
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from nbtrack.store import Store
+    from nbtrack.store.query import RunHits
 
 FIXED_COLUMNS = ["name", "status", "start", "duration"]  # "name" always first and shown
 KINDS = ("metrics", "params")  # which comes first is the user's choice (``first_kind``)
@@ -112,8 +115,8 @@ class RunTable(Panel):
         self._matched = self._search(filter_string, "active")  # a bad filter raises here
         self._fingerprint = _catalog_fingerprint(self.store.root)
         sort_by, descending = _sort_from(order_by)
-        _sort_key(sort_by)  # an unknown column fails here, before anything is shown
-        columns = _columns(self._experiment_rows, "metrics")
+        _check_column(sort_by)  # an unknown column fails here, before anything is shown
+        columns = _columns(self._everything, "metrics")
         visible = _default_visible(columns)
         # The first page goes out with the widget itself: one message, drawn once.
         self._matched = _sorted(self._matched, sort_by, descending)
@@ -126,7 +129,7 @@ class RunTable(Panel):
             visible=visible,
             page_size=page_size,
             total=len(self._matched),
-            rows=[_display_row(r, visible) for r in self._matched[:page_size]],
+            rows=[_display_row(r, visible) for r in self._matched.rows(0, page_size)],
             actions=[a.describe(n) for n, a in self.action_table.items() if "active" in a.views],
             experiment=self._experiment_label(),
         )
@@ -139,14 +142,11 @@ class RunTable(Panel):
 
     # -- searching and sorting ------------------------------------------------------------
 
-    def _search(self, filter_string: str, view: str) -> list[dict[str, Any]]:
+    def _search(self, filter_string: str, view: str) -> RunHits:
         """What ``search_rows`` does, on this table's store; keeps every run of the table's
         experiments (any view) for its columns."""
-        ids = self._experiment_ids
-        everything = [r for r in self.store.runs() if ids is None or r["experiment_id"] in ids]
-        rows = [r for r in everything if _in_view(r.get("lifecycle_stage", "active"), view)]
-        matched = search.search(rows, filter_string)
-        self._experiment_rows = everything
+        matched = self.store.search(self._experiment_ids, filter_string, view)
+        self._everything = self.store.runs_of(self._experiment_ids)
         return matched
 
     def apply_filter(self, text: str) -> None:
@@ -178,7 +178,7 @@ class RunTable(Panel):
             self._sort()
 
     def _after_search(self) -> None:
-        columns = _columns(self._experiment_rows, self.first_kind)
+        columns = _columns(self._everything, self.first_kind)
         if columns != self.columns:
             added = [c for c in columns if c not in self.columns]
             self.columns = columns
@@ -197,11 +197,11 @@ class RunTable(Panel):
             self.page = last  # re-enters through the observer
             return
         start = self.page * self.page_size
-        shown = self._matched[start : start + self.page_size]
+        shown = self._matched.rows(start, start + self.page_size)
         rows = [_display_row(row, self.visible) for row in shown]
         if rows != self.rows:
             self.rows = rows
-        ids = {row["run_id"] for row in self._matched}
+        ids = set(self._matched.run_ids()) if self.selected else set()
         if any(run_id not in ids for run_id in self.selected):
             self.selected = [run_id for run_id in self.selected if run_id in ids]
 
@@ -227,11 +227,11 @@ class RunTable(Panel):
     def _on_first_kind(self, _change: Any) -> None:
         with self._lock:
             chosen = set(self.visible)
-            self.columns = _columns(self._experiment_rows, self.first_kind)
+            self.columns = _columns(self._everything, self.first_kind)
             self.visible = [c for c in self.columns if c in chosen]
 
     def _on_selection(self, change: Any) -> None:
-        ids = {row["run_id"] for row in self._matched}
+        ids = set(self._matched.run_ids())
         kept = [run_id for run_id in change["new"] if run_id in ids]
         if kept != change["new"]:
             self.selected = kept
@@ -313,7 +313,7 @@ class RunTable(Panel):
     # -- static forms ----------------------------------------------------------------------
 
     def static_bundle(self, charts: bool = True) -> dict[str, Any]:
-        shown = self._matched[:STATIC_ROWS]
+        shown = self._matched.rows(0, STATIC_ROWS)
         markup, text = runs_table_html(shown), runs_table_text(shown)
         if len(shown) < len(self._matched):
             note = f"showing the first {len(shown):,} of {len(self._matched):,} runs"
@@ -344,10 +344,6 @@ def _filter_error(exc: NbtrackError) -> dict[str, Any]:
     }
 
 
-def _in_view(stage: str, view: str) -> bool:
-    return view == "all" or (stage == "active") == (view == "active")
-
-
 def _catalog_fingerprint(root: Path) -> tuple[Any, ...]:
     """Changes whenever any process commits to the catalog (its two files change)."""
     return tuple(file_signature(root / name) for name in (SNAPSHOT_NAME, CHANGELOG_NAME))
@@ -363,13 +359,10 @@ def _sort_from(order_by: Sequence[str] | None) -> tuple[str, bool]:
     return f"{kind}.{key}", not ascending
 
 
-def _columns(rows: Sequence[dict[str, Any]], first_kind: str) -> list[str]:
+def _columns(runs: RunHits, first_kind: str) -> list[str]:
     """The table's columns in their stable order, from every run of its experiments."""
-    keys: dict[str, set[str]] = {"metrics": set(), "params": set(), "tags": set()}
-    for row in rows:
-        for kind, found in keys.items():
-            found.update(row.get(kind, ()))
-    keys["tags"] = {k for k in keys["tags"] if not k.startswith(("mlflow.", "nbtrack."))}
+    keys = {kind: runs.keys(kind) for kind in (*KINDS, "tags")}
+    keys["tags"] = [k for k in keys["tags"] if not k.startswith(("mlflow.", "nbtrack."))]
     kinds = [first_kind, *(k for k in KINDS if k != first_kind), "tags"]
     return [
         *FIXED_COLUMNS,
@@ -390,52 +383,53 @@ def _default_visible(columns: Sequence[str]) -> list[str]:
     return chosen
 
 
-def _sorted(rows: list[dict[str, Any]], column: str, descending: bool) -> list[dict[str, Any]]:
-    """Rows by ``column`` (stable), the rows without a value last either way."""
-    key = _sort_key(column)
-    present, missing = [], []
-    for row in rows:
-        value = key(row)
-        (missing if value is None else present).append((value, row))
-    present.sort(key=lambda pair: pair[0], reverse=descending)
-    return [row for _, row in present] + [row for _, row in missing]
+def _sorted(hits: RunHits, column: str, descending: bool) -> RunHits:
+    """The hits by ``column`` (stable), those without a value last either way."""
+    return hits.sorted(_sort_keys(hits, column), descending)
 
 
-def _sort_key(column: str) -> Callable[[dict[str, Any]], Any]:
-    """A key for ``column`` that returns None for a row without a value (sorted last)."""
-    if column == "name":
-        return lambda r: (r.get("run_name") or "").lower()
-    if column == "status":
-        return lambda r: r.get("status")
+def _check_column(column: str) -> None:
+    kind, _, key = column.partition(".")
+    if column not in _FIXED_SORTS and not (key and kind in ("metrics", "params", "tags")):
+        raise ValueError(f"no column {column!r}")
+
+
+def _sort_keys(hits: RunHits, column: str) -> np.ndarray:
+    """Per hit, a float that orders ``column`` (NaN: no value, sorted last)."""
+    _check_column(column)
     if column == "start":
-        return lambda r: r.get("start_time")
+        return hits.numbers("start_time")
     if column == "duration":
-        return lambda r: (
-            r["end_time"] - r["start_time"] if r.get("end_time") and r.get("start_time") else None
-        )
-    if column == "run_id":
-        return lambda r: r["run_id"]
+        import numpy as np
+
+        start, end = hits.numbers("start_time"), hits.numbers("end_time")
+        valid = (start != 0) & (end != 0)  # as the cell shows: no duration without both
+        return np.where(valid, end - start, np.nan)
+    if column in _FIXED_SORTS:
+        return hits.ranks("attributes", *_FIXED_SORTS[column])
     kind, _, key = column.partition(".")
     if kind == "metrics":
+        return hits.metric(key)  # NaN sorts with the runs without the metric
+    return hits.ranks(kind, key, _text_key)
 
-        def metric(r: dict[str, Any]) -> float | None:
-            point = r.get("metrics", {}).get(key)
-            return None if point is None or math.isnan(point[0]) else point[0]
 
-        return metric
-    if kind in ("params", "tags"):
+def _text_key(value: Any) -> tuple[int, Any] | None:
+    if value is None:
+        return None
+    try:  # numbers by value, before any text
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
 
-        def text(r: dict[str, Any]) -> tuple[int, Any] | None:
-            value = r.get(kind, {}).get(key)
-            if value is None:
-                return None
-            try:  # numbers by value, before any text
-                return (0, float(value))
-            except ValueError:
-                return (1, value)
 
-        return text
-    raise ValueError(f"no column {column!r}")
+# Table columns sorted by a field's rank: (field, its sort key from the value).
+_FIXED_SORTS = {
+    "name": ("run_name", lambda v: (v or "").lower()),
+    "status": ("status", lambda v: v),
+    "run_id": ("run_id", lambda v: v),
+    "start": ("start_time", None),
+    "duration": ("end_time", None),
+}
 
 
 def _cell(row: dict[str, Any], column: str) -> str:
