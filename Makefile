@@ -37,9 +37,9 @@ quickstart: $(EXAMPLES)
 test: $(DEV)
 	$(BIN)/python -m pytest
 
-## The inner loop: no kernels, no browser, nothing slow (under a minute).
+## The inner loop: no kernels, no browser, nothing slow, on every core (about a minute).
 test-fast: $(DEV)
-	$(BIN)/python -m pytest -q -m "not kernel and not browser and not slow"
+	$(BIN)/python -m pytest -q -n auto -m "not kernel and not browser and not slow"
 
 ## Style, and the layering contract (pyproject's [tool.importlinter]).
 lint: $(DEV)
