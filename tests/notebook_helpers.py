@@ -25,12 +25,19 @@ CLEARED = (
     "NBTRACK_SECRET_NAMES",
     "NBTRACK_NOT_SECRET_NAMES",
     "JPY_SESSION_NAME",
+    # MLflow's, which mlflow.set_experiment in this process may have set (MLFLOW_EXPERIMENT_ID)
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
 )
 
 
 def prepare_kernel_environment(patch: pytest.MonkeyPatch, **variables: str) -> None:
-    """Clear the NBTRACK_* variables (and the notebook path), put this checkout's ``src``
-    first on PYTHONPATH (no editable install needed), then set ``variables``."""
+    """Clear the NBTRACK_* and MLflow's run variables (and the notebook path), put this
+    checkout's ``src`` first on PYTHONPATH (no editable install needed), then set
+    ``variables``."""
     for variable in CLEARED:
         patch.delenv(variable, raising=False)
     paths = [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]

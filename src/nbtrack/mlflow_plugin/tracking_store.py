@@ -384,7 +384,7 @@ class NbtrackTrackingStore(LoggedModelCalls, AbstractStore):
         store = self.store
         store.flush(durable=False)  # buffered points count in filters and orders
         ids = {str(i) for i in experiment_ids or []}
-        found = runs.search_rows(store, ids, filter_string, run_view_type, None, order_by)
+        found = runs.search_hits(store, ids, filter_string, run_view_type, None, order_by)
         page = paging.page(found, max_results, page_token)
         return [self._searched_run(store, row) for row in page], page.token
 

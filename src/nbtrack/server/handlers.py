@@ -157,11 +157,11 @@ class Runs(Handler):
     def get(self) -> None:
         from nbtrack.entities import run_from_row
         from nbtrack.tracking.paging import page
-        from nbtrack.tracking.runs import search_rows
+        from nbtrack.tracking.runs import search_hits
 
         ids = [i for part in self.get_arguments("experiment_ids") for i in part.split(",") if i]
         size = int(self.number("max_results", DEFAULT_PAGE, 1, MAX_PAGE))
-        rows = search_rows(
+        hits = search_hits(
             self.store,
             set(ids) if ids else None,
             self.get_argument("filter", ""),
@@ -169,9 +169,9 @@ class Runs(Handler):
             None,
             self.get_arguments("order_by"),
         )
-        found = page(rows, size, self.get_argument("page_token", None))
+        found = page(hits, size, self.get_argument("page_token", None))
         runs = [run_from_row(row).to_dictionary() for row in found]
-        self.reply({"runs": runs, "next_page_token": found.token, "total": len(rows)})
+        self.reply({"runs": runs, "next_page_token": found.token, "total": len(hits)})
 
 
 class OneRun(Handler):

@@ -34,6 +34,12 @@ class RunHits:
     def __len__(self) -> int:
         return len(self.index)
 
+    def __getitem__(self, part: slice) -> list[dict[str, Any]]:
+        """A slice of the hits as row dicts, so a page builds only its own rows."""
+        if not isinstance(part, slice) or part.step not in (None, 1):
+            raise TypeError("RunHits take a slice with no step: hits[start:stop].")
+        return self.rows(part.start or 0, part.stop)
+
     def rows(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
         """The hits from ``start`` to ``stop`` as row dicts (new ones)."""
         chosen = self.index[start:stop]

@@ -135,7 +135,7 @@ class TrackingClient:
     ) -> PagedList:
         store = self.store
         ids = runs.experiment_ids(store, experiment_ids, None) or set()
-        found = runs.search_rows(store, ids, filter_string, run_view_type, None, order_by)
+        found = runs.search_hits(store, ids, filter_string, run_view_type, None, order_by)
         paged = page(found, max_results, page_token)
         return PagedList([run_from_row(r) for r in paged], paged.token)
 

@@ -20,7 +20,8 @@ class PagedList(list):
 
 
 def page(items: Sequence[Any], max_results: int | None, page_token: str | None) -> PagedList:
-    """The page of ``items`` that ``page_token`` (None: the first) points at."""
+    """The page of ``items`` (a list, or search hits: anything a slice turns into a list)
+    that ``page_token`` (None: the first) points at."""
     start = offset_of(page_token)
     if max_results is None:
         return PagedList(items[start:])
