@@ -64,6 +64,21 @@ def isolated_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+def wait_until_answering(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Return once ``url`` answers; if ``proc`` exits or ``timeout`` seconds pass first,
+    kill it and raise with its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.25)
+
+
 @contextlib.contextmanager
 def jupyter(
     root: Path, home: Path, app: str = "server", args: tuple[str, ...] = (), **env: str
@@ -88,16 +103,7 @@ def jupyter(
             cmd, cwd=root, env=isolated_env(home, env), stdout=log, stderr=subprocess.STDOUT
         )
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise RuntimeError(log_path.read_text()) from None
-                time.sleep(0.25)
+        wait_until_answering(f"{url}/api/status?token={token}", proc, log_path)
         try:
             yield SimpleNamespace(url=url, token=token, root=root, log=log_path, proc=proc)
         finally:

@@ -17,8 +17,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 
 from plugin_fixtures import CLEARED
-from server_helpers import free_port
+from server_helpers import free_port, wait_until_answering
 from test_browser import CHROME_ARGS, CHROMIUM, SHOTS
 
 pytestmark = [
@@ -85,7 +83,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server, log_path)
+        wait_until_answering(f"{url}/health", server, log_path)
         yield SimpleNamespace(
             url=url, log=log_path, experiment_id=experiment_id, run_id=run_id, folder=folder
         )
@@ -103,19 +101,6 @@ def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(2)
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=2).read()
-            return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.25)
 
 
 @contextlib.contextmanager

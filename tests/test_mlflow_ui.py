@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 
 from nbtrack.mlflow_ui import server_command
 from plugin_fixtures import CLEARED
-from server_helpers import free_port
+from server_helpers import free_port, wait_until_answering
 
 pytestmark = pytest.mark.slow  # two MLflow servers, models logged
 
@@ -60,15 +60,7 @@ def _server(folder: Path, uri: str, command: list[str]) -> Iterator[SimpleNamesp
         server = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{command[command.index('--port') + 1]}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(log_path.read_text()) from None
-                time.sleep(0.25)
+        wait_until_answering(f"{url}/health", server, log_path)
         yield SimpleNamespace(url=url, log=log_path)
     finally:
         server.terminate()

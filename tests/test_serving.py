@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from nbtrack.cli import main
 from nbtrack.tracking import fluent
 from nbtrack.tracking.session import Session, close_stores
 from plugin_fixtures import CLEARED
-from server_helpers import free_port
+from server_helpers import free_port, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 slow = pytest.mark.slow  # a real scoring server starts in a few seconds; each test waits for one
@@ -85,12 +84,7 @@ def _server(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[Simp
             [*command, "--port", str(port)], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while _get(f"{url}/ping") is None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(log_path.read_text())
-        time.sleep(0.25)
+    wait_until_answering(f"{url}/ping", proc, log_path)
     try:
         yield SimpleNamespace(url=url, port=port, proc=proc, log=log_path)
     finally:
