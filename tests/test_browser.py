@@ -63,18 +63,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 
 
 @contextlib.contextmanager
-def opened(lab: SimpleNamespace, notebook: str, workspace: str) -> Iterator[SimpleNamespace]:
-    """``notebook`` open in Chromium with every cell sent to run; the page's dialogs, errors
-    and requests that tried to leave the server (blocked) are kept."""
+def kept_page(base_url: str, height: int) -> Iterator[SimpleNamespace]:
+    """A Chromium page, 1,400 px wide, kept to ``base_url``: requests that try to leave it
+    are aborted and kept (``blocked``), as are the page's errors (``errors``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1800})
+        context = browser.new_context(viewport={"width": 1400, "height": height})
         blocked: list[str] = []
 
         def gate(route: Any) -> None:
-            if route.request.url.startswith(lab.url):
+            if route.request.url.startswith(base_url):
                 route.continue_()
             else:
                 blocked.append(route.request.url)
@@ -83,16 +83,27 @@ def opened(lab: SimpleNamespace, notebook: str, workspace: str) -> Iterator[Simp
         context.route("**/*", gate)
         page = context.new_page()
         page.set_default_timeout(60_000)
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        yield SimpleNamespace(page=page, blocked=blocked, errors=errors)
+        context.close()
+        browser.close()
+
+
+@contextlib.contextmanager
+def opened(lab: SimpleNamespace, notebook: str, workspace: str) -> Iterator[SimpleNamespace]:
+    """``notebook`` open in Chromium with every cell sent to run; the page's dialogs, errors
+    and requests that tried to leave the server (blocked) are kept."""
+    with kept_page(lab.url, 1800) as kept:
+        page = kept.page
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{notebook}?token={lab.token}")
         page.wait_for_function(KERNEL_READY, timeout=90_000)
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        yield SimpleNamespace(page=page, dialogs=dialogs, errors=errors, blocked=blocked, lab=lab)
-        context.close()
-        browser.close()
+        yield SimpleNamespace(
+            page=page, dialogs=dialogs, errors=kept.errors, blocked=kept.blocked, lab=lab
+        )
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import pytest
 
 from plugin_fixtures import CLEARED
 from server_helpers import free_port, wait_until_answering
-from test_browser import CHROME_ARGS, CHROMIUM, SHOTS
+from test_browser import CHROMIUM, SHOTS, kept_page
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing"),
@@ -106,23 +106,7 @@ def _listening(port: int) -> bool:
 @contextlib.contextmanager
 def _page(ui: SimpleNamespace) -> Iterator[SimpleNamespace]:
     """A Chromium page kept to the server; requests that failed and left it are recorded."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        blocked: list[str] = []
-
-        def gate(route: Any) -> None:
-            if route.request.url.startswith(ui.url):
-                route.continue_()
-            else:
-                blocked.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", gate)
-        page = context.new_page()
-        page.set_default_timeout(60_000)
+    with kept_page(ui.url, 1000) as kept:
         failed: list[tuple[int, str]] = []
 
         def record(response: Any) -> None:
@@ -130,12 +114,9 @@ def _page(ui: SimpleNamespace) -> Iterator[SimpleNamespace]:
             if response.status >= 400 and path not in TOLERATED:
                 failed.append((response.status, path))
 
-        page.on("response", record)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield SimpleNamespace(page=page, failed=failed, blocked=blocked, errors=errors)
-        context.close()
-        browser.close()
+        kept.page.on("response", record)
+        kept.failed = failed
+        yield kept
 
 
 def _shot(page: Any, name: str) -> None:
