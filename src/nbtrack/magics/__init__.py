@@ -372,14 +372,17 @@ def _names(csv: str) -> list[str]:
 
 def _log_code_params(run: ActiveRun, cell: str, skip: list[str]) -> None:
     """Log the cell's literal assignments, except --metrics names and keys already logged."""
-    logged = run.store.get_run(run.run_id).get("params", {})
     found = {
         name: str(value)
         for name, value in literal_assignments(cell).items()
-        if name not in logged and name not in skip and len(str(value)) <= MAX_PARAM_VALUE_LENGTH
+        if name not in skip and len(str(value)) <= MAX_PARAM_VALUE_LENGTH
     }
-    if found:
-        run.store.log_params(run.run_id, found)
+    if not found:
+        return  # most cells: no need to read the run
+    logged = run.store.get_run(run.run_id).get("params", {})
+    new = {name: value for name, value in found.items() if name not in logged}
+    if new:
+        run.store.log_params(run.run_id, new)
 
 
 def _log_named_metrics(run: ActiveRun, namespace: dict[str, Any], names: str) -> None:

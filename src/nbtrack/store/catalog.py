@@ -237,6 +237,14 @@ class CatalogStorage(Storage):
             return default if doc is None else doc.get(field, default)
 
     @_recovering
+    def values(self, table: str, doc_id: str, fields: tuple[str, ...]) -> tuple[Any, ...]:
+        """Several fields of a document (None where missing), read at one moment."""
+        self.refresh()
+        with self._mutex:
+            doc = self._document(table, doc_id) or {}
+            return tuple(doc.get(field) for field in fields)
+
+    @_recovering
     def documents(self, table: str) -> list[dict[str, Any]]:
         """The documents of a table as they are now; treat them as read-only."""
         self.refresh()

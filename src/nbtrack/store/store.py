@@ -105,6 +105,7 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
+        self._root_uri = self.root.as_uri().rstrip("/")
         self.writable = _open_folder(self.root)
         self.lock = StoreLock(self.root / "store.lock")
         self.catalog = CatalogStorage(
@@ -405,10 +406,7 @@ class Store:
         appends to it, and anyone may delete or restore it locally.
         """
         self.check_writable()
-        if any(r["op"] != "set" for r in records):
-            self._check_active(run_id)
-        if not remote:
-            self._check_local(run_id, records)
+        self._check_loggable(run_id, records, remote)
         writer = self._writers.get(run_id)
         if writer is not None:
             for record in records:
@@ -431,20 +429,20 @@ class Store:
                     self.catalog.stage(RUNS, run_id, patch)
             self.catalog.commit()
 
+    def _check_loggable(self, run_id: str, records: list[Record], remote: bool) -> None:
+        """Refuse records a deleted run (all but ``set``) or a pulled one (unless
+        ``remote``: sync itself) may not take; one catalog read for both rules."""
+        stage, pulled_from = self.catalog.values(RUNS, run_id, ("lifecycle_stage", "remote"))
+        if any(r["op"] != "set" for r in records):
+            _refuse_deleted(run_id, stage)
+        if not remote:
+            _refuse_pulled(run_id, pulled_from, records)
+
     def _check_local(self, run_id: str, records: list[Record]) -> None:
-        remote = self.catalog.value(RUNS, run_id, "remote")
-        if remote is None or all(_lifecycle_only(r) for r in records):
-            return
-        raise RunStateError(
-            f"Run '{run_id}' was pulled from {remote.get('server')} and is read-only here: "
-            "log to it on that server (or to a new run), then pull again."
-        )
+        _refuse_pulled(run_id, self.catalog.value(RUNS, run_id, "remote"), records)
 
     def _check_active(self, run_id: str) -> None:
-        if self.catalog.value(RUNS, run_id, "lifecycle_stage", ACTIVE) != ACTIVE:
-            raise RunStateError(
-                f"Run '{run_id}' is deleted; restore it (restore_run) before logging to it."
-            )
+        _refuse_deleted(run_id, self.catalog.value(RUNS, run_id, "lifecycle_stage"))
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Log params; a key already logged may be logged again only with the same value."""
@@ -510,7 +508,8 @@ class Store:
     # -- runs: reading ------------------------------------------------------------------
 
     def artifact_uri(self, run_id: str) -> str:
-        return self.artifact_dir(run_id).as_uri()
+        # The root's URI is built once: Path.as_uri costs as much as the rest of create_run.
+        return f"{self._root_uri}/{RUNS}/{run_id}/artifacts"
 
     def get_run(self, run_id: str) -> RunRow:
         """The run's catalog row (a copy)."""
@@ -776,6 +775,22 @@ def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None =
         "last_update_time": now,
     }
     return {"set": fields, "tags": dict(tags or {})}
+
+
+def _refuse_deleted(run_id: str, lifecycle_stage: str | None) -> None:
+    if lifecycle_stage not in (None, ACTIVE):
+        raise RunStateError(
+            f"Run '{run_id}' is deleted; restore it (restore_run) before logging to it."
+        )
+
+
+def _refuse_pulled(run_id: str, remote: dict[str, Any] | None, records: list[Record]) -> None:
+    if remote is None or all(_lifecycle_only(r) for r in records):
+        return
+    raise RunStateError(
+        f"Run '{run_id}' was pulled from {remote.get('server')} and is read-only here: "
+        "log to it on that server (or to a new run), then pull again."
+    )
 
 
 def _lifecycle_only(record: Record) -> bool:
