@@ -13,9 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEARED = (
@@ -51,6 +49,9 @@ def execute_notebook(
 ) -> Any:
     """Copy ``notebook`` into ``workdir`` and run it there to the end in a fresh kernel
     (cwd ``workdir``); the executed notebook."""
+    import nbformat  # here, not at the top: conftest imports this module for every run
+    from nbclient import NotebookClient
+
     shutil.copy(notebook, workdir / notebook.name)
     nb = nbformat.read(workdir / notebook.name, as_version=4)
     with pytest.MonkeyPatch.context() as patch:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import nbformat
 import pytest
 
 from nbtrack.store import Store
@@ -44,6 +43,8 @@ def _inputs(executed, run_id: str) -> list[dict]:
 
 
 def test_the_notebook_runs_clean(executed):
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     nbformat.validate(executed.nb)
     errors = [
         o for c in executed.nb.cells for o in c.get("outputs", []) if o.output_type == "error"

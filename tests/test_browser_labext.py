@@ -21,7 +21,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import nbformat
 import pytest
 
 from server_helpers import BUILT, jupyter
@@ -65,6 +64,8 @@ pytestmark = [
 
 
 def _notebook(path: Path, cells: list[str]) -> None:
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     book = nbformat.v4.new_notebook()
     book.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 import test_browser as browser
@@ -63,6 +62,8 @@ pytestmark = browser.pytestmark
 
 
 def _write_notebook(root: Path) -> None:
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     nb.metadata["kernelspec"] = {

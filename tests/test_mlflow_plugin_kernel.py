@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbtrack.store import Store
@@ -54,6 +53,8 @@ def _journal(store: Path, run_id: str, op: str) -> list[dict]:
 
 
 def test_mlflow_runs_in_a_kernel_are_nbtrack_runs(nb: Kernel, kernel_env: Path) -> None:
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     store = kernel_env / ".nbtrack"
     notebook = str(kernel_env / "analysis.ipynb")
     nb.ok("alpha = 0.5", cell_id="c-alpha")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 
+import nbtrack
 from model_helpers import artifacts, classifier, iris, logged_run
 from nbtrack import registry
 from nbtrack.errors import InvalidParameterError, NotFoundError
 from nbtrack.models import ModelIntegrityError
+from store_helpers import fluent_store
 
 
-@pytest.fixture
-def models(tracking, monkeypatch):
-    """'churn' v1 (C=0.01, Archived), v2 (C=1, Production, @champion), v3 (C=100, Staging)."""
-    monkeypatch.setenv("NBTRACK_USER", "alice")
+def _churn(tracking) -> list[str]:
+    """'churn' v1 (C=0.01, Archived), v2 (C=1, Production, @champion), v3 (C=100, Staging);
+    the ids of the runs that logged them."""
     runs = [logged_run(tracking, auc, c=c) for auc, c in ((0.7, 0.01), (0.9, 1.0), (0.8, 100.0))]
     for run_id in runs:
         tracking.register_model(f"runs:/{run_id}/model", "churn")
@@ -23,7 +25,32 @@ def models(tracking, monkeypatch):
     registry.promote("churn", 2, "Production", reason="better")
     registry.promote("churn", 3, "Staging", reason="candidate")
     registry.set_alias("churn", "champion", 2)
-    return tracking, runs
+    return runs
+
+
+@pytest.fixture(scope="module")
+def churn_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The store of :func:`_churn`, built once for the tests that only load from it."""
+    root = tmp_path_factory.mktemp("churn")
+    with pytest.MonkeyPatch.context() as patch, fluent_store(root):
+        patch.setenv("NBTRACK_USER", "alice")
+        runs = _churn(nbtrack)
+    return root, runs
+
+
+@pytest.fixture
+def models(churn_store):
+    """The fluent API on a session of its own over the shared store, and the run ids."""
+    root, runs = churn_store
+    with fluent_store(root):
+        yield nbtrack, runs
+
+
+@pytest.fixture
+def own_models(tracking, monkeypatch):
+    """The same models in a store of the test's own, for the tests that change a package."""
+    monkeypatch.setenv("NBTRACK_USER", "alice")
+    return tracking, _churn(tracking)
 
 
 def _predictions(c: float):
@@ -104,8 +131,8 @@ class _Payload:
 
 
 @pytest.mark.parametrize("uri", ["runs:/{run1}/model", "models:/churn/2", "models:/churn@champion"])
-def test_a_changed_pickle_is_refused_before_it_is_unpickled(models, tmp_path, uri: str) -> None:
-    tracking, runs = models
+def test_a_changed_pickle_is_refused_before_it_is_unpickled(own_models, tmp_path, uri: str) -> None:
+    tracking, runs = own_models
     marker = tmp_path / "pwned"
     (artifacts(tracking, runs[1]) / "model" / "model.pkl").write_bytes(
         pickle.dumps(_Payload(str(marker)))
@@ -119,8 +146,8 @@ def test_a_changed_pickle_is_refused_before_it_is_unpickled(models, tmp_path, ur
     assert (tracking.load_model("models:/churn/1").predict(iris()[0]) == _predictions(0.01)).all()
 
 
-def test_missing_added_and_edited_files_are_refused(models) -> None:
-    tracking, runs = models
+def test_missing_added_and_edited_files_are_refused(own_models) -> None:
+    tracking, runs = own_models
     folder = artifacts(tracking, runs[2]) / "model"
     (folder / "extra.py").write_text("print('hi')")
     with pytest.raises(ModelIntegrityError, match=r"extra\.py: not recorded"):

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import nbformat
 import pytest
 
 from notebook_helpers import cell_starting, execute_notebook, outputs
@@ -36,6 +35,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """The notebook run in a fresh folder and saved there, as ``nbconvert --execute`` would."""
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     workdir = tmp_path_factory.mktemp("compare-runs")
     nb = execute_notebook(NOTEBOOK, workdir, store_widget_state=True)
     saved = workdir / "compare-runs.executed.ipynb"
@@ -65,6 +66,8 @@ def images_in(markup: str) -> list[bytes]:
 
 
 def test_notebook_runs_clean_and_saves_under_3_mb(executed):
+    import nbformat
+
     nbformat.validate(executed.nb)
     errors = [o for c in executed.nb.cells if c.cell_type == "code" for o in c.outputs
               if o["output_type"] == "error"]  # fmt: skip
@@ -170,6 +173,8 @@ def test_nbconvert_html_shows_tables_and_charts(executed, tmp_path):
     """nbconvert picks a widget view over everything else when the notebook stores widget
     state, and draws it with scripts from a CDN. Saved without it (as JupyterLab saves by
     default), the HTML shows the static forms: no script, no network."""
+    import nbformat
+
     nb = copy.deepcopy(executed.nb)
     nb.metadata.pop("widgets")
     source = tmp_path / "compare-runs.ipynb"

@@ -9,7 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbtrack.errors import InvalidParameterError
@@ -29,6 +28,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _notebook(path: Path) -> Path:
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     parameters = nbformat.v4.new_code_cell("lr = 0.1\ndepth = 1")
     parameters.metadata["tags"] = ["parameters"]
     cells = [
@@ -65,6 +66,8 @@ def test_parameter_sets_multiply_grids_and_read_literals() -> None:
 
 
 def test_a_grid_of_four_with_one_failure_gives_three_finished_and_one_failed(kernel_env: Path):
+    import nbformat
+
     notebook = _notebook(kernel_env / "train.ipynb")
     result = _cli(
         "run",

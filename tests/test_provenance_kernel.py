@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from nbtrack.capture.trace import read_session
@@ -51,6 +50,8 @@ def nb(kernel_env: Path):
 
 
 def test_out_of_order_run_is_stale_and_a_clean_one_reproduces(nb: Kernel, kernel_env: Path):
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     nb.ok(DATA, cell_id="data")
     nb.ok("C = 1.0", cell_id="c-param")
     nb.ok(FIT, cell_id="c-fit")
@@ -107,6 +108,8 @@ def test_out_of_order_run_is_stale_and_a_clean_one_reproduces(nb: Kernel, kernel
 
 
 def test_reproduce_without_execute_only_writes_the_notebook(nb: Kernel, kernel_env: Path):
+    import nbformat
+
     nb.ok("base = 2", cell_id="a")
     nb.ok("%%track --name tiny --metrics out\nout = base ** 3", cell_id="b")
     shown = nb.ok("%track reproduce tiny --path repro.ipynb").result["text/plain"]
@@ -132,6 +135,8 @@ def test_a_run_without_a_trace_cannot_be_reproduced(tracking) -> None:
 def test_ordinary_params_survive_capture_trace_and_reproduce_and_secrets_do_not(
     nb: Kernel, kernel_env: Path
 ):
+    import nbformat
+
     nb.ok(
         "%%track --name llm --param tokens_per_batch=512 --metrics width\n" + LLM_CELL,
         cell_id="llm",

@@ -170,6 +170,7 @@ def _canonical(row: dict[str, Any]) -> bytes:
     return orjson.dumps(fix(row), option=orjson.OPT_SORT_KEYS)
 
 
+@pytest.mark.slow  # many property examples
 @SETTINGS
 @given(
     table=rows(),
@@ -190,6 +191,7 @@ def test_search_over_columns_finds_what_row_search_finds(
     assert [r["run_id"] for r in hits.rows()] == expected
 
 
+@pytest.mark.slow  # many property examples
 @SETTINGS
 @given(table=rows(), filter_string=filters())
 def test_hits_dataframe_equals_the_rows_dataframe(table, filter_string) -> None:
@@ -198,6 +200,7 @@ def test_hits_dataframe_equals_the_rows_dataframe(table, filter_string) -> None:
     pd.testing.assert_frame_equal(hits_dataframe(hits), expected)
 
 
+@pytest.mark.slow  # many property examples
 @SETTINGS
 @given(first=rows(), later=rows(), data=st.data())
 def test_columns_hold_their_rows_through_replacing_and_the_snapshot_form(

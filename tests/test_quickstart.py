@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import nbformat
 import pytest
 
 from nbtrack.store import Store
@@ -52,6 +51,8 @@ def quickstart_runs(store_path: Path) -> dict[str, dict[str, Any]]:
 
 
 def test_notebook_is_valid_and_only_the_tagged_cell_errors(executed):
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     nbformat.validate(executed.nb)
     cells = code_cells(executed.nb)
     assert all(c.execution_count is not None for c in cells)

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import nbformat
 import pytest
 
 from nbtrack.store import Store
@@ -36,6 +35,8 @@ def _events(executed) -> list[dict[str, Any]]:
 
 
 def test_only_the_tagged_cell_errors(executed) -> None:
+    import nbformat  # here: importing it takes seconds, and collection needs no kernel
+
     nbformat.validate(executed.nb)
     errored = [c for c in code_cells(executed.nb) if outputs(c, "error")]
     assert [c.metadata.get("tags") for c in errored] == [["raises-exception"]]

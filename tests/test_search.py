@@ -1047,6 +1047,7 @@ def test_order_by_matches_real_mlflow(mlflow_store):
         assert _names(search(rows, order_by=order_by)) == [names[r.info.run_id] for r in runs]
 
 
+@pytest.mark.slow  # builds a real MLflow store
 @_mlflow_warnings
 def test_invalid_filters_are_invalid_in_real_mlflow_too(mlflow_store):
     from mlflow.exceptions import MlflowException

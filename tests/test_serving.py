@@ -274,6 +274,7 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     close_stores()
 
 
+@slow  # MLflow's predict end to end: it loads the model and checks every installed version
 @pytest.mark.usefixtures("in_process")
 def test_nbtrack_predict_refuses_input_without_a_signature_column(
     store: SimpleNamespace, tmp_path: Path, capsys
