@@ -364,7 +364,7 @@ class Store:
         row = self.get_run(run_id)
         if row["lifecycle_stage"] != ACTIVE:
             raise RunStateError(f"Run '{run_id}' is deleted; restore it before resuming.")
-        self._check_local(run_id, [fields_record(status="RUNNING")])
+        self._check_loggable(run_id, [fields_record(status="RUNNING")], remote=False)
         if (
             row["status"] == "RUNNING"
             and is_alive(row.get("process"))
@@ -438,12 +438,6 @@ class Store:
         if not remote:
             _refuse_pulled(run_id, pulled_from, records)
 
-    def _check_local(self, run_id: str, records: list[Record]) -> None:
-        _refuse_pulled(run_id, self.catalog.value(RUNS, run_id, "remote"), records)
-
-    def _check_active(self, run_id: str) -> None:
-        _refuse_deleted(run_id, self.catalog.value(RUNS, run_id, "lifecycle_stage"))
-
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         """Log params; a key already logged may be logged again only with the same value."""
         current = self.get_run(run_id).get("params", {})
@@ -479,10 +473,7 @@ class Store:
         return its SHA-256, as recorded in the journal (``remote``: as :meth:`append`)."""
         relative = artifacts.relative_path(relative)
         self.check_writable()
-        self._check_active(run_id)
-        artifact = artifact_record(relative, 0, "")
-        if not remote:
-            self._check_local(run_id, [artifact])
+        self._check_loggable(run_id, [artifact_record(relative, 0, "")], remote)
         target = artifacts.destination(self.artifact_dir(run_id), relative)
         if isinstance(source, bytes):
             size, sha256 = artifacts.write_bytes(target, source)
