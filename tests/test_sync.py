@@ -346,8 +346,15 @@ def test_unreachable_and_too_old_servers_are_clear_errors(tracking, server):
 def test_background_sync_pushes_runs_as_they_end_and_queues_while_offline(tracking, server, client):
     experiment = unique("auto")
     tracking.set_experiment(experiment)
-    gate = {"down": True}
-    proxy = Proxy(server.uri, lambda m, p, n: (503, b"") if gate["down"] else None)
+    gate, reached = {"down": True}, []
+
+    def rule(method: str, path: str, n: int) -> tuple[int, bytes] | None:
+        if gate["down"]:
+            return 503, b""
+        reached.append(path)
+        return None
+
+    proxy = Proxy(server.uri, rule)
     try:
         syncer = nbtrack.sync.auto(proxy.uri)
         with tracking.start_run(run_name="offline") as run:
@@ -364,6 +371,8 @@ def test_background_sync_pushes_runs_as_they_end_and_queues_while_offline(tracki
             tracking.log_metric("loss", 0.25)
         assert syncer.wait(60), syncer.last_error
         assert "nothing pending" in repr(tracking.status())
+        # One connection for both pushes: the server's version is asked once, not per run.
+        assert sum(path.endswith("/version") for path in reached) == 1, reached
     finally:
         nbtrack.sync.auto(None)
         proxy.close()

@@ -58,24 +58,44 @@ def push(
         The server is unreachable, keeps failing, refuses the credentials or runs an
         MLflow too old; what was pushed before is recorded, so pushing again resumes.
     """
+    return push_over(
+        Server(server),
+        store or _current_store(),
+        _names(experiments),
+        filter_string,
+        list(run_ids) if run_ids else None,
+        progress,
+    )
+
+
+def push_over(
+    connection: Server,
+    store: Store,
+    experiments: list[str] | None,
+    filter_string: str,
+    run_ids: list[str] | None,
+    progress: bool,
+) -> SyncReport:
+    """:func:`push` through ``connection``, checked on its first push only: background
+    sync pushes every run over one connection, two requests a run fewer."""
     from nbtrack.sync.pusher import Pusher, select_runs
     from nbtrack.sync.registry import RegistryPusher, source_runs
 
-    store = store or _current_store()
-    connection, started = Server(server), time.perf_counter()
+    requests_before, started = connection.requests, time.perf_counter()
     report = SyncReport(connection.name, "push")
     store.flush(durable=False)  # points still buffered in this process go too
     with held(store, connection.name) as state:
-        connection.check()
-        names = _names(experiments)
-        rows = select_runs(store, names, filter_string, list(run_ids) if run_ids else None)
+        if connection.version is None:
+            connection.check()
+        rows = select_runs(store, experiments, filter_string, run_ids)
         # Registered versions need their source runs on the server, chosen or not.
         extra = sorted(source_runs(store) - {row["run_id"] for row in rows})
         rows += select_runs(store, None, "", [r for r in extra if _exists(store, r)])
         pusher = Pusher(store, connection, state, report)
         pusher.push_all(pusher.plan(rows), progress)
         RegistryPusher(store, connection, state, report).push()
-    report.requests, report.seconds = connection.requests, time.perf_counter() - started
+    report.requests = connection.requests - requests_before
+    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -129,7 +149,7 @@ def auto(server: str | None, on: bool = True) -> background.AutoSync | None:
     retried with backoff; ``%track`` shows the queue."""
     if server is not None:
         Server(server)  # a bad URI or a missing MLflow fails now, not in the thread
-    return background.auto(server if on else None, push)
+    return background.auto(server if on else None, push_over)
 
 
 def _names(experiments: str | Sequence[str] | None) -> list[str] | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from nbtrack.errors import NbtrackError
 from nbtrack.store import Store
-from nbtrack.sync.server import display_uri
+from nbtrack.sync.server import Server, display_uri
 from nbtrack.tracking import context, fluent
 
 MAX_BACKOFF = 60.0  # s between tries while the server fails
@@ -24,12 +24,15 @@ SETTLE = 0.05  # s between looks at a run that is still being ended
 
 
 class AutoSync:
-    """Pushes ended runs of the default session to ``server`` from a daemon thread."""
+    """Pushes ended runs of the default session to ``server`` from a daemon thread, over
+    one connection whose server is checked (version, credentials) on the first push and
+    again after a failure."""
 
     def __init__(self, server: str, push: Callable[..., Any]) -> None:
         self.uri = server
         self.server = display_uri(server)
         self._push = push
+        self._connection: Server | None = None  # checked once, again after a failure
         self._queue: list[tuple[Store, str | None]] = []  # None: everything not yet pushed
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -116,12 +119,15 @@ class AutoSync:
         for store, run_id in batch:
             by_store.setdefault(store.root, (store, set()))[1].add(run_id)
         try:
+            connection = self._connection or Server(self.uri)
             for store, run_ids in by_store.values():
                 ids = None if None in run_ids else sorted(r for r in run_ids if r)
                 if ids:
                     _settle(store, ids)
-                self._push(self.uri, store=store, run_ids=ids, progress=False)
+                self._push(connection, store, None, "", ids, False)
+            self._connection = connection
         except Exception as error:  # the network, the server: try again later
+            self._connection = None
             self.failures += 1
             self.last_error = str(error) if isinstance(error, NbtrackError) else repr(error)
             return

@@ -33,24 +33,28 @@ def batches(
     request), points filling what room is left, then requests of their own."""
     budget = int(MAX_BATCH_BYTES * _HEADROOM)
     out: list[Batch] = []
+    entries: list[int] = []  # per request: its entries, bytes, params and tags so far
     sizes: list[int] = []
+    kinds: dict[str, list[int]] = {"params": [], "tags": []}
 
     def place(kind: str, limit: int, cost: int, start: int) -> int:
         """The first request from ``start`` with room for one more ``kind``; its index."""
+        counts = kinds.get(kind, entries)
         at = start
-        while at < len(out):
-            batch = out[at]
-            if (
-                batch.size < MAX_BATCH_ENTRIES
-                and len(getattr(batch, kind)) < limit
-                and sizes[at] + cost <= budget
-            ):
-                break
+        while at < len(out) and (
+            entries[at] >= MAX_BATCH_ENTRIES or counts[at] >= limit or sizes[at] + cost > budget
+        ):
             at += 1
         if at == len(out):
             out.append(Batch([], [], []))
+            entries.append(0)
             sizes.append(0)
+            for column in kinds.values():
+                column.append(0)
+        entries[at] += 1
         sizes[at] += cost
+        if counts is not entries:
+            counts[at] += 1
         return at
 
     at = 0
@@ -62,12 +66,12 @@ def batches(
         at = place("tags", MAX_BATCH_TAGS, _pair_cost(key, value), at)
         out[at].tags.append((key, value))
     at, key_cost = 0, {}
-    for key, value, timestamp, step in points:
-        cost = key_cost.get(key)
+    for point in points:
+        cost = key_cost.get(point[0])
         if cost is None:
-            cost = key_cost[key] = _METRIC_BYTES + _json_len(key)
+            cost = key_cost[point[0]] = _METRIC_BYTES + _json_len(point[0])
         at = place("metrics", MAX_BATCH_ENTRIES, cost, at)
-        out[at].metrics.append((key, value, timestamp, step))
+        out[at].metrics.append(point)
     return iter(out)
 
 
