@@ -41,9 +41,14 @@ class MlflowServer(NamedTuple):
 
 
 def start_server(
-    root: Path, backend: str | None = None, app: str | None = None, env: dict | None = None
+    root: Path,
+    backend: str | None = None,
+    app: str | None = None,
+    env: dict | None = None,
+    workers: int = 1,
 ) -> MlflowServer:
-    """``mlflow server`` on a free port, its artifacts proxied to ``root/artifacts``."""
+    """``mlflow server`` on a free port, its artifacts proxied to ``root/artifacts``; one
+    worker process unless asked (MLflow's default is 4; the tests run several servers)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [
@@ -58,7 +63,7 @@ def start_server(
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     if app:
         command += ["--app-name", app]
