@@ -223,7 +223,7 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
 
     experiment = f"kills-{uuid.uuid4().hex[:6]}"
     path = scratch / "kill-store"
-    build_store(path, max(10, sizes["runs"] // 4), experiment)
+    build_store(path, sizes["runs"], experiment)
     close_stores()
     script = (
         "import sys, nbtrack.sync\nfrom nbtrack.store import Store\n"
@@ -231,14 +231,15 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     rng = random.Random(7)
-    delays = []
+    delays, finished = [], 0
     for _ in range(sizes["kills"]):
         process = subprocess.Popen(
             [sys.executable, "-c", script, server.uri, str(path)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        delays.append(rng.uniform(1.5, 8.0))
+        delays.append(rng.uniform(1.5, 4.0))  # ~1.5 s to start; then a few runs each
         time.sleep(delays[-1])
+        finished += process.poll() is not None  # done before the kill came
         process.send_signal(signal.SIGKILL)
         process.wait()
     store = Store(path)
@@ -257,6 +258,7 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
     store.close()
     return {
         "kills": len(delays),
+        "finished": finished,
         "local_runs": len(local),
         "remote_runs": len(remote),
         "distinct_local_ids": len({r.data.tags.get("nbtrack.local_run_id") for r in remote}),
@@ -493,7 +495,8 @@ def main() -> None:
                   f"values sent, {r['again_requests']} requests, {r['again_s']:.2f} s")  # fmt: skip
         if "kills" in only:
             r = bench_kills(server, sizes, scratch)
-            print(f"\n{r['kills']} pushes SIGKILLed at random moments, then one more push:")
+            print(f"\n{r['kills']} pushes SIGKILLed at random moments ({r['finished']} had "
+                  "finished before theirs came), then one more push:")  # fmt: skip
             print(f"  {r['final_push']}")
             print(f"  server: {r['remote_runs']} runs ({r['distinct_local_ids']} distinct local "
                   f"ids) for {r['local_runs']} local; every value equal: {r['equal']}")  # fmt: skip
