@@ -583,7 +583,9 @@ class Store:
         import numpy as np
 
         prefix = line_prefix("metrics") + b',"key":' + orjson.dumps(key) + b","
-        parts = [metric_columns(r) for r in self._read(run_id, prefix)]
+        self._flush_for_read(run_id)
+        # Record by record: a million points' encoded records are never all in memory.
+        parts = [metric_columns(r) for r in read_records(self.journal_path(run_id), prefix)]
         if not parts:
             return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
         steps, values, times = zip(*parts, strict=True)
@@ -595,11 +597,15 @@ class Store:
         return self._read(run_id, line_prefix(op) if op is not None else None)
 
     def _read(self, run_id: str, prefix: bytes | None) -> list[Record]:
+        self._flush_for_read(run_id)
+        return list(read_records(self.journal_path(run_id), prefix))
+
+    def _flush_for_read(self, run_id: str) -> None:
+        """Check the run exists and write what this process buffers for it."""
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
-        return list(read_records(self.journal_path(run_id), prefix))
 
     def records_after(
         self, run_id: str, offset: int, op: str | None, end: int | None = None

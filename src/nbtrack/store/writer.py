@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from nbtrack.store.store import Store
 
 FLUSH_INTERVAL_SECONDS = 1.0
-FLUSH_TICK_SECONDS = 0.2
+FLUSH_TICK_SECONDS = 0.05  # how often it looks: a hot loop buffers ~50,000 points meanwhile
 FLUSH_AT_ITEMS = 100_000 * POINT_WIDTH  # bounds the buffer's memory in very hot loops
 
 
