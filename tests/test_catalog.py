@@ -195,6 +195,28 @@ def test_compaction_keeps_documents_bumps_generation_and_truncates_log(
         assert len(catalog.documents("runs")) == 201
 
 
+def test_a_writer_closing_with_a_long_log_folds_it_and_a_short_one_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_module, "COMPACT_MIN_BYTES", 80_000)
+    short, long = tmp_path / "short", tmp_path / "long"
+    for root, runs in ((short, 3), (long, 200)):  # 200 runs: ~15 KB of log, over 80/8 KB
+        writer = _catalog(root)
+        for i in range(runs):
+            writer.stage("runs", f"run-{i:03d}", {"set": {"n": i}, "params": {"p": "x" * 20}})
+            writer.commit()
+        reader = _catalog(root)
+        assert len(reader.documents("runs")) == runs
+        reader.close()  # a reader that added nothing folds nothing
+        assert (root / CHANGELOG_NAME).stat().st_size > 0
+        writer.close()
+    assert (short / CHANGELOG_NAME).stat().st_size > 0
+    assert not (short / SNAPSHOT_NAME).exists()
+    assert (long / CHANGELOG_NAME).stat().st_size == 0
+    assert _meta(long)["generation"] == 1
+    assert {d["n"] for d in _catalog(long).documents("runs")} == set(range(200))
+
+
 def test_reader_ignores_log_records_of_an_older_generation(tmp_path: Path) -> None:
     writer = _catalog(tmp_path)
     writer.stage("runs", "r", {"set": {"v": 1}})
