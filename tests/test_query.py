@@ -227,6 +227,16 @@ def test_columns_hold_their_rows_through_replacing_and_the_snapshot_form(
     assert [_canonical(r) for r in decoded.rows()] == [_canonical(expected[i]) for i in built.ids]
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=rows(), later=rows(), data=st.data())
+def test_rows_at_some_indices_are_the_rows_one_by_one(first, later, data) -> None:
+    table = columns.from_rows(first).replaced(later)
+    n = len(table.ids)
+    chosen = data.draw(st.lists(st.integers(0, n - 1), max_size=30)) if n else []
+    picked = table.rows_at(np.array(chosen, dtype=np.int64))
+    assert [_canonical(r) for r in picked] == [_canonical(table.row(i)) for i in chosen]
+
+
 def test_row_copies_do_not_share_nested_values() -> None:
     table = columns.from_rows({"r": {"run_id": "r", "process": {"pid": 1}, "params": {"p": "1"}}})
     row = table.get("r")

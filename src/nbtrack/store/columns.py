@@ -361,6 +361,27 @@ class Sparse:
                 found[key] = value
         return found
 
+    def rows_at(self, chosen: np.ndarray) -> list[dict[str, Any] | None]:
+        """The dicts of rows ``chosen`` (None where a row lacks the field): one lookup of
+        all of them per key, not one per key and row."""
+        dicts: list[dict | None] = [{} if p else None for p in self.present[chosen].tolist()]
+        for key, columns in self.keys.items():
+            rows = columns[0]
+            at = rows.searchsorted(chosen.astype(rows.dtype, copy=False))
+            inside = np.flatnonzero(at < len(rows))
+            where = inside[rows[at[inside]] == chosen[inside]]
+            if not len(where):
+                continue
+            positions = at[where]
+            if self.values is None:
+                payload = map(list, zip(*(c[positions].tolist() for c in columns[1:]), strict=True))
+            else:
+                items = self.values.items
+                payload = (items[c] for c in columns[1][positions].tolist())
+            for j, value in zip(where.tolist(), payload, strict=True):
+                dicts[j][key] = value  # type: ignore[index]
+        return dicts
+
     def all_rows(self) -> list[dict[str, Any] | None]:
         """Every row's dict (None where the row lacks the field), built in one pass."""
         dicts: list[dict | None] = [{} if p else None for p in self.present.tolist()]
@@ -520,6 +541,21 @@ class RunColumns:
     def get(self, run_id: str) -> dict[str, Any] | None:
         i = self.index.get(run_id)
         return None if i is None else self.row(i)
+
+    def rows_at(self, chosen: np.ndarray) -> list[dict[str, Any]]:
+        """Rows ``chosen`` (indices) as new dicts, as :meth:`row` makes them one by one."""
+        out: list[dict[str, Any]] = [{} for _ in range(len(chosen))]
+        ids, where = self.ids, chosen.tolist()
+        for name, column in self.fields.items():
+            for row, i in zip(out, where, strict=True):
+                value = column.value(i, ids)
+                if value is not _ABSENT:
+                    row[name] = value
+        for name, sparse in self.sparse.items():
+            for row, entries in zip(out, sparse.rows_at(chosen), strict=True):
+                if entries is not None:
+                    row[name] = entries
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """Every row as a new dict, in row order; cheaper than :meth:`row` one by one."""

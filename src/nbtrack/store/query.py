@@ -46,7 +46,7 @@ class RunHits:
         if len(chosen) > len(self.columns) // 4:  # many: build them all in one pass
             everything = self.columns.rows()
             return [everything[i] for i in chosen.tolist()]
-        return [self.columns.row(i) for i in chosen.tolist()]
+        return self.columns.rows_at(chosen)
 
     def run_ids(self) -> list[str]:
         return self.columns.id_objects()[self.index].tolist()
