@@ -330,6 +330,18 @@ def test_names_from_environment_variables_are_read_at_each_use(monkeypatch) -> N
     assert not is_secret_name("vocab_size")
 
 
+def test_a_cell_redacted_before_is_redacted_again_after_the_names_change(monkeypatch) -> None:
+    cell = "card_pin = 1234\nvocab_size = 32000\n"
+    assert redact_source(cell) == cell  # now remembered for this configuration
+    set_secret_names(secret=["pin"])
+    assert redact_source(cell) == "card_pin = '<redacted>'\nvocab_size = 32000\n"
+    monkeypatch.setenv("NBTRACK_SECRET_NAMES", "vocab_size")
+    assert redact_source(cell) == "card_pin = '<redacted>'\nvocab_size = '<redacted>'\n"
+    set_secret_names()
+    monkeypatch.delenv("NBTRACK_SECRET_NAMES")
+    assert redact_source(cell) == cell
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
