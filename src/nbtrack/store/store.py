@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +188,7 @@ class Store:
         return self.root / RUNS / run_id / JOURNAL_NAME
 
     def artifact_dir(self, run_id: str) -> Path:
-        return self.root / RUNS / run_id / "artifacts"
+        return self.root / _artifacts_in_root(run_id)
 
     @property
     def experiments_journal(self) -> Path:
@@ -500,7 +501,7 @@ class Store:
 
     def artifact_uri(self, run_id: str) -> str:
         # The root's URI is built once: Path.as_uri costs as much as the rest of create_run.
-        return f"{self._root_uri}/{RUNS}/{run_id}/artifacts"
+        return f"{self._root_uri}/{_artifacts_in_root(run_id)}"
 
     def get_run(self, run_id: str) -> RunRow:
         """The run's catalog row (a copy)."""
@@ -583,9 +584,8 @@ class Store:
         import numpy as np
 
         prefix = line_prefix("metrics") + b',"key":' + orjson.dumps(key) + b","
-        self._flush_for_read(run_id)
         # Record by record: a million points' encoded records are never all in memory.
-        parts = [metric_columns(r) for r in read_records(self.journal_path(run_id), prefix)]
+        parts = [metric_columns(r) for r in self._read(run_id, prefix)]
         if not parts:
             return np.empty(0, "<i8"), np.empty(0, "<f8"), np.empty(0, "<i8")
         steps, values, times = zip(*parts, strict=True)
@@ -594,18 +594,16 @@ class Store:
     def records(self, run_id: str, op: str | None = None) -> list[Record]:
         """Every complete record of a run's journal (only those of kind ``op``, if given),
         after writing what is buffered."""
-        return self._read(run_id, line_prefix(op) if op is not None else None)
+        return list(self._read(run_id, line_prefix(op) if op is not None else None))
 
-    def _read(self, run_id: str, prefix: bytes | None) -> list[Record]:
-        self._flush_for_read(run_id)
-        return list(read_records(self.journal_path(run_id), prefix))
-
-    def _flush_for_read(self, run_id: str) -> None:
-        """Check the run exists and write what this process buffers for it."""
+    def _read(self, run_id: str, prefix: bytes | None) -> Iterator[Record]:
+        """The run's records, read as they are iterated; the run's existence is checked
+        and what this process buffers for it written now, not at the first record."""
         self.get_run(run_id)
         writer = self._writers.get(run_id)
         if writer is not None:
             writer.flush()
+        return read_records(self.journal_path(run_id), prefix)
 
     def records_after(
         self, run_id: str, offset: int, op: str | None, end: int | None = None
@@ -772,6 +770,11 @@ def _new_experiment(name: str, experiment_id: str, tags: dict[str, str] | None =
         "last_update_time": now,
     }
     return {"set": fields, "tags": dict(tags or {})}
+
+
+def _artifacts_in_root(run_id: str) -> str:
+    """Where a run's artifacts live, relative to the store's root (a path and a URI)."""
+    return f"{RUNS}/{run_id}/artifacts"
 
 
 def _refuse_deleted(run_id: str, lifecycle_stage: str | None) -> None:
