@@ -12,7 +12,7 @@ import pytest
 from nbtrack.errors import InvalidParameterError
 from nbtrack.sync.batches import batches
 from nbtrack.sync.runs import merge_tags
-from nbtrack.sync.server import display_uri, scrub
+from nbtrack.sync.server import display_uri, scrub, translate
 
 pytest.importorskip("mlflow")
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -77,3 +77,21 @@ except nbtrack.errors.SyncError as error:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "pip install 'nbtrack[mlflow]'" in done.stdout
+
+
+def test_a_status_is_read_from_the_error_not_from_the_servers_port():
+    from mlflow.exceptions import MlflowException
+
+    name = "http://127.0.0.1:40137"
+    retried = MlflowException(
+        f"API request to {name}/api/2.0/mlflow/runs/create failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=40137): Max retries exceeded with url: "
+        "/api/2.0/mlflow/runs/create (Caused by ResponseError('too many 500 error responses'))"
+    )
+    assert "keeps failing (HTTP 500 after every retry)" in str(translate(name, "x", retried))
+    refused = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/runs/create failed with error code 401 != 200."
+    )
+    assert "refused the credentials (HTTP 401)" in str(translate(name, "x", refused))
+    forbidden = MlflowException(f"403 Client Error: FORBIDDEN for url: {name}/api/2.0/x")
+    assert "refused access (HTTP 403)" in str(translate(name, "x", forbidden))

@@ -187,9 +187,10 @@ def translate(name: str, what: str, error: Any) -> Exception:
     """A SyncError for an MlflowException; a refusal of bad input stays MLflow's own."""
     text = scrub(str(error))
     code = getattr(error, "error_code", "")
-    if "401" in text or code == "UNAUTHENTICATED":
+    status = _http_status(text)
+    if status == 401 or code == "UNAUTHENTICATED":
         return SyncError(_credentials_message(name, 401))
-    if "403" in text or code == "PERMISSION_DENIED":
+    if status == 403 or code == "PERMISSION_DENIED":
         return SyncError(_credentials_message(name, 403))
     if any(s in text for s in ("Connection refused", "NewConnectionError", "Name or service")):
         return SyncError(_unreachable_message(name, _reason(text)))
@@ -213,6 +214,16 @@ def _json_float(value: float) -> float | str:
     if value in (math.inf, -math.inf):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+# How MLflow's client, requests and urllib3 spell a response's status in an error's text;
+# a bare "401" may be part of the server's port or a run id.
+_STATUS = re.compile(r"error code (\d{3})\b|\b(\d{3}) (?:Client|Server) Error|too many (\d{3}) ")
+
+
+def _http_status(text: str) -> int | None:
+    found = _STATUS.search(text)
+    return int(next(group for group in found.groups() if group)) if found else None
 
 
 def _reason(text: str) -> str:
