@@ -1,11 +1,13 @@
 // Helpers shared by the nbtrack panels, an ES module: the JupyterLab extension imports it,
 // and each panel imports what it uses from it. In a notebook, nbtrack/widgets/panel.py
-// inlines this file in front of each panel's module instead (an anywidget module is loaded
-// from a blob URL, so it cannot import a sibling file). Reads no traitlets itself; the
+// inlines shared.js and this file in front of each panel's module instead (a module is
+// loaded from a blob URL, so it cannot import a sibling file). Reads no traitlets itself; the
 // helpers take the model they work on.
 //
 // Every string that came from the kernel reaches the page through textContent or a
 // DOM attribute, never as markup: run names, params and code are user-controlled.
+
+import { MODEL_PREFIX, importShared } from "./shared.js";
 
 /** Create an element: h("td", {className: "x", title: "t"}, "text", childNode, ...). */
 export function h(tag, props = {}, ...children) {
@@ -41,8 +43,6 @@ export function choose(model, name, value) {
   model.set(name, value);
   model.save_changes();
 }
-
-export const MODEL_PREFIX = "IPY_MODEL_";
 
 /** Render the child widget a trait refers to ("IPY_MODEL_<id>") into `container`. */
 export async function mountChild(model, ref, container) {
@@ -81,20 +81,12 @@ export function childSlot(model, name, container, onChange) {
 }
 
 /**
- * vega-embed, loaded once per page from the shared VegaRuntime model (its `bundle` trait
- * holds vl-convert's vega-embed bundle). Every chart panel refers to that one model, so a
- * saved notebook stores the ~0.9 MB of vega once, not once per chart.
+ * vega-embed, from the shared model the `runtime` trait names (vl-convert's vega-embed
+ * bundle): every chart panel refers to that one model, so a saved notebook stores the
+ * ~0.9 MB of vega once, not once per chart.
  */
-export async function loadVega(model) {
-  const ref = model.get("runtime");
-  const runtime = await model.widget_manager.get_model(ref.slice(MODEL_PREFIX.length));
-  const cache = (globalThis.__nbtrackVega ??= new Map());
-  const digest = runtime.get("digest");
-  if (!cache.has(digest)) {
-    const url = URL.createObjectURL(new Blob([runtime.get("bundle")], { type: "text/javascript" }));
-    cache.set(digest, import(/* webpackIgnore: true */ url).finally(() => URL.revokeObjectURL(url)));
-  }
-  return cache.get(digest);
+export function loadVega(model) {
+  return importShared(model, "runtime");
 }
 
 /** Draw a vega-lite spec into `el`; data for named datasets is passed in `datasets`. */

@@ -78,9 +78,9 @@ def test_notebook_runs_clean_and_saves_under_3_mb(executed):
 
 def test_vega_ships_once_in_the_widget_state(executed):
     states = widget_state(executed.nb)
-    runtimes = [s for s in states.values() if model_class(s).endswith("VegaRuntime")]
+    runtimes = [s for s in states.values() if len(s["state"].get("code", "")) > 500_000]
     assert len(runtimes) == 1
-    bundle = runtimes[0]["state"]["bundle"]
+    bundle = runtimes[0]["state"]["code"]
     assert len(bundle) > 500_000 and "vegaEmbed" in bundle
     # Every chart panel refers to that one model instead of carrying vega itself.
     charts = [
@@ -93,6 +93,21 @@ def test_vega_ships_once_in_the_widget_state(executed):
         assert len(json.dumps(chart["state"])) < 200_000
     # The saved file holds the bundle's text once (its opening is distinctive enough).
     assert executed.saved.read_text().count(json.dumps(bundle[:300])[1:-1]) == 1
+
+
+def test_each_panel_module_is_stored_once(executed):
+    states = widget_state(executed.nb)
+    modules = [s for s in states.values() if "digest" in s["state"]]
+    codes = [s["state"]["code"] for s in modules]
+    assert len(set(codes)) == len(codes)  # one model per module
+    cards = [s for s in states.values() if model_class(s).endswith("RunCard")]
+    assert len(cards) >= len(RUNS)
+    card_module = {s["state"]["_module"] for s in cards}
+    assert len(card_module) == 1
+    card_code = states[card_module.pop().removeprefix("IPY_MODEL_")]["state"]["code"]
+    assert "export default { render };" in card_code
+    # The card module's text is in the saved file once, whatever the number of cards.
+    assert executed.saved.read_text().count(json.dumps(card_code[-300:])[1:-1]) == 1
 
 
 def test_each_track_cell_has_one_card_with_widget_and_static_forms(executed):

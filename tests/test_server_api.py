@@ -338,7 +338,8 @@ def test_a_panel_answers_the_pages_intents(server):
     opened = call(server, f"panels?client={client}&after=0&timeout=5")[2]
     state = opened["messages"][0]["data"]["state"]
     assert state["_anywidget_id"] == "nbtrack.widgets.table.RunTable"
-    assert "_esm" not in state  # the page has its own copy of the module
+    assert "_esm" not in state and "_module" not in state  # the page has its own copy
+    assert all("code" not in m["data"].get("state", {}) for m in opened["messages"])
     intent = {"method": "custom", "content": {"kind": "filter", "text": "params.lr >"}}
     assert call(server, f"panels/{model}", "POST", {"client": client, "data": intent})[0] == 200
     after = opened["seq"]

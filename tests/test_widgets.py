@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import re
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from nbtrack.widgets.card import (
 )
 from nbtrack.widgets.compare import CompareRuns, direction
 from nbtrack.widgets.curves import MetricCurves
-from nbtrack.widgets.panel import Action, VegaRuntime, vega_bundle
+from nbtrack.widgets.panel import Action, SharedModule, esm, vega_bundle
 from nbtrack.widgets.register import RegisterForm
 from nbtrack.widgets.registry import RegistryPanel
 from nbtrack.widgets.series import MAX_POINTS, SeriesReader, downsample, smooth
@@ -691,9 +692,25 @@ def test_chart_panels_share_one_vega_runtime(tracking):
     a = make_run(tracking, "a", {"x": "1"}, {"acc": 0.1}, steps=3)
     b = make_run(tracking, "b", {"x": "2"}, {"acc": 0.2}, steps=3)
     first, second = MetricCurves([a]), CompareRuns([a, b])
-    assert isinstance(first.runtime, VegaRuntime) and first.runtime is second.runtime
+    assert isinstance(first.runtime, SharedModule) and first.runtime is second.runtime
     assert second.curves is not None and second.curves.runtime is first.runtime
     assert "export{" in vega_bundle().replace(" ", "") and "vegaEmbed" in vega_bundle()
+    assert first.runtime.code == vega_bundle()
+
+
+def test_panels_of_a_kind_share_one_module_and_send_a_small_loader(tracking):
+    runs = [make_run(tracking, name, {"x": "1"}, {"acc": 0.5}) for name in "ab"]
+    cards = [RunCard(_row(run_id)) for run_id in runs]
+    first, second = cards
+    assert first._module is second._module and first._module.code == esm("card.js")
+    table = RunTable()
+    assert table._module is not first._module and table._module.code == esm("table.js")
+    assert first._module.digest != table._module.digest
+    state = first.get_state()
+    assert state["_module"] == f"IPY_MODEL_{first._module.model_id}"
+    # The card's own state carries the loader, not the 19 kB of its module.
+    assert len(json.dumps(state)) < 3_000 < len(esm("card.js"))
+    assert "importShared" in state["_esm"] and "function h(" not in state["_esm"]
 
 
 PANELS = {

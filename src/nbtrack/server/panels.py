@@ -33,7 +33,9 @@ from nbtrack.server.settings import StoreHandle
 
 CLIENT_TTL = 120.0  # seconds without a poll after which a page's panels are closed
 # Constant parts of a panel's state the page has already (its own copy of each module).
-UNSENT = frozenset({"_esm", "_css"})
+# A page draws panels with the extension's own copy of their modules: it needs neither a
+# panel's module nor the SharedModule that carries it in a kernel (widgets/panel.py).
+UNSENT = frozenset({"_esm", "_css", "_module"})
 
 _client: contextvars.ContextVar[str | None] = contextvars.ContextVar("nbtrack_client", default=None)
 
@@ -143,6 +145,10 @@ class PanelHub:
         if state is None:
             return
         if msg_type == "comm_open":
+            from nbtrack.widgets.panel import is_shared_module
+
+            if is_shared_module(data.get("state") or {}):
+                return  # sent to a page only once a panel there names it: _share_runtime
             state.comms[sender.comm_id] = sender
             self._share_runtime(state, data.get("state") or {})
         elif msg_type == "comm_close":
@@ -161,8 +167,8 @@ class PanelHub:
             self._loop.call_soon_threadsafe(_wake, state)
 
     def _share_runtime(self, state: _Client, opened: dict[str, Any]) -> None:
-        """Vega ships once per server (one VegaRuntime, see widgets/panel.py), made for the
-        first page that drew a chart: send it to each other page that draws one."""
+        """Vega ships once per page (one SharedModule per server, see widgets/panel.py):
+        send it to a page with its first chart."""
         ref = opened.get("runtime")
         if not isinstance(ref, str):
             return

@@ -33,7 +33,7 @@ from nbtrack.store.records import POINT_WIDTH
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
 from nbtrack.widgets.curves import MetricCurves, stepped
-from nbtrack.widgets.panel import Action, Panel, module
+from nbtrack.widgets.panel import Action, Panel
 
 if TYPE_CHECKING:
     from nbtrack.store import Store
@@ -57,7 +57,7 @@ class RunCard(Panel):
     ``%track show`` displays it, and ``static`` (render.run_details) its static forms.
     """
 
-    _esm = module("card.js")
+    module_name = "card.js"
     run = traitlets.Dict().tag(sync=True)  # display strings, see card_fields()
     details = traitlets.Dict().tag(sync=True)  # empty for the one-line card
     actions = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -19,7 +19,7 @@ from nbtrack.tracking import fluent
 from nbtrack.widgets import charts
 from nbtrack.widgets.curves import MetricCurves, run_labels, stepped
 from nbtrack.widgets.metric_kinds import direction
-from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
+from nbtrack.widgets.panel import Panel, SharedModule, vega_runtime
 
 if TYPE_CHECKING:
     from nbtrack.store import Store
@@ -30,8 +30,8 @@ MAX_AXES = 6
 class CompareRuns(Panel):
     """Two or more runs compared; ``directions`` overrides min/max per metric."""
 
-    _esm = module("compare.js")
-    runtime = traitlets.Instance(VegaRuntime).tag(sync=True, **widget_serialization)
+    module_name = "compare.js"
+    runtime = traitlets.Instance(SharedModule).tag(sync=True, **widget_serialization)
     runs = traitlets.List(traitlets.Dict()).tag(sync=True)  # {id, name, status, color}
     params = traitlets.List(traitlets.Dict()).tag(sync=True)  # {key, values, differs}
     metrics = traitlets.List(traitlets.Dict()).tag(sync=True)  # {key, values, best, direction}

@@ -23,7 +23,7 @@ from nbtrack.render import format_value, text_table
 from nbtrack.tracking import fluent
 from nbtrack.widgets import charts, live
 from nbtrack.widgets.metric_kinds import log_scale_unsuited
-from nbtrack.widgets.panel import Panel, VegaRuntime, module, vega_runtime
+from nbtrack.widgets.panel import Panel, SharedModule, vega_runtime
 from nbtrack.widgets.series import SeriesReader, downsample, in_step_order, smooth
 
 if TYPE_CHECKING:
@@ -36,8 +36,8 @@ MARKERS_UP_TO = 40  # points per series below which each point gets a dot
 class MetricCurves(Panel):
     """Curves of ``metrics`` (default: the stepped ones) for the runs ``run_ids``."""
 
-    _esm = module("curves.js")
-    runtime = traitlets.Instance(VegaRuntime).tag(sync=True, **widget_serialization)
+    module_name = "curves.js"
+    runtime = traitlets.Instance(SharedModule).tag(sync=True, **widget_serialization)
     runs = traitlets.List(traitlets.Dict()).tag(sync=True)  # {id, name, status, color}
     metrics = traitlets.List(traitlets.Unicode()).tag(sync=True)  # every key logged
     shown = traitlets.List(traitlets.Unicode()).tag(sync=True)  # keys drawn, a panel each

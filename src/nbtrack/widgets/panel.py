@@ -1,5 +1,6 @@
 """The base of every nbtrack panel: an anywidget whose display also carries a static form,
-the actions a panel offers, and the shared VegaRuntime that ships vega to the page once.
+the actions a panel offers, and the SharedModules that ship vega and each panel's ES
+module to the page once per kernel.
 
 A panel's display bundle holds the widget view *and* ``text/plain`` (a readable table),
 ``text/html`` (escaped markup, no scripts, with each chart as an inline PNG) and
@@ -26,7 +27,8 @@ import ipywidgets
 import traitlets
 from ipywidgets import widget_serialization
 
-JS_FILES = ("common.js",)
+JS_FILES = ("shared.js", "common.js")
+VEGA = "vega"  # the SharedModule holding vega-embed, not a file of js/
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -38,26 +40,73 @@ def _js_dir() -> Path:
 
 # The panels import the shared helpers (``import { h, fill } from "./common.js";``), as the
 # JupyterLab extension's bundler resolves them; common.js exports each one.
-_IMPORT = re.compile(r'^import \{[^}]*\} from "\./common\.js";\n', re.MULTILINE)
+_IMPORT = re.compile(r'^import \{[^}]*\} from "\./(?:shared|common)\.js";\n', re.MULTILINE)
 _EXPORT = re.compile(r"^export (?=(?:async function|function|const) )", re.MULTILINE)
 
 
 @functools.cache
 def esm(name: str) -> str:
-    """A panel's ES module: the shared helpers (common.js) followed by the panel's own file.
+    """A panel's ES module: the shared helpers (shared.js, common.js) followed by the
+    panel's own file ``js/<name>``."""
+    return _inline((*JS_FILES, name))
 
-    anywidget loads a module from a blob URL, where relative imports cannot resolve, so
-    the helpers are inlined in front of the panel (their ``export`` dropped) and the
-    panel's import of them removed.
+
+@functools.cache
+def _loader() -> str:
+    """Every panel's ``_esm``: imports the panel's module from its ``_module``."""
+    return _inline(("shared.js", "loader.js"))
+
+
+def _inline(files: tuple[str, ...]) -> str:
+    """The last of ``files`` with the others, its helpers, in front of it.
+
+    The page loads a module from a blob URL, where relative imports cannot resolve, so
+    the helpers are inlined (their ``export`` dropped) and the imports of them removed.
     """
     folder = _js_dir()
-    shared = [_EXPORT.sub("", (folder / f).read_text("utf-8")) for f in JS_FILES]
-    return "\n".join([*shared, _IMPORT.sub("", (folder / name).read_text("utf-8"))])
+    *helpers, main = (_IMPORT.sub("", (folder / f).read_text("utf-8")) for f in files)
+    return "\n".join([*(_EXPORT.sub("", helper) for helper in helpers), main])
 
 
-def module(name: str) -> traitlets.Unicode:
-    """The ``_esm`` trait of a panel whose ES module is ``js/<name>``."""
-    return traitlets.Unicode(esm(name)).tag(sync=True)
+# -- modules sent once per kernel -------------------------------------------------------------
+
+
+class SharedModule(ipywidgets.Widget):
+    """An ES module the page imports once: vega-embed, or a panel's own module.
+
+    A bare model, never displayed (no view, no layout). Panels refer to it by a trait
+    (``runtime`` for vega, ``_module`` for their own code), so a kernel sends it once, and
+    a saved notebook stores it once, rather than once per chart or per run card.
+    """
+
+    code = traitlets.Unicode("").tag(sync=True)
+    digest = traitlets.Unicode("").tag(sync=True)
+
+
+def is_shared_module(state: dict[str, Any]) -> bool:
+    """Whether a model's opening state is a SharedModule's (its comm knows no widget yet)."""
+    return state.get("_model_name") == "WidgetModel" and {"code", "digest"} <= state.keys()
+
+
+_shared: dict[str, SharedModule] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_module(name: str) -> SharedModule:
+    """The kernel's SharedModule of ``name`` (a file of js/, or :data:`VEGA`), made on first
+    use and again once the user closed it."""
+    with _shared_lock:
+        found = _shared.get(name)
+        if found is None or found.comm is None:
+            code = vega_bundle() if name == VEGA else esm(name)
+            digest = hashlib.sha256(code.encode()).hexdigest()[:16]
+            found = _shared[name] = SharedModule(code=code, digest=digest)
+        return found
+
+
+def vega_runtime() -> SharedModule:
+    """The kernel's vega-embed, which chart panels name in their ``runtime`` trait."""
+    return shared_module(VEGA)
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -96,13 +145,18 @@ class Action:
 class Panel(anywidget.AnyWidget):
     """An anywidget whose display carries a static fallback, and whose actions run here.
 
-    A run card is made under every ``%%track`` cell, so a panel is made cheaply:
-    ``_esm`` (see :func:`module`) and ``_anywidget_id`` are class traits (anywidget adds
-    them per instance, which builds a new class each time, ~1 ms), and there is no
-    ``layout`` child widget (a second model, comm and saved state per panel; the page
-    draws panels itself).
+    A run card is made under every ``%%track`` cell, so a panel is made cheaply: its ES
+    module ``js/<module_name>`` travels once per kernel in a :class:`SharedModule` that
+    ``_module`` refers to, ``_esm`` being a small loader of it; ``_esm`` and
+    ``_anywidget_id`` are class traits (anywidget adds them per instance, which builds a
+    new class each time, ~1 ms); and there is no ``layout`` child widget (a second model,
+    comm and saved state per panel; the page draws panels itself).
     """
 
+    module_name: ClassVar[str]  # the panel's ES module, a file of js/
+
+    _esm = traitlets.Unicode(_loader()).tag(sync=True)
+    _module = traitlets.Instance(SharedModule).tag(sync=True, **widget_serialization)
     layout = traitlets.Instance(ipywidgets.Layout, allow_none=True).tag(
         sync=True, **widget_serialization
     )
@@ -117,6 +171,10 @@ class Panel(anywidget.AnyWidget):
     @traitlets.default("_anywidget_id")
     def _default_anywidget_id(self) -> str:
         return f"{type(self).__module__}.{type(self).__name__}"
+
+    @traitlets.default("_module")
+    def _default_module(self) -> SharedModule:
+        return shared_module(self.module_name)
 
     def __init__(self, **kwargs: Any) -> None:
         # DOMWidget's, not AnyWidget's __init__: the traits AnyWidget would add are
@@ -188,37 +246,6 @@ def _arity(action: Action) -> str:
     if action.max_runs is None:
         return f"at least {action.min_runs} run{'s' * (action.min_runs != 1)}"
     return f"{action.min_runs} to {action.max_runs} runs"
-
-
-# -- the shared vega runtime ------------------------------------------------------------------
-
-
-class VegaRuntime(anywidget.AnyWidget):
-    """One per kernel, never displayed: carries vl-convert's vega-embed bundle.
-
-    Chart panels refer to it (``runtime`` trait) and load vega from its ``bundle`` once per
-    page, so a saved notebook stores the bundle once rather than once per chart, as an
-    offline ``alt.JupyterChart`` would.
-    """
-
-    _esm = "export default {};"
-    bundle = traitlets.Unicode("").tag(sync=True)
-    digest = traitlets.Unicode("").tag(sync=True)
-
-
-_runtime: VegaRuntime | None = None
-_runtime_lock = threading.Lock()
-
-
-def vega_runtime() -> VegaRuntime:
-    """The kernel's VegaRuntime, created on first use."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None or _runtime.comm is None:  # none yet, or closed by the user
-            code = vega_bundle()
-            digest = hashlib.sha256(code.encode()).hexdigest()[:16]
-            _runtime = VegaRuntime(bundle=code, digest=digest)
-        return _runtime
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from nbtrack.models.source import model_packages
 from nbtrack.registry import changes, queries
 from nbtrack.registry.queries import using_store
 from nbtrack.tracking import fluent
-from nbtrack.widgets.panel import Panel, module
+from nbtrack.widgets.panel import Panel
 
 if TYPE_CHECKING:
     from nbtrack.store import Store
@@ -29,7 +29,7 @@ DEFAULT_ARTIFACT = "model"  # log_model's default name
 class RegisterForm(Panel):
     """Asks for a model name (and artifact path) and registers one run's model package."""
 
-    _esm = module("register.js")
+    module_name = "register.js"
     run = traitlets.Dict().tag(sync=True)  # {run_id, name}
     packages = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the run's package paths
     artifact = traitlets.Unicode("").tag(sync=True)  # the default (then the last submitted)

@@ -34,7 +34,7 @@ from nbtrack.store.catalog import file_signature
 from nbtrack.store.registry import RegistryState
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
-from nbtrack.widgets.panel import Panel, module
+from nbtrack.widgets.panel import Panel
 
 REFRESH_SECONDS = 1.0
 EVENTS_SHOWN = 200  # the newest events the panel lists; the static form has them all
@@ -44,7 +44,7 @@ METRICS_SHOWN = 4
 class RegistryPanel(Panel):
     """Every registered model (or only ``model_name``), with transitions and the audit log."""
 
-    _esm = module("registry.js")
+    module_name = "registry.js"
     model_name = traitlets.Unicode("").tag(sync=True)  # "" for every model
     models = traitlets.List(traitlets.Dict()).tag(sync=True)  # see _model_fields
     events = traitlets.List(traitlets.Dict()).tag(sync=True)  # newest first, see _event_fields

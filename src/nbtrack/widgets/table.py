@@ -31,7 +31,7 @@ from nbtrack.render import (
 from nbtrack.store.catalog import CHANGELOG_NAME, SNAPSHOT_NAME, file_signature
 from nbtrack.tracking import fluent
 from nbtrack.widgets import live
-from nbtrack.widgets.panel import Action, Panel, module
+from nbtrack.widgets.panel import Action, Panel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,7 +66,7 @@ TABLE_ACTIONS: dict[str, Action] = {
 class RunTable(Panel):
     """Runs matching ``filter_string`` in the active experiment (or ``experiment_ids``)."""
 
-    _esm = module("table.js")
+    module_name = "table.js"
     filter = traitlets.Unicode("").tag(sync=True)  # the filter box's text
     applied = traitlets.Unicode("").tag(sync=True)  # the filter the rows match
     view = traitlets.Enum(VIEWS, "active").tag(sync=True)
