@@ -4,6 +4,7 @@ that runs reference one stored copy per session."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_capture_holds_python_platform_packages_and_no_secret_values(monkeypatch
     captured = environment.capture()
 
     assert captured["python"]["version"].count(".") == 2
-    assert captured["platform"]["system"]
+    assert captured["platform"]["platform"] == platform.platform()  # without its `uname -p`
     assert f"numpy=={numpy.__version__}" in captured["packages"]
     assert captured["packages"] == sorted(captured["packages"])
     assert len(captured["packages_digest"]) == 64
@@ -109,6 +110,11 @@ def test_git_state_commit_branch_dirty_and_remote_without_credentials(repo: Path
     assert dirty["dirty"] is True and len(dirty["diff_digest"]) == 64
     (repo / "train.py").write_text("print('changed again')\n")
     assert environment.git_state(repo)["diff_digest"] != dirty["diff_digest"]
+
+
+def test_no_git_is_no_git_state(repo: Path, monkeypatch):
+    monkeypatch.setenv("PATH", str(repo))  # no git executable there
+    assert environment.git_state(repo) is None
 
 
 def test_runs_reference_one_stored_environment_and_carry_git_tags(tracking, repo, monkeypatch):
