@@ -321,6 +321,39 @@ def _contrast(page: Any, locator: Any) -> float:
     return locator.evaluate(CONTRAST)
 
 
+def test_a_tracked_cell_card_is_drawn_without_a_widget_until_a_button_is_pressed(page, tmp_path):
+    p = page.page
+    p.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'train.ipynb'})")
+    p.wait_for_function(KERNEL_IDLE)
+    p.evaluate(
+        """async code => {
+          const app = window.jupyterapp, book = app.shell.currentWidget.content;
+          book.activeCellIndex = book.widgets.length - 1;
+          await app.commands.execute('notebook:insert-cell-below');
+          book.activeCell.model.sharedModel.setSource(code);
+          await app.commands.execute('notebook:run-cell');
+        }""",
+        "%%track --name drawn-by-the-page --metrics acc\nacc = 0.88",
+    )
+    _wait_idle(p)
+    # The extension's renderer is the output itself, the card drawn in it by card.js.
+    output = p.locator(".jp-CodeCell", has_text="--name drawn-by-the-page").locator(
+        ".jp-OutputArea-output.nbt-plain-card"
+    )
+    output.locator(".nbt-run-card .nbt-name", has_text="drawn-by-the-page").wait_for()
+    assert output.locator(".lm-Panel").count() == 0  # drawn by card.js, no widget view
+    assert "acc=0.88" in output.locator(".nbt-run-card").inner_text()
+    _shoot(output, tmp_path, "plain-card")
+    # A button asks the kernel for the card's widget, which replaces the drawing and
+    # shows the comparison with the run before.
+    output.locator("button[data-action=compare_previous]").click()
+    compared = output.locator(".lm-Panel .nbt-run-card .nbt-detail .nbt-compare-params")
+    compared.wait_for()
+    assert output.locator(".nbt-run-card").count() == 1  # the widget's, the drawing gone
+    assert "drawn-by-the-page" in compared.inner_text()
+    _shoot(output, tmp_path, "plain-card-compared")
+
+
 def _wait_for(predicate: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

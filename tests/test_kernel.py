@@ -39,6 +39,7 @@ class Cell:
     reply: dict[str, Any]
     execution_count: int | None  # In[n], from the kernel's execute_input broadcast
     outputs: list[dict[str, Any]]  # iopub messages of OUTPUT_TYPES, in order
+    comms: list[dict[str, Any]]  # comm_open, comm_msg and comm_close messages, in order
 
     @property
     def status(self) -> str:
@@ -123,10 +124,7 @@ class Kernel:
                 seen.append(msg)
         return seen[0]["content"]["text"]
 
-    def collect(self, msg_id: str, timeout: float = 60) -> Cell:
-        """Every output of the request up to the kernel going idle, then its reply."""
-        deadline = time.monotonic() + timeout
-
+    def _until_idle(self, msg_id: str, deadline: float) -> None:
         def idle() -> bool:
             return any(
                 m["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
@@ -135,6 +133,12 @@ class Kernel:
 
         while not idle():
             self._next_iopub(deadline)
+
+    def collect(self, msg_id: str, timeout: float = 60) -> Cell:
+        """Every output of the request up to the kernel going idle, then its reply."""
+        deadline = time.monotonic() + timeout
+
+        self._until_idle(msg_id, deadline)
         while True:
             reply = self.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
             if reply["parent_header"].get("msg_id") == msg_id:
@@ -144,7 +148,14 @@ class Kernel:
             m["content"]["execution_count"] for m in messages if m["msg_type"] == "execute_input"
         ]
         outputs = [m for m in messages if m["msg_type"] in OUTPUT_TYPES]
-        return Cell(reply["content"], counts[0] if counts else None, outputs)
+        return Cell(reply["content"], counts[0] if counts else None, outputs, comms_in(messages))
+
+    def comm(self, msg_type: str, content: dict[str, Any], timeout: float = 30) -> list[dict]:
+        """Send a comm message as a page would; the comm messages the kernel sent back."""
+        msg = self.kc.session.msg(msg_type, content)
+        self.kc.shell_channel.send(msg)
+        self._until_idle(msg["header"]["msg_id"], time.monotonic() + timeout)
+        return comms_in(self._iopub.pop(msg["header"]["msg_id"]))
 
     def run(self, code: str, *, cell_id: str | None = None, timeout: float = 60) -> Cell:
         return self.collect(self.send(code, cell_id), timeout)
@@ -158,6 +169,10 @@ class Kernel:
     def close(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+def comms_in(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if m["msg_type"].startswith("comm_")]
 
 
 @pytest.fixture
@@ -673,3 +688,78 @@ def test_cell_id_from_the_frontend_is_recorded(nb: Kernel, kernel_env: Path):
     assert cell_record(store, runs["without-id"]["run_id"])["cell_id"] is None
     [child] = [r for r in runs.values() if r["tags"].get("mlflow.parentRunId")]
     assert cell_record(store, child["run_id"])["cell_id"] == logging_id
+
+
+# -- run cards a page draws itself ---------------------------------------------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+CARD_MIME = "application/vnd.nbtrack.run-card+json"
+
+
+def answer_the_ask(kernel: Kernel, loaded: Cell, draws: list[str]) -> None:
+    """Answer the kernel's question as nbtrack's JupyterLab extension does."""
+    (asked,) = [
+        m["content"]
+        for m in loaded.comms
+        if m["msg_type"] == "comm_open" and m["content"]["target_name"] == "nbtrack.frontend"
+    ]
+    assert kernel.comm("comm_msg", {"comm_id": asked["comm_id"], "data": {"draws": draws}}) == []
+
+
+def widget_states(comms: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each widget a kernel opened (model id -> state), with the updates it sent after."""
+    states: dict[str, dict[str, Any]] = {}
+    for m in comms:
+        content = m["content"]
+        if m["msg_type"] == "comm_open" and content["target_name"] == "jupyter.widget":
+            states[content["comm_id"]] = dict(content["data"]["state"])
+        elif m["msg_type"] == "comm_msg" and content["comm_id"] in states:
+            states[content["comm_id"]].update(content["data"].get("state", {}))
+    return states
+
+
+def test_a_page_that_draws_cards_gets_plain_cards_and_each_widget_on_demand(kernel: Kernel):
+    loaded = kernel.ok("%load_ext nbtrack")
+    unanswered = kernel.ok("%%track --name first\nx = 1")
+    assert WIDGET_VIEW in card(unanswered) and CARD_MIME not in card(unanswered)
+
+    answer_the_ask(kernel, loaded, [CARD_MIME])
+    second = kernel.ok("%%track --name '<b>second</b>'\ny = 2")
+    bundle = card(second)
+    assert WIDGET_VIEW not in bundle and second.comms == []  # no widget, no comm
+    plain = bundle[CARD_MIME]
+    assert plain["state"]["run"]["name"] == "<b>second</b>"  # the page writes it as text
+    assert "&lt;b&gt;second" in bundle["text/html"]
+    assert {a["name"] for a in plain["state"]["actions"]} >= {"compare_previous", "register"}
+    stepped = kernel.ok("%%track --name steps\nimport nbtrack\nnbtrack.log_metric('m', 1, step=3)")
+    assert WIDGET_VIEW in card(stepped)  # curves need the widget
+
+    # "Compare with previous" pressed on the plain card: the kernel makes the card's
+    # widget, does it there, and answers with the widget's id.
+    intent = {"kind": "action", "name": "compare_previous", "run_ids": [plain["run_id"]]}
+    request = {"run_id": plain["run_id"], "store": plain["store"], "intent": intent}
+    sent = kernel.comm(
+        "comm_open", {"comm_id": uuid.uuid4().hex, "target_name": "nbtrack.card", "data": request}
+    )
+    (answer,) = [m["content"]["data"] for m in sent if m["msg_type"] == "comm_msg"
+                 and "model_id" in m["content"]["data"]]  # fmt: skip
+    widgets = widget_states(sent)
+    opened = widgets[answer["model_id"]]
+    assert opened["_anywidget_id"] == "nbtrack.widgets.card.RunCard"
+    assert opened["run"]["run_id"] == plain["run_id"]
+    comparison = widgets[opened["detail"].removeprefix("IPY_MODEL_")]
+    assert comparison["_anywidget_id"] == "nbtrack.widgets.compare.CompareRuns"
+
+
+def test_a_plain_card_names_its_store_by_a_key_not_a_path(kernel: Kernel, kernel_env: Path):
+    loaded = kernel.ok("%load_ext nbtrack")
+    answer_the_ask(kernel, loaded, [CARD_MIME])
+    plain = card(kernel.ok("%%track --name keyed\nz = 3"))[CARD_MIME]
+    assert str(kernel_env) not in str(plain)  # a shared notebook tells no local path
+    request = {"run_id": plain["run_id"], "store": "0" * 16, "intent": {"kind": "action"}}
+    sent = kernel.comm(
+        "comm_open", {"comm_id": uuid.uuid4().hex, "target_name": "nbtrack.card", "data": request}
+    )
+    (answer,) = [m["content"]["data"] for m in sent if m["msg_type"] == "comm_msg"]
+    assert "a store this kernel has not opened" in answer["error"]
+    assert [m["msg_type"] for m in sent][-1] == "comm_close"

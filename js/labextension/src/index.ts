@@ -1,5 +1,6 @@
 // nbtrack in JupyterLab 4 and Notebook 7: the Experiments sidebar, the run, compare and
-// registry views, Open cell, palette commands and the active run in the status bar.
+// registry views, Open cell, palette commands, the active run in the status bar, and the
+// run cards under %%track cells drawn without a widget.
 // Everything it shows comes from nbtrack's server extension (nbtrack/server).
 import {
   JupyterFrontEnd,
@@ -8,9 +9,11 @@ import {
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { api } from './api';
+import { drawPlainCards } from './card';
 import { Feed } from './feed';
 import { isNotebook7, openCell, revealFromUrl } from './opencell';
 import { PanelClient } from './remote';
@@ -38,13 +41,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'nbtrack: an Experiments sidebar over the whole store, each run linked to its cell.',
   autoStart: true,
   requires: [IDocumentManager],
-  optional: [ICommandPalette, INotebookTracker, IStatusBar],
+  optional: [ICommandPalette, INotebookTracker, IStatusBar, IRenderMimeRegistry],
   activate: (
     app: JupyterFrontEnd,
     docs: IDocumentManager,
     palette: ICommandPalette | null,
     tracker: INotebookTracker | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
     const client = new PanelClient();
     const feed = new Feed();
@@ -132,6 +136,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         rank: 5,
         isActive: () => true
       });
+    }
+    if (tracker && rendermime) {
+      drawPlainCards(rendermime, tracker);
     }
     if (tracker && isNotebook7(app)) {
       revealFromUrl(tracker);

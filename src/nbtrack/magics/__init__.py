@@ -443,10 +443,14 @@ def load_ipython_extension(shell) -> None:
 
 def _preload() -> None:
     """Import now what every tracked cell needs (numpy for the metric buffer, the run
-    card's widget modules), so that the first %%track cell does not wait for it."""
+    card's widget modules), so that the first %%track cell does not wait for it; and ask
+    the page whether it draws run cards itself (nbtrack's JupyterLab extension does)."""
     import numpy  # noqa: F401
 
-    import nbtrack.widgets.card  # noqa: F401
+    from nbtrack.widgets import card, frontend
+
+    card.serve_cards()
+    frontend.ask_the_page()
 
 
 def unload_ipython_extension(shell) -> None:

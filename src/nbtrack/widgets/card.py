@@ -10,6 +10,7 @@ updated to the final card, so a cell has exactly one card either way.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from IPython.display import display, update_display
 from ipywidgets import widget_serialization
 
 from nbtrack.colors import run_color
+from nbtrack.errors import NotFoundError
 from nbtrack.render import (
     StaticView,
     format_duration,
@@ -31,7 +33,8 @@ from nbtrack.render import (
 )
 from nbtrack.store.records import POINT_WIDTH
 from nbtrack.tracking import fluent
-from nbtrack.widgets import live
+from nbtrack.tracking.session import open_stores
+from nbtrack.widgets import frontend, live
 from nbtrack.widgets.curves import MetricCurves, stepped
 from nbtrack.widgets.panel import Action, Panel
 
@@ -135,6 +138,73 @@ def _describe(actions: dict[str, Action], curves_shown: bool) -> list[dict[str, 
         if action["name"] == "curves" and curves_shown:
             action["label"] = "Hide curves"
     return described
+
+
+# -- drawn by the page ------------------------------------------------------------------------
+
+CARD_MIME = "application/vnd.nbtrack.run-card+json"
+CARD_TARGET = "nbtrack.card"  # the page asks here for a plain card's widget
+
+
+def plain_card(row: dict[str, Any], store: Store) -> dict[str, Any]:
+    """A one-line card as a plain output: the card's state, for the page to draw with
+    card.js (see :mod:`.frontend`), beside the static forms every other reader shows."""
+    card = {"run_id": row["run_id"], "store": _store_key(store), "state": card_state(row)}
+    return {CARD_MIME: card, "text/html": run_card_html(row), "text/plain": run_card_text(row)}
+
+
+def serve_cards() -> None:
+    """Answer the page's requests for a plain card's widget (a button was pressed)."""
+    from comm import get_comm_manager
+
+    get_comm_manager().register_target(CARD_TARGET, _open_card)
+
+
+def _open_card(opened: Any, message: dict[str, Any]) -> None:
+    """Make the widget of the plain card the page names, do what was pressed on it, and
+    answer with the widget's model id, or with why there is none."""
+    data = message["content"]["data"]
+    try:
+        store = _store_keyed(str(data["store"]))
+        row = store.get_run(str(data["run_id"]))
+    except Exception as error:  # shown on the card; nothing changed
+        opened.send({"error": f"{type(error).__name__}: {error}"})
+    else:
+        card = RunCard(row, store=store)
+        if isinstance(data.get("intent"), dict):
+            card.apply_intent(data["intent"])
+        opened.send({"model_id": card.model_id})
+    opened.close()
+
+
+def _store_key(store: Store) -> str:
+    """Names a store in a notebook's output without its path, which is no one's business
+    once the notebook is shared."""
+    return hashlib.sha256(str(store.root).encode()).hexdigest()[:16]
+
+
+def _store_keyed(key: str) -> Store:
+    for store in (fluent.current_store(), *open_stores()):
+        if _store_key(store) == key:
+            return store
+    raise NotFoundError(
+        "This card's run is in a store this kernel has not opened: run the cell that "
+        "chose it (%track store ...), then press again."
+    )
+
+
+def card_state(row: dict[str, Any]) -> dict[str, Any]:
+    """The synced state of a one-line card without curves, as :class:`RunCard` holds it."""
+    return {
+        "run": card_fields(row),
+        "details": {},
+        "actions": _describe(CARD_ACTIONS, curves_shown=False),
+        "curves": None,
+        "show_curves": True,
+        "detail": None,
+        "message": "",
+        "error": "",
+    }
 
 
 def card_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -247,8 +317,9 @@ def watch_run(run_id: str) -> None:
     live.schedule(watch, min_interval=live.MIN_INTERVAL)
 
 
-def show_run_card(row: dict[str, Any]) -> RunCard:
-    """Called as a ``%%track`` cell ends: display its final card (or update the live one)."""
+def show_run_card(row: dict[str, Any]) -> RunCard | None:
+    """Called as a ``%%track`` cell ends: display its final card (or update the live one).
+    None when the page draws the card without a widget (see :mod:`.frontend`)."""
     watch = _watches.pop(row["run_id"], None)
     card = display_id = None
     if watch is not None:
@@ -262,6 +333,9 @@ def show_run_card(row: dict[str, Any]) -> RunCard:
             card.curves.finish()
         update_display(card.bundle(), raw=True, display_id=display_id)
         return card
-    card = RunCard(row, MetricCurves([row["run_id"]]) if stepped(row) else None)
-    display(card.bundle(), raw=True)
-    return card
+    if stepped(row) or not frontend.page_draws(CARD_MIME):
+        card = RunCard(row, MetricCurves([row["run_id"]]) if stepped(row) else None)
+        display(card.bundle(), raw=True)
+        return card
+    display(plain_card(row, fluent.current_store()), raw=True)
+    return None

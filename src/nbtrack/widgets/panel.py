@@ -205,6 +205,10 @@ class Panel(anywidget.AnyWidget):
     # -- intents ------------------------------------------------------------------------
 
     def _on_intent(self, _widget: Any, content: Any, _buffers: list) -> None:
+        self.apply_intent(content)
+
+    def apply_intent(self, content: Any) -> None:
+        """Do what the page asked (a button pressed: ``{"kind": "action", ...}``)."""
         if not isinstance(content, dict) or "kind" not in content:
             return
         with self._lock, self.hold_sync():  # one message back, whatever changed
