@@ -166,13 +166,12 @@ def _open_card(opened: Any, message: dict[str, Any]) -> None:
     data = message["content"]["data"]
     try:
         store = _store_keyed(str(data["store"]))
-        row = store.get_run(str(data["run_id"]))
-    except Exception as error:  # shown on the card; nothing changed
+        card = RunCard(store.get_run(str(data["run_id"])), store=store)
+    except Exception as error:  # shown on the plain card; nothing changed
         opened.send({"error": f"{type(error).__name__}: {error}"})
     else:
-        card = RunCard(row, store=store)
         if isinstance(data.get("intent"), dict):
-            card.apply_intent(data["intent"])
+            card.apply_intent(data["intent"])  # its errors show on the widget
         opened.send({"model_id": card.model_id})
     opened.close()
 
