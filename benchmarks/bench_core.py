@@ -500,7 +500,12 @@ def wl_b(cfg: dict, ws: Workspace, res: Results) -> None:
         Row("b", "per run, p95", percentile(nb, 95), percentile(ml, 95)),
         Row("b", "per run, max", max(nb), max(ml)),
     ]
-    res.raw["b"] = {"nbtrack_s_per_run": nb, "mlflow_s_per_run": ml}
+    res.raw["b"] = {
+        "nbtrack_s_per_run": nb,
+        "mlflow_s_per_run": ml,
+        "interleaved_grown": grown,
+        "interleaved_fresh": fresh,
+    }
 
 
 def interleaved_runs(module, grown: Path, fresh: Path, count: int) -> tuple[list, list]:
