@@ -426,15 +426,20 @@ def create_runs(module, count: int, bar_desc: str) -> list[float]:
     times = []
     with progress_bar(count, bar_desc) as bar:
         for i in range(count):
-            params, metrics, tags = run_data(i)
-            t0 = perf_counter_ns()
-            with module.start_run(run_name=f"run-{i}"):
-                module.log_params(params)
-                module.log_metrics(metrics)
-                module.set_tags(tags)
-            times.append((perf_counter_ns() - t0) / 1e9)
+            times.append(timed_run(module, i, f"run-{i}"))
             bar.update()
     return times
+
+
+def timed_run(module, i: int, name: str) -> float:
+    """Seconds to make the i-th benchmark run with the fluent API of ``module``."""
+    params, metrics, tags = run_data(i)
+    t0 = perf_counter_ns()
+    with module.start_run(run_name=name):
+        module.log_params(params)
+        module.log_metrics(metrics)
+        module.set_tags(tags)
+    return (perf_counter_ns() - t0) / 1e9
 
 
 def wl_b(cfg: dict, ws: Workspace, res: Results) -> None:
@@ -516,13 +521,7 @@ def interleaved_runs(module, grown: Path, fresh: Path, count: int) -> tuple[list
         store = (grown, fresh)[i % 2]
         module.set_tracking_uri(store)
         module.set_experiment("bench")
-        params, metrics, tags = run_data(i)
-        t0 = perf_counter_ns()
-        with module.start_run(run_name=f"interleaved-{i}"):
-            module.log_params(params)
-            module.log_metrics(metrics)
-            module.set_tags(tags)
-        times[store].append((perf_counter_ns() - t0) / 1e9)
+        times[store].append(timed_run(module, i, f"interleaved-{i}"))
     return times[grown], times[fresh]
 
 

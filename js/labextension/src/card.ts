@@ -12,6 +12,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 import card from '../../card.js';
+import { Listeners } from './remote';
 
 export const CARD_MIME = 'application/vnd.nbtrack.run-card+json';
 const FRONTEND_TARGET = 'nbtrack.frontend';
@@ -24,17 +25,15 @@ interface PlainCard {
   state: Record<string, any>;
 }
 
-type Listener = () => void;
-
 /** What card.js uses of a widget model, over the output's state; an intent (a button
  * pressed) goes to `onIntent` instead of a kernel. */
-class LocalModel {
-  private listeners = new Map<string, Set<Listener>>();
-
+class LocalModel extends Listeners {
   constructor(
     private state: Record<string, any>,
     private onIntent: (content: any) => void
-  ) {}
+  ) {
+    super();
+  }
 
   readonly widget_manager = {
     get_model: () => Promise.reject(new Error('a plain card has no child widgets'))
@@ -46,7 +45,7 @@ class LocalModel {
 
   set(name: string, value: any): void {
     this.state[name] = value;
-    this.listeners.get(`change:${name}`)?.forEach(callback => callback());
+    this.emit(`change:${name}`);
   }
 
   save_changes(): void {
@@ -55,17 +54,6 @@ class LocalModel {
 
   send(content: any): void {
     this.onIntent(content);
-  }
-
-  on(event: string, callback: Listener): void {
-    if (!this.listeners.has(event)) {
-      this.listeners.set(event, new Set());
-    }
-    this.listeners.get(event)!.add(callback);
-  }
-
-  off(event: string, callback: Listener): void {
-    this.listeners.get(event)?.delete(callback);
   }
 }
 

@@ -24,8 +24,27 @@ const MODULES: Record<string, typeof table> = {
   'nbtrack.widgets.register.RegisterForm': register
 };
 
-export class RemoteModel {
+/** The on/off/emit of a widget model, which the panels' modules listen with. */
+export class Listeners {
   private listeners = new Map<string, Set<Listener>>();
+
+  on(event: string, callback: Listener): void {
+    if (!this.listeners.has(event)) {
+      this.listeners.set(event, new Set());
+    }
+    this.listeners.get(event)!.add(callback);
+  }
+
+  off(event: string, callback: Listener): void {
+    this.listeners.get(event)?.delete(callback);
+  }
+
+  emit(event: string, ...args: any[]): void {
+    this.listeners.get(event)?.forEach(callback => callback(...args));
+  }
+}
+
+export class RemoteModel extends Listeners {
   private dirty = new Set<string>();
   closed = false;
 
@@ -33,7 +52,9 @@ export class RemoteModel {
     readonly client: PanelClient,
     readonly id: string,
     private state: Record<string, any>
-  ) {}
+  ) {
+    super();
+  }
 
   get widget_manager(): PanelClient {
     return this.client;
@@ -62,27 +83,12 @@ export class RemoteModel {
     }
   }
 
-  on(event: string, callback: Listener): void {
-    if (!this.listeners.has(event)) {
-      this.listeners.set(event, new Set());
-    }
-    this.listeners.get(event)!.add(callback);
-  }
-
-  off(event: string, callback: Listener): void {
-    this.listeners.get(event)?.delete(callback);
-  }
-
   /** The server's state changed: take it, then tell the module. */
   update(state: Record<string, any>): void {
     Object.assign(this.state, state);
     for (const name of Object.keys(state)) {
       this.emit(`change:${name}`);
     }
-  }
-
-  emit(event: string, ...args: any[]): void {
-    this.listeners.get(event)?.forEach(callback => callback(...args));
   }
 }
 
