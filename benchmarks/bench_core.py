@@ -957,6 +957,7 @@ get_ipython().events.register("post_run_cell", _nbb_post)
 """
 TRACKED, UNTRACKED = "%%track\npass", "pass"
 ML_CELL = "with mlflow.start_run():\n    pass"
+WARM_UP_PAIRS = 5  # of tracked and untracked cells before each measured span
 
 
 class KernelTimer:
@@ -1032,13 +1033,7 @@ def wl_f(cfg: dict, ws: Workspace, res: Results) -> None:
             f"mlflow.set_tracking_uri({sqlite_uri(ml_db)!r})\n"
             "mlflow.set_experiment('bench');"
         )
-        for _ in range(2):
-            timer.run(ML_CELL)
-        start_ml = len(timer.sources)
-        for k in range(cfg["f_ml_cells"]):
-            for code in (ML_CELL, UNTRACKED) if k % 2 == 0 else (UNTRACKED, ML_CELL):
-                timer.run(code)
-        stop_ml = len(timer.sources)
+        ml_span = measure_cells(timer, cfg["f_ml_cells"], ML_CELL, warm_up=2)
         _, outputs = timer.run(
             "import nbtrack; print(len(nbtrack.search_runs(output_format='list')))"
         )
@@ -1058,10 +1053,9 @@ def wl_f(cfg: dict, ws: Workspace, res: Results) -> None:
 
     c_tr = split(*plain, TRACKED, timer.client)
     c_un = split(*plain, UNTRACKED, timer.client)
-    c_ml = split(start_ml, stop_ml, ML_CELL, timer.client)
-    c_ml_un = split(start_ml, stop_ml, UNTRACKED, timer.client)
-    ml_span = (start_ml, stop_ml)
-    expected = runs_in_store + 1 + 2 * (5 + cfg["f_cells"]) + 1
+    c_ml = split(*ml_span, ML_CELL, timer.client)
+    c_ml_un = split(*ml_span, UNTRACKED, timer.client)
+    expected = runs_in_store + 1 + 2 * (WARM_UP_PAIRS + cfg["f_cells"]) + 1
     assert runs_after == expected, (runs_after, expected)
 
     res.rows += [
@@ -1096,8 +1090,10 @@ def wl_f(cfg: dict, ws: Workspace, res: Results) -> None:
         Row(
             "f",
             "the same, median of per-pair differences (client)",
-            median(_pair_diffs(*_span(timer.sources, timer.client, plain), TRACKED)),
-            median(_pair_diffs(*_span(timer.sources, timer.client, ml_span), ML_CELL)),
+            median(_pair_diffs(timer.sources[slice(*plain)], timer.client[slice(*plain)], TRACKED)),
+            median(
+                _pair_diffs(timer.sources[slice(*ml_span)], timer.client[slice(*ml_span)], ML_CELL)
+            ),
         ),
         Row(
             "f",
@@ -1124,15 +1120,17 @@ def wl_f(cfg: dict, ws: Workspace, res: Results) -> None:
     }
 
 
-def measure_cells(timer: KernelTimer, pairs: int) -> tuple[int, int]:
-    """Warm up, then run ``pairs`` tracked and untracked cells alternately; their span in
-    ``timer.sources``."""
-    for _ in range(5):
-        timer.run(TRACKED)
+def measure_cells(
+    timer: KernelTimer, pairs: int, tracked: str = TRACKED, warm_up: int = WARM_UP_PAIRS
+) -> tuple[int, int]:
+    """Warm up, then run ``pairs`` of ``tracked`` and untracked cells alternately; their
+    span in ``timer.sources``."""
+    for _ in range(warm_up):
+        timer.run(tracked)
         timer.run(UNTRACKED)
     start = len(timer.sources)
     for k in range(pairs):
-        for code in (TRACKED, UNTRACKED) if k % 2 == 0 else (UNTRACKED, TRACKED):
+        for code in (tracked, UNTRACKED) if k % 2 == 0 else (UNTRACKED, tracked):
             timer.run(code)
     return start, len(timer.sources)
 
@@ -1150,10 +1148,6 @@ def answer_draws_cards(kc: Any, loaded: list[dict]) -> None:
     ]
     content = {"comm_id": asked, "data": {"draws": [CARD_MIME]}}
     kc.shell_channel.send(kc.session.msg("comm_msg", content))
-
-
-def _span(sources: list[str], times: list[float], span: tuple[int, int]) -> tuple[list, list]:
-    return sources[span[0] : span[1]], times[span[0] : span[1]]
 
 
 def _pair_diffs(sources: list[str], times: list[float], tracked: str) -> list[float]:

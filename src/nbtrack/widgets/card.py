@@ -332,9 +332,10 @@ def show_run_card(row: dict[str, Any]) -> RunCard | None:
             card.curves.finish()
         update_display(card.bundle(), raw=True, display_id=display_id)
         return card
-    if stepped(row) or not frontend.page_draws(CARD_MIME):
-        card = RunCard(row, MetricCurves([row["run_id"]]) if stepped(row) else None)
-        display(card.bundle(), raw=True)
-        return card
-    display(plain_card(row, fluent.current_store()), raw=True)
-    return None
+    curves = MetricCurves([row["run_id"]]) if stepped(row) else None
+    if curves is None and frontend.page_draws(CARD_MIME):
+        display(plain_card(row, fluent.current_store()), raw=True)
+        return None
+    card = RunCard(row, curves)
+    display(card.bundle(), raw=True)
+    return card
