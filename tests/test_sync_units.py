@@ -3,6 +3,7 @@ without MLflow installed."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nbtrack.errors import InvalidParameterError
-from nbtrack.sync.batches import batches
+from nbtrack.sync.batches import batches, series
 from nbtrack.sync.runs import merge_tags
 from nbtrack.sync.server import display_uri, scrub, translate
 
@@ -21,11 +22,21 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def test_batches_keep_to_mlflows_limits():
     params = {f"p{i}": str(i) for i in range(250)}
     tags = {f"t{i}": "v" for i in range(30)}
-    points = [("loss", float(i), 1000 + i, i) for i in range(2500)]
-    sent = list(batches(params, tags, points))
+    loss = series("loss", list(range(2500)), [float(i) for i in range(2500)], [1000] * 2500)
+    sent = list(batches(params, tags, [loss]))
     assert all(len(b.params) <= 100 and len(b.tags) <= 100 and b.size <= 1000 for b in sent)
     assert sum(len(b.params) for b in sent) == 250 and sum(len(b.metrics) for b in sent) == 2500
     assert len(sent) == 3  # 2,780 entries: 100 params a request, points filling the rest
+
+
+def test_points_are_spelled_as_protobuf_json_and_keep_their_order_across_requests():
+    _, odd = series("x", [0, 1, 2, 3], [float("nan"), math.inf, -math.inf, 0.25], [1, 2, 3, 4])
+    assert [p["value"] for p in odd] == ["NaN", "Infinity", "-Infinity", 0.25]
+    many = [series(f"m{k}", list(range(700)), [0.5] * 700, [1] * 700) for k in range(3)]
+    sent = list(batches({}, {}, many))
+    assert [b.size for b in sent] == [1000, 1000, 100]
+    flat = [(p["key"], p["step"]) for b in sent for p in b.metrics]
+    assert flat == [(f"m{k}", step) for k in range(3) for step in range(700)]
 
 
 def test_batches_stay_under_a_megabyte():

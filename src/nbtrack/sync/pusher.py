@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -30,7 +29,7 @@ from nbtrack.store.records import (
 )
 from nbtrack.store.rows import RunRow
 from nbtrack.sync import runs as run_rules
-from nbtrack.sync.batches import Point, batches
+from nbtrack.sync.batches import Series, batches, series
 from nbtrack.sync.report import SyncReport
 from nbtrack.sync.server import Server
 from nbtrack.sync.state import SyncState
@@ -207,12 +206,8 @@ class Pusher:
             remote = self._find_created(experiment_id, run_id)
         if remote is None:
             self.state.update(lambda data: data["creating"].append(run_id))
-            remote = self.server.call(
-                "create_run",
-                experiment_id,
-                start_time=row.get("start_time"),
-                tags=tags,
-                run_name=row.get("run_name"),
+            remote = self.server.create_run(
+                experiment_id, row.get("start_time"), tags, row.get("run_name")
             )
         entry = {
             "remote": remote.info.run_id,
@@ -310,7 +305,7 @@ class Pusher:
         metric_records = [r for r in records if r["op"] == "metrics"]
         set_tags = {k: v for k, v in tags.items() if v is not None}
         sent = 0
-        for batch in batches(params, set_tags, _points(metric_records)):
+        for batch in batches(params, set_tags, map(_series, metric_records)):
             self.server.log_batch(remote_id, batch)
             sent += batch.size
         for key in (k for k, v in tags.items() if v is None):
@@ -369,11 +364,6 @@ class Pusher:
 _DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
 
 
-def _points(records: list[dict]) -> Iterator[Point]:
-    for record in records:
-        steps, values, times = metric_columns(record)
-        key = record["key"]
-        for step, value, timestamp in zip(
-            steps.tolist(), values.tolist(), times.tolist(), strict=True
-        ):
-            yield key, value, timestamp, step
+def _series(record: dict) -> Series:
+    steps, values, times = metric_columns(record)
+    return series(record["key"], steps.tolist(), values.tolist(), times.tolist())

@@ -1,20 +1,22 @@
-"""A tracking server as sync sees it: MLflow's REST client, the server's version, a count
-of requests, and MLflow's errors turned into :class:`~nbtrack.errors.SyncError`.
+"""A tracking server as sync sees it: MLflow's client, the server's version, a count of
+requests, and MLflow's errors turned into :class:`~nbtrack.errors.SyncError`.
 
 Credentials come only from MLflow's own environment variables (``MLFLOW_TRACKING_USERNAME``
 / ``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_INSECURE_TLS``,
-``MLFLOW_TRACKING_SERVER_CERT_PATH``), which MLflow's client reads on each request; a
+``MLFLOW_TRACKING_SERVER_CERT_PATH``), read by MLflow's code when a connection opens; a
 password written into the URI is accepted but cut from every name sync prints or stores.
-429 and 5xx answers are retried with backoff by MLflow's client
-(``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``).
+429 and 5xx answers are retried with backoff (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``). A pushed run's own writes (create, ``log_batch``,
+end) go through :class:`~nbtrack.sync.transport.Transport`; everything else through
+``MlflowClient``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from nbtrack.errors import InvalidParameterError, SyncError
+from nbtrack.sync.transport import Transport
 
 MIN_SERVER_VERSION = (2, 9)  # registered-model aliases (2.3), dataset inputs (2.4)
 
@@ -31,6 +34,8 @@ MAX_BATCH_PARAMS = 100
 MAX_BATCH_TAGS = 100
 MAX_BATCH_BYTES = 1_000_000
 LOG_BATCH = "/api/2.0/mlflow/runs/log-batch"
+CREATE_RUN = "/api/2.0/mlflow/runs/create"
+UPDATE_RUN = "/api/2.0/mlflow/runs/update"
 
 
 def display_uri(uri: str) -> str:
@@ -62,11 +67,11 @@ class Server:
         self.uri = uri.rstrip("/")
         mlflow = import_mlflow()
         self.client = mlflow.tracking.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self.transport = Transport(self.uri)
         self.requests = 0
         self._count = threading.Lock()
         self.version: str | None = None
         self._repos: dict[str, Any] = {}
-        self._rest: Any = None
 
     def counted(self, n: int = 1) -> None:
         with self._count:
@@ -80,11 +85,9 @@ class Server:
 
     def check(self) -> str:
         """The server's MLflow version; a SyncError if unreachable, failing or too old."""
-        from mlflow.utils.rest_utils import http_request
-
         self.counted()
         with self.errors("version"):
-            response = http_request(self._host_creds(), "/version", "GET")
+            response = self.transport.request("GET", "/version")
         if response.status_code == 404:  # servers before 2.x have no /version
             raise self.too_old("older than 2.0")
         if response.status_code in (401, 403):
@@ -109,46 +112,57 @@ class Server:
             "nothing was changed locally."
         )
 
-    def log_batch(self, run_id: str, batch: Any) -> None:
-        """One ``log_batch`` request (a :class:`~nbtrack.sync.batches.Batch`), through
-        MLflow's REST layer (its auth, TLS and retries). The body is encoded here, with
-        orjson: MlflowClient's protobuf round trip costs ~90 ms of the caller's CPU per
-        1,000 points, which a background sync would take from the training loop."""
-        from mlflow.utils.rest_utils import http_request, verify_rest_response
+    def create_run(
+        self, experiment_id: str, start_time: int | None, tags: dict[str, str], name: str | None
+    ) -> Any:
+        """A new run on the server (an ``mlflow.entities.Run``), as MlflowClient creates it:
+        the run's user taken from its ``mlflow.user`` tag."""
+        from mlflow.entities import Run
+        from mlflow.protos.service_pb2 import CreateRun
+        from mlflow.utils.proto_json_utils import parse_dict
 
-        body = orjson.dumps(
-            {
-                "run_id": run_id,
-                "metrics": [
-                    {"key": k, "value": _json_float(v), "timestamp": t, "step": s}
-                    for k, v, t, s in batch.metrics
-                ],
-                "params": [{"key": k, "value": v} for k, v in batch.params],
-                "tags": [{"key": k, "value": v} for k, v in batch.tags],
-            }
-        )
-        self.counted()
-        with self.errors("log_batch"):
-            response = http_request(
-                self._host_creds(),
-                LOG_BATCH,
-                "POST",
-                data=body,
-                extra_headers={"Content-Type": "application/json"},
-            )
-            verify_rest_response(response, LOG_BATCH)
+        body = {
+            "experiment_id": str(experiment_id),
+            "user_id": tags.get("mlflow.user", "unknown"),
+            "start_time": start_time if start_time is not None else int(time.time() * 1000),
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            "run_name": name,
+        }
+        answer = CreateRun.Response()
+        parse_dict(self.post(CREATE_RUN, body, "create_run"), answer)
+        return Run.from_proto(answer.run)
+
+    def log_batch(self, run_id: str, batch: Any) -> None:
+        """One ``log_batch`` request (a :class:`~nbtrack.sync.batches.Batch`). The body is
+        encoded here, with orjson: MlflowClient's protobuf round trip costs ~90 ms of the
+        caller's CPU per 1,000 points, which a background sync would take from the
+        training loop."""
+        body = {
+            "run_id": run_id,
+            "metrics": batch.metrics,
+            "params": [{"key": k, "value": v} for k, v in batch.params],
+            "tags": [{"key": k, "value": v} for k, v in batch.tags],
+        }
+        self.post(LOG_BATCH, body, "log_batch")
 
     def update_run(self, run_id: str, status: str, end_time: int | None, name: str | None) -> None:
         """Status, end time and name in one request (MlflowClient's calls each read the run
         first, and print its URL)."""
-        from mlflow.entities import RunStatus
-        from mlflow.store.tracking.rest_store import RestStore
+        body = {"run_id": run_id, "run_uuid": run_id, "status": status, "end_time": end_time}
+        if name is not None:
+            body["run_name"] = name
+        self.post(UPDATE_RUN, body, "update_run")
 
-        if self._rest is None:
-            self._rest = RestStore(self._host_creds)
+    def post(self, endpoint: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+        """One POST of MLflow's REST API through :attr:`transport`: its JSON answer, or
+        MLflow's own exception for a refusal, translated."""
+        from mlflow.utils.rest_utils import verify_rest_response
+
         self.counted()
-        with self.errors("update_run"):
-            self._rest.update_run_info(run_id, RunStatus.from_string(status), end_time, name)
+        with self.errors(what):
+            response = self.transport.request("POST", endpoint, orjson.dumps(body))
+            verify_rest_response(response, endpoint)
+            return orjson.loads(response.content or b"{}")
 
     def artifact_repo(self, artifact_uri: str) -> Any:
         """MLflow's artifact repository for a run's artifact URI (the server's proxy,
@@ -163,11 +177,6 @@ class Server:
             self._repos[artifact_uri] = repo
         return repo
 
-    def _host_creds(self) -> Any:
-        from mlflow.utils.credentials import get_default_host_creds
-
-        return get_default_host_creds(self.uri)
-
     @contextlib.contextmanager
     def errors(self, what: str) -> Iterator[None]:
         """Turn what MLflow's client raises into a SyncError that says what to do."""
@@ -179,8 +188,11 @@ class Server:
             raise
         except MlflowException as error:
             raise translate(self.name, what, error) from None
-        except OSError as error:  # requests' ConnectionError and friends
-            raise SyncError(_unreachable_message(self.name, scrub(str(error)))) from None
+        except OSError as error:  # requests' ConnectionError, RetryError and friends
+            translated = translate(self.name, what, error)
+            if translated is error:
+                translated = SyncError(_unreachable_message(self.name, scrub(str(error))))
+            raise translated from None
 
 
 def translate(name: str, what: str, error: Any) -> Exception:
@@ -205,15 +217,6 @@ def translate(name: str, what: str, error: Any) -> Exception:
             f"MLflow {wanted} or newer; nothing local was changed."
         )
     return error
-
-
-def _json_float(value: float) -> float | str:
-    """A double as protobuf's JSON mapping spells it: NaN and infinities as strings."""
-    if value != value:
-        return "NaN"
-    if value in (math.inf, -math.inf):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 # How MLflow's client, requests and urllib3 spell a response's status in an error's text;
