@@ -27,6 +27,7 @@ from nbtrack.tracking.session import close_stores
 from sync_helpers import (
     Proxy,
     assert_run_equal,
+    self_signed_certificate,
     start_server,
     stop_server,
     store_fingerprint,
@@ -312,6 +313,42 @@ def test_500s_are_retried_and_a_server_that_keeps_failing_is_a_clear_error(
         broken.close()
     assert broken.uri in str(failed.value) and "resumes" in str(failed.value)
     assert store_fingerprint(store.root) == before
+
+
+def test_a_server_behind_tls_is_trusted_through_mlflows_variables(
+    tracking, server, client, tmp_path, monkeypatch
+):
+    tracking.set_experiment(unique("tls"))
+    with tracking.start_run(run_name="over-tls") as run:
+        tracking.log_param("depth", 3)
+        for step in range(20):
+            tracking.log_metric("loss", 1 / (step + 1), step=step)
+        tracking.log_text("hello", "notes/hello.txt")
+    store = tracking.tracking.fluent.current_store()
+    store.flush()
+    certificate, key = self_signed_certificate(tmp_path)
+    tls = Proxy(server.uri, tls=(certificate, key))
+    try:
+        before = store_fingerprint(store.root)
+        with pytest.raises(SyncError, match="TLS certificate this machine does not trust") as e:
+            nbtrack.sync.push(tls.uri, progress=False)
+        assert tls.uri in str(e.value) and "MLFLOW_TRACKING_SERVER_CERT_PATH" in str(e.value)
+        assert store_fingerprint(store.root) == before
+
+        monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(certificate))
+        report = nbtrack.sync.push(tls.uri, progress=False)
+        assert report.created == 1 and report.artifacts == 1 and tls.requests >= 6
+        remote_id = store.get_run(run.info.run_id)["synced"][tls.uri]
+        assert_run_equal(client, store, run.info.run_id, remote_id)
+
+        monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+        with tracking.start_run(run_name="insecure"):
+            tracking.log_metric("loss", 0.5)
+        store.flush()
+        assert nbtrack.sync.push(tls.uri, progress=False).created == 1
+    finally:
+        tls.close()
 
 
 def test_unreachable_and_too_old_servers_are_clear_errors(tracking, server):

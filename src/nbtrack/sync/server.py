@@ -204,6 +204,8 @@ def translate(name: str, what: str, error: Any) -> Exception:
         return SyncError(_credentials_message(name, 401))
     if status == 403 or code == "PERMISSION_DENIED":
         return SyncError(_credentials_message(name, 403))
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return SyncError(_untrusted_message(name, _reason(text)))
     if any(s in text for s in ("Connection refused", "NewConnectionError", "Name or service")):
         return SyncError(_unreachable_message(name, _reason(text)))
     if "Max retries exceeded" in text or "error responses" in text or "Read timed out" in text:
@@ -244,6 +246,15 @@ def _unreachable_message(name: str, reason: str) -> str:
         f"Cannot reach the MLflow tracking server at {name} ({_reason(reason)}). Check the "
         "address and that `mlflow server` runs there (and your network or VPN), then sync "
         "again: nothing local was changed, and a push resumes where it stopped."
+    )
+
+
+def _untrusted_message(name: str, reason: str) -> str:
+    return (
+        f"The MLflow tracking server at {name} presented a TLS certificate this machine "
+        f"does not trust ({reason}). Set MLFLOW_TRACKING_SERVER_CERT_PATH to the CA bundle "
+        "that signed it (or MLFLOW_TRACKING_INSECURE_TLS=true to skip the check, on a "
+        "network you trust), then sync again; nothing local was changed."
     )
 
 
