@@ -230,6 +230,11 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
         "nbtrack.sync.push(sys.argv[1], store=Store(sys.argv[2]), progress=False)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # Kills fall while runs are being sent: after Python, nbtrack and MLflow have started
+    # (1.5 s on a quiet machine, twice that on a busy one), within the next 2.5 s.
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import nbtrack.sync, mlflow.tracking"], env=env)
+    startup = time.perf_counter() - started
     rng = random.Random(7)
     delays, finished = [], 0
     for _ in range(sizes["kills"]):
@@ -237,7 +242,7 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
             [sys.executable, "-c", script, server.uri, str(path)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        delays.append(rng.uniform(1.5, 4.0))  # ~1.5 s to start; then a few runs each
+        delays.append(startup + rng.uniform(0.0, 2.5))
         time.sleep(delays[-1])
         finished += process.poll() is not None  # done before the kill came
         process.send_signal(signal.SIGKILL)
@@ -258,6 +263,7 @@ def bench_kills(server: Server, sizes: dict, scratch: Path) -> dict:
     store.close()
     return {
         "kills": len(delays),
+        "delays": (min(delays), max(delays)),
         "finished": finished,
         "local_runs": len(local),
         "remote_runs": len(remote),
@@ -505,8 +511,10 @@ def main() -> None:
                   f"values sent, {r['again_requests']} requests, {r['again_s']:.2f} s")  # fmt: skip
         if "kills" in only:
             r = bench_kills(server, sizes, scratch)
-            print(f"\n{r['kills']} pushes SIGKILLed at random moments ({r['finished']} had "
-                  "finished before theirs came), then one more push:")  # fmt: skip
+            low, high = r["delays"]
+            print(f"\n{r['kills']} pushes SIGKILLed at random moments, {low:.1f}-{high:.1f} s "
+                  f"after they started ({r['finished']} had finished before theirs came), "
+                  "then one more push:")  # fmt: skip
             print(f"  {r['final_push']}")
             print(f"  server: {r['remote_runs']} runs ({r['distinct_local_ids']} distinct local "
                   f"ids) for {r['local_runs']} local; every value equal: {r['equal']}")  # fmt: skip
