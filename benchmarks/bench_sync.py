@@ -10,7 +10,8 @@ Workloads (issue 13; see benchmarks/README.md):
     again   a second push: runs created, values sent, requests
     kills   10 pushes each SIGKILLed at a random moment, then one more: server == store
     pull    1,000 remote runs into a fresh store; the run table renders them
-    auto    a training loop with background sync on vs off (median of alternating rounds)
+    auto    a training loop, each run timed while background sync or a shadow process
+            pushes the run before it (pairs alternating; medians and per-pair ratios)
 
 Each server has MLflow's default four worker processes and the job runner off. Requests
 are counted from the server's access log. For push and auto, the server's processes are
