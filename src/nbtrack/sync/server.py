@@ -5,7 +5,7 @@ Credentials come only from MLflow's own environment variables (``MLFLOW_TRACKING
 / ``PASSWORD``, ``MLFLOW_TRACKING_TOKEN``, ``MLFLOW_TRACKING_INSECURE_TLS``,
 ``MLFLOW_TRACKING_SERVER_CERT_PATH``), read by MLflow's code when a connection opens; a
 password written into the URI is accepted but cut from every name sync prints or stores.
-429 and 5xx answers are retried with backoff (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+408, 429 and 5xx answers are retried with backoff (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
 ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR``). A pushed run's own writes (create, ``log_batch``,
 end) go through :class:`~nbtrack.sync.transport.Transport`; everything else through
 ``MlflowClient``.
@@ -196,7 +196,8 @@ class Server:
 
 
 def translate(name: str, what: str, error: Any) -> Exception:
-    """A SyncError for an MlflowException; a refusal of bad input stays MLflow's own."""
+    """A SyncError for what MLflow's client or requests raised; a refusal of bad input
+    stays MLflow's own exception."""
     text = scrub(str(error))
     code = getattr(error, "error_code", "")
     status = _http_status(text)
