@@ -177,6 +177,7 @@ class Proxy:
         self.rule = rule
         self.requests = 0
         self.injected = 0
+        self.authorizations: list[str | None] = []  # each request's Authorization header
         self._lock = threading.Lock()
         proxy = self
 
@@ -191,6 +192,7 @@ class Proxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests += 1
+                    proxy.authorizations.append(self.headers.get("Authorization"))
                     n = proxy.requests
                 answer = proxy.rule(self.command, self.path, n) if proxy.rule else None
                 if answer is not None:

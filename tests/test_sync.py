@@ -351,6 +351,26 @@ def test_a_server_behind_tls_is_trusted_through_mlflows_variables(
         tls.close()
 
 
+def test_a_token_goes_with_every_request_and_is_never_stored(tracking, server, monkeypatch):
+    tracking.set_experiment(unique("token"))
+    with tracking.start_run(run_name="with-token"):
+        tracking.log_metric("loss", 0.5)
+        tracking.log_text("hello", "hello.txt")
+    store = tracking.tracking.fluent.current_store()
+    store.flush()
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-s3cret")
+    counted = Proxy(server.uri)
+    try:
+        report = nbtrack.sync.push(counted.uri, progress=False)
+    finally:
+        counted.close()
+    assert report.created == 1 and len(counted.authorizations) >= 6
+    assert set(counted.authorizations) == {"Bearer tok-s3cret"}
+    for path in store.root.rglob("*"):
+        if path.is_file():
+            assert b"tok-s3cret" not in path.read_bytes(), path
+
+
 def test_unreachable_and_too_old_servers_are_clear_errors(tracking, server):
     with tracking.start_run():
         tracking.log_metric("a", 1.0)
