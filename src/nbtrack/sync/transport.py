@@ -1,8 +1,9 @@
 """MLflow's REST API for sync's hot path, over one prepared ``requests`` session.
 
 MLflow's ``http_request`` resolves its request-header providers (whose Databricks
-provider searches the import path for modules that are not installed) and the session's
-retry settings on every request: ~4 ms of CPU a request, four requests a pushed run,
+provider searches the import path for modules that are not installed), and ``requests``
+the environment's proxies, CA bundle and netrc, on every request: ~4 ms of CPU a request,
+four requests a pushed run,
 which background sync takes from the training loop beside it. A :class:`Transport`
 resolves the same things once per connection and keeps them on a ``requests.Session``:
 MLflow's request headers, its credentials and TLS settings (``get_default_host_creds``:
@@ -63,23 +64,11 @@ def _session(creds: Any) -> Any:
     import requests
     from mlflow.tracking.request_header.registry import resolve_request_headers
     from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
 
     session = requests.Session()
     session.headers.update(resolve_request_headers())
     session.headers.update(_workspace_header())
-    if creds.username and creds.password and creds.auth not in _KUBERNETES:
-        session.auth = (creds.username, creds.password)
-    elif creds.token:
-        session.headers["Authorization"] = f"Bearer {creds.token}"
-    if creds.aws_sigv4:
-        from requests_auth_aws_sigv4 import AWSSigV4
-
-        session.auth = AWSSigV4("execute-api")
-    elif creds.auth:
-        from mlflow.tracking.request_auth.registry import fetch_auth
-
-        session.auth = fetch_auth(creds.auth)
+    _authenticate(session, creds)
     session.verify = creds.verify
     session.cert = creds.client_cert_path
     # requests looks up proxies, a CA bundle and ~/.netrc in the environment on every
@@ -91,8 +80,36 @@ def _session(creds: Any) -> Any:
     if session.auth is None and "Authorization" not in session.headers:
         session.auth = requests.utils.get_netrc_auth(creds.host)
     session.trust_env = False
+    adapter = HTTPAdapter(max_retries=_retry())
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _authenticate(session: Any, creds: Any) -> None:
+    """MLflow's choice among its credentials: basic, else a token; SigV4 or an auth
+    plugin (``MLFLOW_TRACKING_AUTH``) over either."""
+    plugin = getattr(creds, "auth", None)
+    if creds.username and creds.password and plugin not in _KUBERNETES:
+        session.auth = (creds.username, creds.password)
+    elif creds.token:
+        session.headers["Authorization"] = f"Bearer {creds.token}"
+    if getattr(creds, "aws_sigv4", False):
+        from requests_auth_aws_sigv4 import AWSSigV4
+
+        session.auth = AWSSigV4("execute-api")
+    elif plugin:
+        from mlflow.tracking.request_auth.registry import fetch_auth
+
+        session.auth = fetch_auth(plugin)
+
+
+def _retry() -> Any:
+    """MLflow's retry policy, from its variables: every method, its transient codes."""
+    from urllib3.util.retry import Retry
+
     retries = _setting("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 7)
-    retry = Retry(
+    return Retry(
         total=retries,
         connect=retries,
         read=retries,
@@ -104,10 +121,6 @@ def _session(creds: Any) -> Any:
         allowed_methods=None,  # POSTs too: every sync write can be sent again
         respect_retry_after_header=_setting("MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER", True),
     )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 _KUBERNETES = {"kubernetes", "kubernetes-namespaced"}
