@@ -4,6 +4,8 @@ fit is never changed by it (exceptions, faults in the hook, turning it off)."""
 from __future__ import annotations
 
 import math
+import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -13,7 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import nbtrack
@@ -332,3 +334,50 @@ def test_secret_looking_params_are_redacted(autologged) -> None:
     assert leaks == ["model.pkl"]
     html = (root / "runs" / run.info.run_id / "artifacts" / "estimator.html").read_text()
     assert "TokenTree" in html and "&lt;redacted&gt;" in html
+
+
+def test_the_copy_for_the_background_is_the_users_estimator_detached() -> None:
+    """One pickling gives the background its copy and the size cap its size: the copy
+    predicts alike, owns writable arrays, and a change to it does not reach the user's."""
+    X, y = load_iris(return_X_y=True)
+    model = DecisionTreeClassifier(random_state=0).fit(X, y)
+    copied, size = hooks.snapshot(model)
+    assert copied is not model
+    assert np.array_equal(copied.predict(X), model.predict(X))
+    assert 0.95 < size / len(pickle.dumps(model, protocol=5)) <= 1
+    copied.tree_.value[:] = 0  # the tree's arrays travelled out of band and were copied
+    assert model.tree_.value.any()
+
+
+def test_a_pipeline_with_a_lambda_is_copied_and_its_model_logged(autologged) -> None:
+    X, y = load_iris(return_X_y=True)
+    pipeline = Pipeline(
+        [("double", FunctionTransformer(lambda rows: rows * 2)), ("lr", LogisticRegression())]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AutologWarning)
+        pipeline.fit(X, y)
+    [run] = _runs(autologged)
+    assert set(run.data.metrics) == CLASSIFIER_METRICS
+    assert "model/MLmodel" in _artifacts(autologged, run.info.run_id)
+    loaded = nbtrack.sklearn.load_model(f"runs:/{run.info.run_id}/model")
+    assert np.array_equal(loaded.predict(X), pipeline.predict(X))
+
+
+def test_an_estimator_no_pickle_carries_is_deep_copied_for_the_background(autologged) -> None:
+    lock = threading.Lock()
+
+    def double(rows):
+        with lock:
+            return rows * 2
+
+    X, y = load_iris(return_X_y=True)
+    pipeline = Pipeline([("double", FunctionTransformer(double)), ("lr", LogisticRegression())])
+    with pytest.warns(AutologWarning, match="could not log the model: TypeError: cannot pickle"):
+        pipeline.fit(X, y)
+    copied, size = hooks.snapshot(pipeline)
+    assert size is None
+    assert np.array_equal(copied.predict(X), pipeline.predict(X))
+    [run] = _runs(autologged)
+    assert set(run.data.metrics) == CLASSIFIER_METRICS  # the background had its copy
+    assert "model/MLmodel" not in _artifacts(autologged, run.info.run_id)

@@ -22,12 +22,21 @@ def python_version() -> str:
     return platform.python_version()
 
 
+# Read once per process: each read parses files (a version ~0.5 ms, the map of import
+# names ~0.5 s), and what a process has imported does not change under it. What is not
+# found is looked up again: a cell may ``%pip install`` it meanwhile.
+_versions: dict[str, str] = {}
+_owners: dict[str, list[str]] = {}  # import name -> the distributions that provide it
+
+
 def pinned(distribution: str) -> str | None:
     """``name==version`` of an installed distribution, or None if it is not installed."""
-    try:
-        return f"{distribution}=={metadata.version(distribution)}"
-    except metadata.PackageNotFoundError:
-        return None
+    if distribution not in _versions:
+        try:
+            _versions[distribution] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return None
+    return f"{distribution}=={_versions[distribution]}"
 
 
 def requirements(
@@ -58,7 +67,9 @@ def _distribution_of(model: Any) -> str | None:
     top = type(model).__module__.split(".")[0]
     if top in ("__main__", "builtins"):
         return None
-    return (metadata.packages_distributions().get(top) or [None])[0]
+    if top not in _owners:
+        _owners.update(metadata.packages_distributions())
+    return (_owners.get(top) or [None])[0]
 
 
 def python_env(requirement_file: str = "requirements.txt") -> dict[str, Any]:
