@@ -257,6 +257,8 @@ def _configuration() -> tuple[object, ...]:
 
 @functools.lru_cache(maxsize=256)
 def _redacted_source(source: str, configuration: tuple[object, ...]) -> str:
+    if not _may_name_secrets(source):  # most cells: only values can be secret, by shape
+        return _redact_shapes(source)
     magics: list[re.Match[str]] = []
     try:
         tree = ast.parse(source)
@@ -277,6 +279,18 @@ def _redacted_source(source: str, configuration: tuple[object, ...]) -> str:
         start = len(source[: match.start()].encode())
         edits[start, start + len(match[0].encode())] = _redact_text(match[0])
     return _redact_shapes(_edited(data, edits).decode())
+
+
+# A secret name holds one of these words (its words are pieces of it, lower-cased).
+_NAME_WORDS = tuple(sorted(_SECRET_WORDS | _LAST_WORDS | {"key"}))
+
+
+def _may_name_secrets(source: str) -> bool:
+    """False when no name in ``source`` can be secret: none of the words that make one
+    appears in it, not even inside another word. Saves the parse of most cells."""
+    text = source.lower()
+    listed = _listed[True] + _from_variable(os.environ.get(_VARIABLES[True], ""))
+    return any(word in text for word in _NAME_WORDS) or any(e[-1] in text for e in listed)
 
 
 def _edited(data: bytes, edits: dict[tuple[int, int], str]) -> bytes:
