@@ -12,7 +12,7 @@ Workloads (see benchmarks/README.md):
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_provenance.py            # ~2 min on 2 cores
+    .venv/bin/python benchmarks/bench_provenance.py            # ~4 min on 2 cores
     .venv/bin/python benchmarks/bench_provenance.py --quick    # smaller repeats
 
 Not a test: it prints medians and PASS/FAIL against the targets and exits 0.
@@ -31,6 +31,7 @@ import tempfile
 import textwrap
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
 
@@ -60,13 +61,39 @@ def autolog_overhead(repeats: int, folder: Path) -> list[tuple[str, str, str, st
     def fit() -> None:
         RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y)
 
+    # The forest's own fit, timed inside each call: autolog wraps this function, so a
+    # logged call minus the fit inside it is autolog's own work, whatever the host's
+    # speed did between one fit and the next.
+    inner: list[float] = []
+    original = RandomForestClassifier.fit
+
+    def timed_fit(self, *args, **kwargs):
+        started = perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            inner.append(perf_counter() - started)
+
+    RandomForestClassifier.fit = timed_fit
+    try:
+        return _autolog_pairs(fit, inner, repeats)
+    finally:
+        nbtrack.autolog(disable=True)
+        del RandomForestClassifier.fit
+
+
+def _autolog_pairs(
+    fit: Callable[[], None], inner: list[float], repeats: int
+) -> list[tuple[str, str, str, str]]:
+    import nbtrack
+
     fit()  # warm-up: imports, caches, thread pools (the machine's noise is ~5-10% per fit)
     nbtrack.autolog(integrations="sklearn")
     fit()
     nbtrack.autologging.wait()
     walls: dict[str, list[float]] = {"plain": [], "logged": []}
     cpus: dict[str, list[float]] = {"plain": [], "logged": []}  # the fitting thread's
-    landed = []
+    own, landed = [], []
     # Pairs in alternating order (plain-logged, logged-plain, ...), so the machine's
     # drift and whatever one fit leaves behind for the next fall on both sides alike.
     orders = (("plain", "logged"), ("logged", "plain"))
@@ -80,34 +107,37 @@ def autolog_overhead(repeats: int, folder: Path) -> list[tuple[str, str, str, st
         walls[kind].append(perf_counter() - started)
         cpus[kind].append(time.thread_time() - cpu)
         if kind == "logged":
+            own.append(walls[kind][-1] - inner[-1])
             nbtrack.autologging.wait()  # background logging done before the next fit
             landed.append(perf_counter() - started)
-    nbtrack.autolog(disable=True)
     plain, logged = walls["plain"], walls["logged"]
-    overhead = statistics.median(logged) / statistics.median(plain) - 1
+    base = statistics.median(plain)
+    added = statistics.median(own) / base
     per_pair = statistics.median(a / p - 1 for a, p in zip(logged, plain, strict=True))
+    overhead = statistics.median(logged) / base - 1
     cpu_overhead = statistics.median(cpus["logged"]) / statistics.median(cpus["plain"]) - 1
     return [
         ("a", "RF fit (100 trees, 10,000x20), plain", f"{median_ms(plain):,.0f} ms", ""),
         ("a", "the same fit with sklearn autolog (fit call)", f"{median_ms(logged):,.0f} ms", ""),
         (
             "a",
-            "autolog overhead on the fit call (ratio of medians)",
-            f"{overhead:+.1%}",
-            _verdict(overhead <= 0.05, "<= 5%"),
+            f"autolog's own work in the fit call ({median_ms(own):.0f} ms)",
+            f"{added:+.1%}",
+            _verdict(added <= 0.05, "<= 5%"),
         ),
         (
             "a",
-            "the same, median of per-pair overheads",
+            "autologged / plain fit call, median of per-pair ratios",
             f"{per_pair:+.1%}",
             _verdict(per_pair <= 0.05, "<= 5%"),
         ),
+        ("a", "the same, ratio of medians", f"{overhead:+.1%}", ""),
         ("a", "the same in the fitting thread's CPU time", f"{cpu_overhead:+.1%}", ""),
         (
             "a",
             "fit + background logging landed",
             f"{median_ms(landed):,.0f} ms",
-            f"(+{statistics.median(landed) / statistics.median(plain) - 1:.0%}, off the fit call)",
+            f"(+{statistics.median(landed) / base - 1:.0%}, off the fit call)",
         ),
     ]
 

@@ -89,6 +89,23 @@ def test_environment_files_are_pinned_from_the_running_interpreter(tracking) -> 
     assert conda["dependencies"][-1] == {"pip": requirements}
 
 
+def test_a_distribution_installed_mid_session_is_pinned(tmp_path, monkeypatch) -> None:
+    """Versions are read once a process, but what was not found is looked up again: a
+    cell may ``%pip install`` it, then log a model of its classes."""
+    from nbtrack.models import environment
+
+    assert environment.pinned("nbtrack-fake-dist") is None
+    model_class = type("Booster", (), {"__module__": "nbtrackfake.models"})
+    assert environment.requirements((), model_class()) == []
+    info = tmp_path / "nbtrack_fake_dist-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nbtrack-fake-dist\nVersion: 1.2\n")
+    (info / "top_level.txt").write_text("nbtrackfake\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # as pip install puts it on the path
+    assert environment.pinned("nbtrack-fake-dist") == "nbtrack-fake-dist==1.2"
+    assert environment.requirements((), model_class()) == ["nbtrack-fake-dist==1.2"]
+
+
 def test_every_file_sha256_is_recorded_in_the_run_journal(tracking) -> None:
     X, _ = iris()
     _, info, folder = _log(tracking, classifier(), input_example=X.head(2))
