@@ -12,7 +12,7 @@ Workloads (see benchmarks/README.md):
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_provenance.py            # ~4 min on 2 cores
+    .venv/bin/python benchmarks/bench_provenance.py            # ~2.5 min on 2 cores
     .venv/bin/python benchmarks/bench_provenance.py --quick    # smaller repeats
 
 Not a test: it prints medians and PASS/FAIL against the targets and exits 0.
