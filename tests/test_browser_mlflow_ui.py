@@ -40,7 +40,6 @@ TOLERATED = {"/ajax-api/2.0/mlflow/users/current"}  # 404 on MLflow's sqlite sto
 PRESIGNED_UNSUPPORTED = "Presigned download is not supported for the current artifact repository"
 LOG_RUN = """
 import sys
-import urllib.request
 import numpy as np
 from sklearn.linear_model import LinearRegression
 import nbtrack
@@ -105,8 +104,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
 def _search_runs(url: str, experiment_id: str) -> None:
     """One search before the page's burst of requests. MLflow 3.18's server imports its
     auth module on the first search, and an assistant request arriving meanwhile reads
-    the half-imported module and fails (500, on any backend store); once imported, it
-    answers. The search also proves the store answers MLflow's REST API directly."""
+    the half-imported module and fails with a 500 (a race in MLflow's server, whatever
+    the store); once imported, it answers. The search also proves that the store answers
+    MLflow's REST API directly."""
     request = urllib.request.Request(
         f"{url}/api/2.0/mlflow/runs/search",
         data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
