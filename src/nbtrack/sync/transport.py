@@ -3,15 +3,15 @@
 MLflow's ``http_request`` resolves its request-header providers (whose Databricks
 provider searches the import path for modules that are not installed), and ``requests``
 the environment's proxies, CA bundle and netrc, on every request: ~4 ms of CPU a request,
-four requests a pushed run,
-which background sync takes from the training loop beside it. A :class:`Transport`
-resolves the same things once per connection and keeps them on a ``requests.Session``:
-MLflow's request headers, its credentials and TLS settings (``get_default_host_creds``:
-``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``_TOKEN``, ``_INSECURE_TLS``,
-``_SERVER_CERT_PATH``, ``_CLIENT_CERT_PATH``, an auth plugin, AWS SigV4) and its retry
-policy (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``_BACKOFF_FACTOR``, ``_BACKOFF_JITTER``,
-``_TIMEOUT``; 408, 429 and 5xx retried): ~2 ms a request. Credentials a session cannot
-carry (Databricks' SDK and OAuth) go through MLflow's ``http_request`` as before.
+four requests a pushed run, which background sync takes from the training loop beside
+it. A :class:`Transport` resolves the same things once per connection and keeps them on
+a ``requests.Session``: MLflow's request headers, its credentials and TLS settings
+(``get_default_host_creds``: ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, ``_TOKEN``,
+``_INSECURE_TLS``, ``_SERVER_CERT_PATH``, ``_CLIENT_CERT_PATH``, an auth plugin, AWS
+SigV4) and its retry policy (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ``_BACKOFF_FACTOR``,
+``_BACKOFF_JITTER``, ``_TIMEOUT``; 408, 429 and 5xx retried): ~2 ms a request.
+Credentials a session cannot carry (Databricks' SDK and OAuth) go through MLflow's
+``http_request`` as before.
 """
 
 from __future__ import annotations
