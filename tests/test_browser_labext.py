@@ -125,6 +125,18 @@ def _wait_idle(page: Any, timeout: float = 300) -> None:
         time.sleep(0.25)
 
 
+EXECUTE = """([code, ms]) => Promise.race([
+  window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
+    .requestExecute({code}).done.then(m => m.content.status),
+  new Promise(resolve => setTimeout(() => resolve('no reply'), ms))])"""
+
+
+def _execute(page: Any, code: str, timeout: float = 120) -> str:
+    """Run ``code`` in the current notebook's kernel; its reply's status, or 'no reply'
+    after ``timeout`` seconds (a kernel that hangs fails the test, not the whole run)."""
+    return page.evaluate(EXECUTE, [code, timeout * 1000])
+
+
 def _rows(scope: Any) -> Any:
     return scope.locator(".nbt-runs tbody tr")
 
@@ -154,7 +166,8 @@ def test_the_sidebar_lists_filters_and_marks_a_bad_filter(page, tmp_path):
     sidebar = page.sidebar
     assert sorted(_names(sidebar)) == sorted(["lr-0.1", "lr-0.01", XSS])
     picker = sidebar.locator("select.nbt-experiment-picker")
-    assert "lab-demo (3)" in picker.locator("option:checked").inner_text()
+    # The list comes in its own request, beside the table's.
+    _wait_for(lambda: "lab-demo (3)" in picker.locator("option:checked").inner_text())
     _shoot(sidebar, tmp_path, "sidebar")
     _filter(sidebar, "metrics.acc > 0.85")
     _wait_for(lambda: _names(sidebar) == ["lr-0.1"])
@@ -215,11 +228,7 @@ def test_a_run_a_kernel_logs_appears_in_the_open_sidebar(page, tmp_path):
     code = (
         "with nbtrack.start_run(run_name='from-the-kernel'):\n    nbtrack.log_metric('acc', 0.77)\n"
     )
-    p.evaluate(
-        """code => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
-        .requestExecute({code}).done""",
-        code,
-    )
+    assert _execute(p, code) == "ok"
     started = time.monotonic()
     page.sidebar.locator("td.nbt-run-name", has_text="from-the-kernel").wait_for(timeout=15_000)
     assert time.monotonic() - started < 10
@@ -230,18 +239,10 @@ def test_a_run_a_kernel_logs_appears_in_the_open_sidebar(page, tmp_path):
 
 def test_the_status_bar_names_the_run_the_kernel_logs_to(page):
     p = page.page
-    p.evaluate(
-        """code => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
-        .requestExecute({code}).done""",
-        "status_run = nbtrack.start_run(run_name='still-running')",
-    )
+    assert _execute(p, "status_run = nbtrack.start_run(run_name='still-running')") == "ok"
     item = p.locator(".nbt-status-item")
     _wait_for(lambda: "still-running" in item.inner_text(), timeout=15)
-    p.evaluate(
-        """code => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
-        .requestExecute({code}).done""",
-        "nbtrack.end_run(); nbtrack.flush()",
-    )
+    assert _execute(p, "nbtrack.end_run(); nbtrack.flush()") == "ok"
     _wait_for(lambda: item.inner_text() == "", timeout=15)
 
 
@@ -249,12 +250,7 @@ def test_a_promotion_with_a_reason_from_the_registry_tab_reaches_the_audit_log(p
     p = page.page
     p.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'train.ipynb'})")
     p.wait_for_function(KERNEL_IDLE)
-    reply = p.evaluate(
-        """code => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel
-        .requestExecute({code}).done.then(m => m.content.status)""",
-        MODEL,
-    )
-    assert reply == "ok"
+    assert _execute(p, MODEL) == "ok"
     page.sidebar.locator("button.nbt-open-registry").click()
     panel = p.locator(".nbt-registry")
     version = panel.locator(".nbt-versions tr[data-version='1']")

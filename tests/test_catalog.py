@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import orjson
@@ -377,3 +378,34 @@ def test_remove_drops_rows_from_the_snapshot_and_from_the_log_for_every_reader(
         assert catalog.get("runs", "kept") == {"status": "FINISHED", "params": {"lr": "0.1"}}
         assert len(catalog.run_columns()) == 1
     assert (tmp_path / CHANGELOG_NAME).stat().st_size == 0  # folded into the new snapshot
+
+
+def test_a_commit_from_another_thread_waits_for_the_store_lock_without_a_deadlock(
+    tmp_path: Path,
+) -> None:
+    """The background flusher commits each second what run writers staged. If it takes its
+    turn while the user's thread holds the store lock, and that thread then commits too
+    (every store write does, still holding the lock), neither may wait on the other.
+    They did: a process logging metrics while it set experiment tags hung within seconds."""
+    lock = StoreLock(tmp_path / "store.lock")
+    catalog = CatalogStorage(tmp_path, lock)
+    catalog.stage("runs", "r1", {"params": {"lr": "0.1"}})  # a run writer's flush
+    done = []
+
+    def user_write() -> None:
+        with lock:  # as Store.create_run and a registry transaction hold it
+            background = threading.Thread(target=catalog.commit, daemon=True)
+            background.start()
+            background.join(0.3)  # the flusher's commit is now waiting for its turn
+            catalog.stage("experiments", "1", {"set": {"name": "e"}})
+            catalog.commit()
+        background.join(10)
+        done.append(not background.is_alive())
+
+    user = threading.Thread(target=user_write, daemon=True)
+    user.start()
+    user.join(10)
+    assert done == [True], "the two commits wait on each other"
+    reader = _catalog(tmp_path)
+    assert reader.get("runs", "r1") == {"params": {"lr": "0.1"}}
+    assert reader.get("experiments", "1") == {"name": "e"}

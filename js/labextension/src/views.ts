@@ -120,11 +120,17 @@ export class ExperimentsSidebar extends Widget {
     this.shown = this.picker.value = chosen ? chosen.experiment_id : '';
   }
 
+  private loads = 0; // experiment lists asked for, so that an older answer never wins
+
   private async loadExperiments(): Promise<Experiment[]> {
+    const load = ++this.loads;
     const [{ experiments }, store] = await Promise.all([
       api<{ experiments: Experiment[] }>('experiments'),
       api<{ path: string; exists: boolean }>('store')
     ]);
+    if (load !== this.loads) {
+      return experiments; // a later list is on its way: showing this one would undo it
+    }
     this.note.textContent = store.exists
       ? `store: ${store.path}`
       : `No nbtrack store at ${store.path} yet: %load_ext nbtrack and a %%track cell make one.`;

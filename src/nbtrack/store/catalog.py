@@ -143,7 +143,6 @@ class CatalogStorage(Storage):
         # Guards the in-memory state against the background flusher; taken after the
         # store lock, never before it.
         self._mutex = threading.RLock()
-        self._commit_lock = threading.RLock()
 
     def _reset(self, signature: tuple[int, int, int] | None) -> None:
         """Forget everything read from the files (staged patches stay)."""
@@ -363,7 +362,11 @@ class CatalogStorage(Storage):
         """
         if not self.writable:
             return
-        with self._commit_lock:
+        # The store lock, not a lock of the commit's own: the threads that commit holding
+        # it (every store write) and the flusher that commits without it then take their
+        # turns in one order, and a thread whose patches another one took waits here
+        # until they are written.
+        with self._lock:
             if self._staged:
                 try:
                     self._commit_staged()
@@ -371,45 +374,44 @@ class CatalogStorage(Storage):
                     raise _write_error(self._changelog, error, _UNCOMMITTED) from error
 
     def _commit_staged(self) -> None:
-        with self._lock:
-            self.refresh()
-            with self._mutex:
-                staged, self._staged = self._staged, {}
-                generation = self._generation
-                lines = b"".join(
-                    orjson.dumps(
-                        {"gen": generation, "table": t, "id": i, "patch": patch_to_disk(patch)}
-                    )
-                    + b"\n"
-                    for (t, i), patch in staged.items()
+        self.refresh()
+        with self._mutex:
+            staged, self._staged = self._staged, {}
+            generation = self._generation
+            lines = b"".join(
+                orjson.dumps(
+                    {"gen": generation, "table": t, "id": i, "patch": patch_to_disk(patch)}
                 )
-            try:
-                with open(self._changelog, "ab") as log:
-                    if log.tell() > self._log_offset:
-                        log.truncate(self._log_offset)  # a torn record left by a failed write
-                    log.write(lines)
-                    log.flush()
-                    # Not log.tell(): truncating does not move the position of an "ab" file.
-                    size = os.fstat(log.fileno()).st_size
-            except BaseException:
-                with self._mutex:  # nothing was committed: keep it staged, in order
-                    for key, patch in staged.items():
-                        later = self._staged.get(key)
-                        if later is not None:
-                            merge_patch(patch, later)
-                        self._staged[key] = patch
-                raise
-            with self._mutex:
-                self._log_offset = size
-                self._appended = True
-                for (table, run_id), patch in staged.items():
-                    if table == RUNS:
-                        self._add_committed(run_id, patch)
-                if self._log_offset > self._compact_threshold():
-                    # Compacting only makes later reads cheaper: if it fails (a full
-                    # disk), the log still holds everything, and a later commit tries again.
-                    with contextlib.suppress(OSError):
-                        self._compact()
+                + b"\n"
+                for (t, i), patch in staged.items()
+            )
+        try:
+            with open(self._changelog, "ab") as log:
+                if log.tell() > self._log_offset:
+                    log.truncate(self._log_offset)  # a torn record left by a failed write
+                log.write(lines)
+                log.flush()
+                # Not log.tell(): truncating does not move the position of an "ab" file.
+                size = os.fstat(log.fileno()).st_size
+        except BaseException:
+            with self._mutex:  # nothing was committed: keep it staged, in order
+                for key, patch in staged.items():
+                    later = self._staged.get(key)
+                    if later is not None:
+                        merge_patch(patch, later)
+                    self._staged[key] = patch
+            raise
+        with self._mutex:
+            self._log_offset = size
+            self._appended = True
+            for (table, run_id), patch in staged.items():
+                if table == RUNS:
+                    self._add_committed(run_id, patch)
+            if self._log_offset > self._compact_threshold():
+                # Compacting only makes later reads cheaper: if it fails (a full
+                # disk), the log still holds everything, and a later commit tries again.
+                with contextlib.suppress(OSError):
+                    self._compact()
 
     def _compact_threshold(self) -> int:
         size = self._file.signature[1] if self._file is not None else 0

@@ -691,7 +691,8 @@ class Store:
     def _housekeeping(self) -> None:
         """What the background thread does each second besides flushing buffers."""
         self._sync_closed_journals()
-        self.catalog.commit()
+        if self.catalog.has_staged:  # what this thread's flushes staged; else no lock to take
+            self.catalog.commit()
 
     def _sync_closed_journals(self) -> None:
         # Held until the fsyncs are done, so a flush() racing the background thread
