@@ -398,3 +398,55 @@ def test_searcher_sees_run_count_only_grow_while_two_processes_log(tmp_path, sto
             assert row["metrics"]["loss"][:2] == [1.0 / (index + 5), 4]
         report = doctor(store, progress=False)
         assert report.healthy and report.runs_checked == 2 * runs_each, str(report)
+
+
+@pytest.mark.timeout(120)
+def test_a_process_writing_from_two_threads_never_hangs(store_dir):
+    """One thread logs metrics (the flusher commits them each second) while another writes
+    experiment tags and new runs (each write commits under the store lock): all of it is
+    written, and nothing waits for good. Before the fix, this hung within the first second."""
+    script = textwrap.dedent(
+        """
+        import sys, threading, time
+        import nbtrack
+
+        nbtrack.set_tracking_uri(sys.argv[1])
+        experiment = nbtrack.set_experiment("two-threads")
+        client = nbtrack.MlflowClient()
+        stop, steps = threading.Event(), []
+
+        def train():
+            with nbtrack.start_run(run_name="training") as run:
+                while not stop.is_set():
+                    nbtrack.log_metric("loss", 1.0 / (len(steps) + 1), step=len(steps))
+                    steps.append(run.info.run_id)
+                    time.sleep(0.0005)
+
+        thread = threading.Thread(target=train)
+        thread.start()
+        writes, started = 0, time.monotonic()
+        while time.monotonic() - started < 3:
+            client.set_experiment_tag(experiment.experiment_id, "writes", str(writes + 1))
+            if writes % 50 == 0:
+                client.create_run(experiment.experiment_id, run_name=f"side-{writes}")
+            writes += 1
+        stop.set()
+        thread.join()
+        print(writes, len(steps), steps[0])
+        """
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, store_dir], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung: its two threads wait on each other")
+    assert done.returncode == 0, done.stderr
+    writes, steps, run_id = done.stdout.split()
+    with Store(store_dir) as store:
+        experiment = next(e for e in store.experiments() if e["name"] == "two-threads")
+        assert experiment["tags"]["writes"] == writes
+        steps_written, _, _ = store.metric_history(run_id, "loss")
+        assert list(steps_written) == list(range(int(steps)))
+        names = {r["run_name"] for r in store.runs()}
+        assert {"training", "side-0"} <= names and len(names) == 1 + -(-int(writes) // 50)
