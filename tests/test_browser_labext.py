@@ -238,12 +238,16 @@ def test_a_run_a_kernel_logs_appears_in_the_open_sidebar(page, tmp_path):
 
 
 def test_the_status_bar_names_the_run_the_kernel_logs_to(page):
+    """And the experiment picker counts the run as running while it is."""
     p = page.page
     assert _execute(p, "status_run = nbtrack.start_run(run_name='still-running')") == "ok"
     item = p.locator(".nbt-status-item")
     _wait_for(lambda: "still-running" in item.inner_text(), timeout=15)
+    shown = page.sidebar.locator("select.nbt-experiment-picker option:checked")
+    _wait_for(lambda: "lab-demo (5, 1 running)" in shown.inner_text(), timeout=15)
     assert _execute(p, "nbtrack.end_run(); nbtrack.flush()") == "ok"
     _wait_for(lambda: item.inner_text() == "", timeout=15)
+    _wait_for(lambda: "lab-demo (5)" in shown.inner_text(), timeout=15)
 
 
 def test_a_promotion_with_a_reason_from_the_registry_tab_reaches_the_audit_log(page, tmp_path):

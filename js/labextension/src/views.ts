@@ -87,7 +87,7 @@ export class ExperimentsSidebar extends Widget {
       this.slot
     );
     feed.subscribe(changes => {
-      if (changes.experiments || changes.added.length || changes.reset) {
+      if (changes.experiments || changes.reset) { // a run added or ended changes the counts
         void this.loadExperiments();
       }
     });

@@ -5,8 +5,9 @@ registry's journal are compared by their file signatures, and when the catalog's
 re-reads what other processes committed (``catalog.refresh()``). Not refresh()'s answer:
 any other reader in this process (a panel, a request) may have read the change first.
 Each look that found something becomes one event, numbered: the runs added, changed or
-removed, and whether experiments or the registry changed. A page asks for the events
-after the last number it saw and waits (long-poll) until there is one.
+removed, and whether experiments (the count of their runs in each state among them) or
+the registry changed. A page asks for the events after the last number it saw and waits
+(long-poll) until there is one.
 """
 
 from __future__ import annotations
@@ -82,8 +83,13 @@ class ChangeFeed:
             if not (first or catalog != self._catalog or registry != self._registry):
                 return None
             self._catalog = catalog
-            added, changed, removed = self._diff_runs(store.runs())
-            experiments = hash(orjson.dumps(store.experiments()))
+            rows = store.runs()
+            added, changed, removed = self._diff_runs(rows)
+            # The picker shows each experiment's runs and running runs: those counts too.
+            counts = collections.Counter(
+                (r["experiment_id"], r.get("lifecycle_stage"), r.get("status")) for r in rows
+            )
+            experiments = hash((orjson.dumps(store.experiments()), frozenset(counts.items())))
             event = {
                 "added": added,
                 "changed": changed,
