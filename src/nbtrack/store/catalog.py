@@ -134,6 +134,7 @@ class CatalogStorage(Storage):
         self._summarize = summarize
         self._file: Snapshot | None = None
         self._staged: dict[tuple[str, str], Patch] = {}
+        self._committing = False  # staged patches taken by a commit, not yet in the log
         self._fresh: set[str] = set()  # runs known not to be in the snapshot read
         self._reset(None)
         self._loaded = False
@@ -360,8 +361,8 @@ class CatalogStorage(Storage):
         another thread is committing at the same moment. In a read-only store the
         staged patches stay in this process's memory.
         """
-        if not self.writable:
-            return
+        if not self.writable or not (self._staged or self._committing):
+            return  # nothing to write, nor being written: no lock to wait for
         # The store lock, not a lock of the commit's own: the threads that commit holding
         # it (every store write) and the flusher that commits without it then take their
         # turns in one order, and a thread whose patches another one took waits here
@@ -385,6 +386,7 @@ class CatalogStorage(Storage):
                 + b"\n"
                 for (t, i), patch in staged.items()
             )
+            self._committing = True
         try:
             with open(self._changelog, "ab") as log:
                 if log.tell() > self._log_offset:
@@ -400,8 +402,10 @@ class CatalogStorage(Storage):
                     if later is not None:
                         merge_patch(patch, later)
                     self._staged[key] = patch
+                self._committing = False
             raise
         with self._mutex:
+            self._committing = False
             self._log_offset = size
             self._appended = True
             for (table, run_id), patch in staged.items():

@@ -691,8 +691,7 @@ class Store:
     def _housekeeping(self) -> None:
         """What the background thread does each second besides flushing buffers."""
         self._sync_closed_journals()
-        if self.catalog.has_staged:  # what this thread's flushes staged; else no lock to take
-            self.catalog.commit()
+        self.catalog.commit()
 
     def _sync_closed_journals(self) -> None:
         # Held until the fsyncs are done, so a flush() racing the background thread
