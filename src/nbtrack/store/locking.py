@@ -1,4 +1,11 @@
-"""The store's inter-process lock: one writer at a time for the catalog and experiments."""
+"""The store's inter-process lock: one writer at a time for the catalog and experiments.
+
+It is the outermost of the store's locks: a thread holding it may take the registry's
+and then the catalog's mutex (a run writer's lock also comes before the catalog's
+mutex), and takes it again freely; a thread that does not hold it never waits for it
+while holding any of those, or two threads can wait on each other for good (a catalog
+commit once did).
+"""
 
 from __future__ import annotations
 
