@@ -404,7 +404,7 @@ def test_searcher_sees_run_count_only_grow_while_two_processes_log(tmp_path, sto
 def test_a_process_writing_from_two_threads_never_hangs(store_dir):
     """One thread logs metrics (the flusher commits them each second) while another writes
     experiment tags and new runs (each write commits under the store lock): all of it is
-    written, and nothing waits for good. Before the fix, this hung within the first second."""
+    written, and nothing waits for good. Before the fix, this hung at the flusher's first tick."""
     script = textwrap.dedent(
         """
         import sys, threading, time
@@ -448,5 +448,5 @@ def test_a_process_writing_from_two_threads_never_hangs(store_dir):
         assert experiment["tags"]["writes"] == writes
         steps_written, _, _ = store.metric_history(run_id, "loss")
         assert list(steps_written) == list(range(int(steps)))
-        names = {r["run_name"] for r in store.runs()}
-        assert {"training", "side-0"} <= names and len(names) == 1 + -(-int(writes) // 50)
+        sides = {f"side-{i}" for i in range(0, int(writes), 50)}
+        assert {r["run_name"] for r in store.runs()} == {"training", *sides}
