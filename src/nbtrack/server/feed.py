@@ -5,7 +5,7 @@ registry's journal are compared by their file signatures, and when the catalog's
 re-reads what other processes committed (``catalog.refresh()``). Not refresh()'s answer:
 any other reader in this process (a panel, a request) may have read the change first.
 Each look that found something becomes one event, numbered: the runs added, changed or
-removed, and whether experiments (the count of their runs in each state among them) or
+removed, and whether experiments (their counts of runs and running runs among them) or
 the registry changed. A page asks for the events after the last number it saw and waits
 (long-poll) until there is one.
 """
@@ -85,11 +85,7 @@ class ChangeFeed:
             self._catalog = catalog
             rows = store.runs()
             added, changed, removed = self._diff_runs(rows)
-            # The picker shows each experiment's runs and running runs: those counts too.
-            counts = collections.Counter(
-                (r["experiment_id"], r.get("lifecycle_stage"), r.get("status")) for r in rows
-            )
-            experiments = hash((orjson.dumps(store.experiments()), frozenset(counts.items())))
+            experiments = hash(orjson.dumps([store.experiments(), run_counts(rows)]))
             event = {
                 "added": added,
                 "changed": changed,
@@ -142,6 +138,18 @@ class ChangeFeed:
         for waiter in list(self._waiters):
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def run_counts(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Each experiment's active runs and how many of them are running (what the sidebar's
+    experiment picker shows), by experiment id."""
+    counts: dict[str, list[int]] = {}
+    for row in rows:
+        if row.get("lifecycle_stage", "active") == "active":
+            count = counts.setdefault(row["experiment_id"], [0, 0])
+            count[0] += 1
+            count[1] += row.get("status") == "RUNNING"
+    return counts
 
 
 async def wait_for_wake(waiters: set[asyncio.Future[None]], timeout: float) -> None:

@@ -20,7 +20,7 @@ from tornado import web
 
 from nbtrack.entities import ViewType
 from nbtrack.errors import InvalidFilterError, InvalidParameterError, NbtrackError, NotFoundError
-from nbtrack.server.feed import ChangeFeed
+from nbtrack.server.feed import ChangeFeed, run_counts
 from nbtrack.server.panels import PanelHub
 from nbtrack.server.settings import StoreHandle
 from nbtrack.store import Store
@@ -138,12 +138,7 @@ class Experiments(Handler):
         store = self.ctx.handle.existing()
         if store is None:
             return self.reply({"experiments": []})
-        counts: dict[str, list[int]] = {}
-        for row in store.runs():
-            if row.get("lifecycle_stage", "active") == "active":
-                count = counts.setdefault(row["experiment_id"], [0, 0])
-                count[0] += 1
-                count[1] += row.get("status") == "RUNNING"
+        counts = run_counts(store.runs())
         found = []
         for experiment in store.experiments():
             if visible(experiment["lifecycle_stage"], view):
