@@ -12,10 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = ROOT / "src" / "nbtrack" / "labextension"  # what `make` builds from js/labextension
@@ -62,6 +64,20 @@ def isolated_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
         env.pop(variable, None)
     env.update(extra or {})
     return env
+
+
+def call_json(url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """GET ``url + path`` (POST ``body`` as JSON if given): the status and the decoded
+    answer (an error's text as it came)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{url}{path}", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def wait_until_answering(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -13,12 +13,10 @@ log must hold no error. Screenshots go to ``benchmarks/results/screenshots/mlflo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +25,7 @@ from typing import Any
 import pytest
 
 from plugin_fixtures import CLEARED
-from server_helpers import free_port, wait_until_answering
+from server_helpers import call_json, free_port, wait_until_answering
 from test_browser import CHROMIUM, SHOTS, kept_page
 
 pytestmark = [
@@ -107,13 +105,11 @@ def _search_runs(url: str, experiment_id: str) -> None:
     the half-imported module and fails with a 500 (a race in MLflow's server, whatever
     the store); once imported, it answers. The search also proves that the store answers
     MLflow's REST API directly."""
-    request = urllib.request.Request(
-        f"{url}/api/2.0/mlflow/runs/search",
-        data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
-        headers={"Content-Type": "application/json"},
+    status, answer = call_json(
+        url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]}
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        assert len(json.load(response)["runs"]) == 1
+    assert status == 200, answer
+    assert len(answer["runs"]) == 1
 
 
 def _listening(port: int) -> bool:

@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +20,7 @@ from mlflow import MlflowClient
 
 from nbtrack.mlflow_ui import server_command
 from plugin_fixtures import CLEARED
-from server_helpers import free_port, wait_until_answering
+from server_helpers import call_json, free_port, wait_until_answering
 
 pytestmark = pytest.mark.slow  # two MLflow servers, models logged
 
@@ -89,29 +87,17 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Simp
             generator.close()
 
 
-def _call(url: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        f"{url}{path}", data=data, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def _both(servers: dict[str, SimpleNamespace], path: str, body: Any = None) -> list[Any]:
     answers = []
     for side in ("sqlite", "nbtrack"):
         server = servers[side]
-        _, experiment = _call(
+        _, experiment = call_json(
             server.url, "/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=ui-calls"
         )
         filled = json.loads(
             json.dumps(body).replace("EXPERIMENT", experiment["experiment"]["experiment_id"])
         )
-        status, answer = _call(server.url, path, filled)
+        status, answer = call_json(server.url, path, filled)
         assert status == 200, (side, answer)
         answers.append(answer)
     return answers
@@ -171,7 +157,7 @@ def test_genai_pages_get_mlflow_not_supported(servers: dict[str, SimpleNamespace
         ("/ajax-api/3.0/mlflow/label-schemas/list?experiment_id=1", "Review queues"),
         ("/ajax-api/3.0/mlflow/gateway/endpoints/list", "AI Gateway endpoints"),
     ]:
-        status, answer = _call(url, path)
+        status, answer = call_json(url, path)
         assert status == 501, (path, answer)
         assert json.loads(answer)["error_code"] == "NOT_IMPLEMENTED"
         assert f"{what}" in json.loads(answer)["message"]
